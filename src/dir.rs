@@ -1,0 +1,424 @@
+//! The private directory: made with an unpredictable name and mode 0700 in a checked parent,
+//! and removed again with nothing but what usock made.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, ErrorKind, Result, show, show_bytes};
+use crate::name::{self, DEFAULT_SOCKET_NAME, DIR_NAME_LEN};
+use crate::parent::{self, Parent};
+use crate::sys::{self, At, FileKind, Stat};
+
+/// Longest socket path, in bytes without the NUL, that fits in `sockaddr_un.sun_path`.
+pub const MAX_SOCKET_PATH: usize = sys::SUN_PATH_LEN - 1;
+
+/// Fresh names tried when a name is taken before giving up with [`ErrorKind::Exhausted`].
+/// With 65 random bits a single collision is already astronomically unlikely, so hitting this
+/// means the random source is broken or someone can predict it: stop rather than loop.
+const MAX_ATTEMPTS: usize = 16;
+
+/// `mkdir` errors that make automatic choice move on to the next candidate: this place cannot
+/// take a directory, another might.
+const SKIPPABLE: &[i32] = &[
+    libc::EACCES,
+    libc::EPERM,
+    libc::EROFS,
+    libc::ENOSPC,
+    libc::EDQUOT,
+];
+
+/// A socket usock bound, by name and by identity, so that cleanup removes that file and no other.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub name: CString,
+    pub id: Stat,
+}
+
+/// A private directory for Unix domain sockets.
+///
+/// Made by [`PrivateDir::new`] (automatic location) or [`PrivateDir::in_parent`]: a fresh
+/// directory with an unpredictable name and mode 0700, owned by the effective user. Bind
+/// sockets in it with [`bind`](PrivateDir::bind), or get a path for another socket library with
+/// [`socket_path`](PrivateDir::socket_path). [`cleanup`](PrivateDir::cleanup) (or dropping
+/// the value) removes the sockets and the directory, and nothing that usock did not make.
+///
+/// A `PrivateDir` may be shared between threads. After `fork`, the child's copy removes nothing.
+#[derive(Debug)]
+pub struct PrivateDir {
+    path: PathBuf,
+    name: CString,
+    parent: OwnedFd,
+    pub(crate) dir: OwnedFd,
+    id: Stat,
+    pid: u32,
+    euid: u32,
+    pub(crate) bound: Mutex<Vec<Bound>>,
+    done: bool,
+}
+
+/// The message for a socket path that would not fit.
+pub(crate) fn too_long(what: impl std::fmt::Display, len: usize) -> Error {
+    Error::new(
+        ErrorKind::TooLong,
+        format!(
+            "{what} is {len} bytes; the limit here is {MAX_SOCKET_PATH} (sun_path holds {} bytes with the NUL)",
+            sys::SUN_PATH_LEN
+        ),
+    )
+}
+
+/// Checks that a directory in `parent` has room for the default socket name.
+fn check_parent_len(parent: &Path) -> Result<()> {
+    let len = parent.as_os_str().len() + 1 + DIR_NAME_LEN + 1 + DEFAULT_SOCKET_NAME.len();
+    if len > MAX_SOCKET_PATH {
+        let example = parent.join(format!("usock-{}", "X".repeat(DIR_NAME_LEN - 6)));
+        return Err(too_long(
+            format_args!(
+                "a socket path in parent {} (such as {}/{DEFAULT_SOCKET_NAME})",
+                show(parent),
+                show(&example)
+            ),
+            len,
+        ));
+    }
+    Ok(())
+}
+
+impl PrivateDir {
+    /// Makes a private directory at the automatic location: the first of `$XDG_RUNTIME_DIR`,
+    /// `$TMPDIR`, `/tmp` and `/var/tmp` that exists, passes the safety checks, leaves room for a
+    /// socket path, and accepts a new directory.
+    ///
+    /// Fails with [`ErrorKind::NoDir`] naming every candidate and why it was skipped.
+    pub fn new() -> Result<PrivateDir> {
+        let mut skipped = Vec::new();
+        for candidate in parent::candidates() {
+            let label = candidate.label();
+            let Some(path) = candidate.path.as_ref().filter(|p| !p.is_empty()) else {
+                skipped.push(format!("{label}: not set"));
+                continue;
+            };
+            let path = Path::new(path);
+            if path.is_relative() {
+                skipped.push(format!("{label}: not an absolute path"));
+                continue;
+            }
+            let parent = match parent::open_checked(path) {
+                Ok(parent) => parent,
+                Err(e) if e.kind() == ErrorKind::Unsafe || e.kind() == ErrorKind::System => {
+                    skipped.push(format!("{label}: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Err(e) = check_parent_len(&parent.path) {
+                skipped.push(format!("{label}: {e}"));
+                continue;
+            }
+            match PrivateDir::create_in(parent) {
+                Err(e)
+                    if e.kind() == ErrorKind::System
+                        && e.raw_os_error().is_some_and(|n| SKIPPABLE.contains(&n)) =>
+                {
+                    skipped.push(format!("{label}: {e}"));
+                }
+                result => return result,
+            }
+        }
+        Err(Error::new(
+            ErrorKind::NoDir,
+            format!(
+                "no usable parent directory for a private socket directory: {}",
+                skipped.join("; ")
+            ),
+        ))
+    }
+
+    /// Makes a private directory in `parent`, which must pass the safety checks: it and every
+    /// ancestor owned by root or the effective user, and any writable by group or others sticky.
+    ///
+    /// Fails with [`ErrorKind::Unsafe`] or [`ErrorKind::TooLong`] before creating anything.
+    pub fn in_parent(parent: impl AsRef<Path>) -> Result<PrivateDir> {
+        let parent = parent.as_ref();
+        if parent.as_os_str().is_empty() {
+            return Err(Error::invalid("the parent directory is an empty path"));
+        }
+        let parent = parent::open_checked(parent)?;
+        check_parent_len(&parent.path)?;
+        PrivateDir::create_in(parent)
+    }
+
+    /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
+    pub fn create(parent: Option<&Path>) -> Result<PrivateDir> {
+        match parent {
+            Some(parent) => PrivateDir::in_parent(parent),
+            None => PrivateDir::new(),
+        }
+    }
+
+    fn create_in(parent: Parent) -> Result<PrivateDir> {
+        let at = At::Fd(parent.fd.as_fd());
+        let mut attempt = 0;
+        let name = loop {
+            attempt += 1;
+            let name = name::random_dir_name()
+                .map_err(|e| Error::system("cannot read the OS random source", &e))?;
+            match sys::mkdir_at(at, &name, 0o700) {
+                Ok(()) => break name,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    if attempt == MAX_ATTEMPTS {
+                        return Err(Error::new(
+                            ErrorKind::Exhausted,
+                            format!(
+                                "{MAX_ATTEMPTS} fresh random names in {} were all taken; the random source may be broken",
+                                show(&parent.path)
+                            ),
+                        )
+                        .with_errno(&e));
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::system(
+                        format_args!("cannot create a directory in {}", show(&parent.path)),
+                        &e,
+                    ));
+                }
+            }
+        };
+        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+        match secure_new_dir(&parent, &name, &path) {
+            Ok((dir, id)) => Ok(PrivateDir {
+                path,
+                name,
+                parent: parent.fd,
+                dir,
+                id,
+                pid: sys::getpid(),
+                euid: sys::geteuid(),
+                bound: Mutex::new(Vec::new()),
+                done: false,
+            }),
+            Err(e) => {
+                // Nothing is left behind: rmdir removes only an empty directory, and the name
+                // is ours (random, just made, in a parent where others cannot rename entries).
+                let _ = sys::unlink_at(at, &name, true);
+                Err(e)
+            }
+        }
+    }
+
+    /// The directory's path: absolute, with no symbolic links in it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of socket `name` inside the directory (`None`: `sock`), for callers that bind
+    /// with their own socket library. Fails with [`ErrorKind::Invalid`] for a name that is not
+    /// one path component, and [`ErrorKind::TooLong`] when the path would not fit `sun_path`.
+    pub fn socket_path(&self, name: Option<&OsStr>) -> Result<PathBuf> {
+        let name = name::socket_name(name)?;
+        self.socket_path_of(&name)
+    }
+
+    pub(crate) fn socket_path_of(&self, name: &CString) -> Result<PathBuf> {
+        let path = self.path.join(OsStr::from_bytes(name.to_bytes()));
+        let len = path.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(too_long(
+                format_args!("socket path {}", show(&path)),
+                len,
+            ));
+        }
+        Ok(path)
+    }
+
+    /// Removes the sockets in the directory, then the directory itself.
+    ///
+    /// A socket is removed when usock bound it (same device and inode) or when it is owned by
+    /// the effective user (bound by the caller at [`socket_path`](PrivateDir::socket_path)).
+    /// Anything else (a regular file, a subdirectory, a FIFO, a symlink, an object swapped in) is
+    /// left in place, nothing is followed or deleted recursively, and the result is
+    /// [`ErrorKind::Changed`] naming what was left. The directory is removed only while its name
+    /// in the parent still refers to the directory usock made. In a process other than the one
+    /// that made the directory (a child after `fork`), nothing is removed.
+    pub fn cleanup(mut self) -> Result<()> {
+        self.cleanup_now()
+    }
+
+    fn cleanup_now(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.done, true) || sys::getpid() != self.pid {
+            return Ok(());
+        }
+        let bound = std::mem::take(self.bound.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let dir = At::Fd(self.dir.as_fd());
+        let mut problems = Vec::new();
+
+        // Fast path: remove the sockets we know, then the directory. Only when the directory
+        // is not empty afterwards is it listed.
+        for socket in &bound {
+            if let Ok(st) = sys::lstat_at(dir, &socket.name) {
+                if st.kind() == FileKind::Socket && st.same_file(&socket.id) {
+                    if let Err(e) = sys::unlink_at(dir, &socket.name, false) {
+                        problems.push(self.cannot_remove(&socket.name, &e));
+                    }
+                }
+            }
+        }
+        let still_ours = self.name_is_ours()?;
+        if still_ours {
+            match sys::unlink_at(At::Fd(self.parent.as_fd()), &self.name, true) {
+                Ok(()) if problems.is_empty() => return Ok(()),
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
+                Err(e) => {
+                    problems.push(format!(
+                        "cannot remove directory {}: {}",
+                        show(&self.path),
+                        io_reason(&e)
+                    ));
+                }
+            }
+        }
+
+        let mut left = Vec::new();
+        let names = sys::open_dir_read(dir, c".")
+            .and_then(sys::list_dir)
+            .map_err(|e| Error::system(format_args!("cannot list {}", show(&self.path)), &e))?;
+        for entry in names {
+            let shown = self.path.join(OsStr::from_bytes(entry.to_bytes()));
+            let st = match sys::lstat_at(dir, &entry) {
+                Ok(st) => st,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => {
+                    problems.push(format!("cannot stat {}: {}", show(&shown), io_reason(&e)));
+                    continue;
+                }
+            };
+            let ours = bound.iter().any(|b| b.id.same_file(&st));
+            if st.kind() == FileKind::Socket && (ours || st.uid == self.euid) {
+                if let Err(e) = sys::unlink_at(dir, &entry, false) {
+                    problems.push(self.cannot_remove(&entry, &e));
+                }
+            } else if st.kind() == FileKind::Socket {
+                left.push(format!(
+                    "{} (a socket owned by uid {})",
+                    show(&shown),
+                    st.uid
+                ));
+            } else {
+                left.push(format!("{} ({})", show(&shown), st.kind().describe()));
+            }
+        }
+        if left.is_empty() && problems.is_empty() && still_ours {
+            match sys::unlink_at(At::Fd(self.parent.as_fd()), &self.name, true) {
+                Ok(()) => return Ok(()),
+                Err(e) => problems.push(format!(
+                    "cannot remove directory {}: {}",
+                    show(&self.path),
+                    io_reason(&e)
+                )),
+            }
+        }
+        let mut message = Vec::new();
+        if !still_ours {
+            message.push(format!(
+                "{} no longer names the directory usock made (it was moved, removed or replaced); it was left alone",
+                show(&self.path)
+            ));
+        }
+        if !left.is_empty() {
+            message.push(format!(
+                "left in place, not made by usock: {}; so directory {} was kept",
+                left.join(", "),
+                show(&self.path)
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(Error::new(ErrorKind::System, problems.join("; ")));
+        }
+        Err(Error::new(ErrorKind::Changed, message.join("; ")))
+    }
+
+    /// Does the directory's name in the parent still refer to the directory we made?
+    fn name_is_ours(&self) -> Result<bool> {
+        match sys::lstat_at(At::Fd(self.parent.as_fd()), &self.name) {
+            Ok(st) => Ok(st.kind() == FileKind::Directory && st.same_file(&self.id)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(Error::system(
+                format_args!("cannot stat {}", show(&self.path)),
+                &e,
+            )),
+        }
+    }
+
+    fn cannot_remove(&self, name: &CString, err: &io::Error) -> String {
+        format!(
+            "cannot remove {}/{}: {}",
+            show(&self.path),
+            show_bytes(name.to_bytes()),
+            io_reason(err)
+        )
+    }
+}
+
+impl Drop for PrivateDir {
+    /// Cleans up a directory that was not cleaned explicitly, ignoring errors. Use
+    /// [`PrivateDir::cleanup`] to see them.
+    fn drop(&mut self) {
+        let _ = self.cleanup_now();
+    }
+}
+
+fn io_reason(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Opens the directory just made without following symlinks, and makes sure it is what we asked
+/// for: a directory, owned by us, mode exactly 0700 (set through the open descriptor when the
+/// umask took bits away or the parent's setgid bit added one).
+fn secure_new_dir(parent: &Parent, name: &CString, path: &Path) -> Result<(OwnedFd, Stat)> {
+    let dir = sys::open_dir_path(At::Fd(parent.fd.as_fd()), name)
+        .map_err(|e| Error::system(format_args!("cannot open {}", show(path)), &e))?;
+    let stat = |dir: &OwnedFd| {
+        sys::fstat(dir.as_fd())
+            .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))
+    };
+    let mut st = stat(&dir)?;
+    let euid = sys::geteuid();
+    if st.kind() != FileKind::Directory || st.uid != euid {
+        return Err(Error::new(
+            ErrorKind::Unsafe,
+            format!(
+                "{} is {} owned by uid {}, not a directory owned by uid {euid}",
+                show(path),
+                st.kind().describe(),
+                st.uid
+            ),
+        ));
+    }
+    if st.perms() != 0o700 {
+        sys::chmod_fd(dir.as_fd(), 0o700).map_err(|e| {
+            Error::system(format_args!("cannot set mode 0700 on {}", show(path)), &e)
+        })?;
+        st = stat(&dir)?;
+        if st.perms() != 0o700 {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "{} has mode {:04o} after setting 0700",
+                    show(path),
+                    st.perms()
+                ),
+            ));
+        }
+    }
+    Ok((dir, st))
+}

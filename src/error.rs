@@ -1,0 +1,188 @@
+//! The one error type of usock: a kind (which maps one-to-one onto the C status codes), a message
+//! that names the path and the reason, and the operating system's errno when one caused it.
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// What went wrong, in the categories a caller handles differently.
+///
+/// The discriminants are the C ABI's status codes (`USOCK_ERR_*`) and are stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A bad argument: an unknown flag or socket type, a bad socket name.
+    Invalid = -1,
+    /// The socket path would not fit in `sockaddr_un.sun_path` (NUL included).
+    TooLong = -2,
+    /// A directory failed a safety check (owner, mode, symlink, sticky bit).
+    Unsafe = -3,
+    /// Automatic choice found no usable parent directory.
+    NoDir = -4,
+    /// That socket name is already taken in the directory.
+    InUse = -5,
+    /// Fresh random names kept colliding.
+    Exhausted = -6,
+    /// Cleanup found something usock did not make; it was left in place.
+    Changed = -7,
+    /// A system call failed; [`Error::raw_os_error`] has the errno.
+    System = -8,
+    /// The caller's buffer is too small (C ABI only).
+    Buffer = -9,
+    /// An internal error was caught at the C boundary (C ABI only).
+    Panic = -10,
+}
+
+impl ErrorKind {
+    /// The status code of the C ABI.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// A short, fixed description of the kind, e.g. "socket path too long for sun_path".
+    pub fn describe(self) -> &'static str {
+        self.describe_c().to_str().expect("descriptions are ASCII")
+    }
+
+    /// [`describe`](ErrorKind::describe) as a C string, for `usock_strerror`.
+    pub(crate) fn describe_c(self) -> &'static CStr {
+        match self {
+            ErrorKind::Invalid => c"invalid argument",
+            ErrorKind::TooLong => c"socket path too long for sun_path",
+            ErrorKind::Unsafe => c"directory failed a safety check",
+            ErrorKind::NoDir => c"no usable parent directory found",
+            ErrorKind::InUse => c"socket name already in use",
+            ErrorKind::Exhausted => c"random directory names kept colliding",
+            ErrorKind::Changed => c"cleanup found files usock did not make and left them",
+            ErrorKind::System => c"system call failed",
+            ErrorKind::Buffer => c"buffer too small",
+            ErrorKind::Panic => c"internal error caught at the usock boundary",
+        }
+    }
+
+    /// The kind with status code `code`, if usock defines one.
+    pub fn from_code(code: i32) -> Option<ErrorKind> {
+        const ALL: [ErrorKind; 10] = [
+            ErrorKind::Invalid,
+            ErrorKind::TooLong,
+            ErrorKind::Unsafe,
+            ErrorKind::NoDir,
+            ErrorKind::InUse,
+            ErrorKind::Exhausted,
+            ErrorKind::Changed,
+            ErrorKind::System,
+            ErrorKind::Buffer,
+            ErrorKind::Panic,
+        ];
+        ALL.into_iter().find(|kind| kind.code() == code)
+    }
+}
+
+/// An error from usock: a kind, a message with the path and the reason, and the errno if any.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    errno: Option<i32>,
+}
+
+/// `Result` with usock's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            errno: None,
+        }
+    }
+
+    /// A failed system call: `what` says what was being done, e.g. "cannot create directory /tmp/x".
+    pub(crate) fn system(what: impl fmt::Display, err: &io::Error) -> Error {
+        Error {
+            kind: ErrorKind::System,
+            message: format!("{what}: {}", strip_os_error_suffix(err)),
+            errno: err.raw_os_error(),
+        }
+    }
+
+    pub(crate) fn with_errno(mut self, err: &io::Error) -> Error {
+        self.errno = err.raw_os_error();
+        self
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Invalid, message)
+    }
+
+    /// Which kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message: what was checked, on which path, what was found.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The errno behind the failure, when a system call caused it.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.errno
+    }
+}
+
+/// `io::Error`'s Display appends " (os error N)"; our messages read better without it.
+fn strip_os_error_suffix(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match err.kind {
+            ErrorKind::Invalid => io::ErrorKind::InvalidInput,
+            ErrorKind::TooLong => io::ErrorKind::InvalidFilename,
+            ErrorKind::Unsafe => io::ErrorKind::PermissionDenied,
+            ErrorKind::NoDir => io::ErrorKind::NotFound,
+            ErrorKind::InUse => io::ErrorKind::AddrInUse,
+            ErrorKind::Exhausted => io::ErrorKind::AlreadyExists,
+            ErrorKind::System => match err.errno {
+                Some(errno) => io::Error::from_raw_os_error(errno).kind(),
+                None => io::ErrorKind::Other,
+            },
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// Paths in messages: shown as they are, with bytes that are not UTF-8 escaped.
+pub(crate) fn show(path: &Path) -> String {
+    show_bytes(path.as_os_str().as_encoded_bytes())
+}
+
+/// Bytes for messages: UTF-8 as it is, anything else as `\xNN`.
+pub(crate) fn show_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}

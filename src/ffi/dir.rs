@@ -1,0 +1,225 @@
+//! Exports for the private directory: create, path, socket path, bind, cleanup.
+
+use std::ffi::{CString, OsStr, c_char, c_int};
+use std::os::fd::IntoRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::UsockDir;
+use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
+use crate::error::{Error, ErrorKind, show};
+use crate::{PrivateDir, SocketType};
+
+/// Creates a private directory for Unix domain sockets and returns a handle to it in `*out_dir`.
+///
+/// The directory gets a fresh name with 65 random bits from the OS (`usock-` and 13
+/// characters), mode 0700 whatever the umask, and is owned by the effective user. The socket
+/// path `<dir>/sock` is guaranteed to fit in `sun_path`.
+///
+/// `parent`: the directory to create it in, or NULL to choose automatically, in order:
+/// `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`, skipping each that is unset, missing,
+/// unsafe, too long or not writable. A parent is safe when it and every ancestor is owned by
+/// root or the effective user and, if writable by group or others, has the sticky bit; symbolic
+/// links on the way must be owned by root or the effective user too. The path usock returns
+/// has no symbolic links in it.
+///
+/// `flags`: reserved; pass 0.
+///
+/// On success `*out_dir` holds a handle, which the caller owns and must pass to
+/// `usock_cleanup` exactly once. On failure `*out_dir` is not written and nothing is left on
+/// disk.
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out_dir` NULL, `parent` empty, a flag set);
+/// `USOCK_ERR_UNSAFE` or `USOCK_ERR_TOO_LONG` for an explicit parent that fails the checks
+/// (nothing is created); `USOCK_ERR_NO_DIR` when no automatic candidate fits (the message lists
+/// each one and why); `USOCK_ERR_EXHAUSTED`; `USOCK_ERR_SYSTEM`. Thread-safe.
+///
+/// # Safety
+/// `parent` is NULL or a NUL-terminated string; `out_dir` is NULL or points to writable storage
+/// for one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_create_dir(
+    parent: *const c_char,
+    flags: u32,
+    out_dir: *mut *mut UsockDir,
+) -> c_int {
+    ffi_boundary! {
+        if out_dir.is_null() {
+            return fail(&null_arg("out_dir"));
+        }
+        if flags != 0 {
+            return fail(&Error::invalid(format!(
+                "unknown flags 0x{flags:x}: no flags are defined yet, pass 0"
+            )));
+        }
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
+        match PrivateDir::create(parent) {
+            Ok(inner) => {
+                let path = CString::new(inner.path().as_os_str().as_bytes())
+                    .expect("paths have no NUL");
+                let handle = Box::into_raw(Box::new(UsockDir { inner, path }));
+                // SAFETY: out_dir is non-NULL and the caller promises it is writable.
+                unsafe { *out_dir = handle };
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// The directory's absolute path (no symbolic links in it), NUL-terminated; NULL if `dir` is
+/// NULL.
+///
+/// The string belongs to the handle and stays valid until `usock_cleanup(dir)`. Thread-safe.
+///
+/// # Safety
+/// `dir` is NULL or a handle from `usock_create_dir` not yet passed to `usock_cleanup`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_dir_path(dir: *const UsockDir) -> *const c_char {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle.
+        match unsafe { dir.as_ref() } {
+            Some(dir) => dir.path.as_ptr(),
+            None => std::ptr::null(),
+        }
+    }
+}
+
+/// Writes the path of socket `name` in the directory, `<dir>/<name>` NUL-terminated, into
+/// `buf`, for callers that bind with their own socket library. `name` NULL means the default
+/// name, `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
+///
+/// A buffer of `USOCK_PATH_MAX` bytes is always large enough. On failure `buf` is not written.
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` or `buf` NULL, a bad name);
+/// `USOCK_ERR_TOO_LONG` (the path would not fit in `sun_path`); `USOCK_ERR_BUFFER` (`buf_len`
+/// is smaller than the path and its NUL). Thread-safe.
+///
+/// # Safety
+/// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `buf` is NULL or
+/// writable for `buf_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_socket_path(
+    dir: *const UsockDir,
+    name: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle.
+        let Some(dir) = (unsafe { dir.as_ref() }) else {
+            return fail(&null_arg("dir"));
+        };
+        if buf.is_null() {
+            return fail(&null_arg("buf"));
+        }
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+        let path = match dir.inner.socket_path(name) {
+            Ok(path) => path,
+            Err(err) => return fail(&err),
+        };
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.len() + 1 > buf_len {
+            return fail(&Error::new(
+                ErrorKind::Buffer,
+                format!(
+                    "buffer of {buf_len} bytes is too small for {} ({} bytes with the NUL)",
+                    show(&path),
+                    bytes.len() + 1
+                ),
+            ));
+        }
+        // SAFETY: buf is non-NULL and writable for buf_len >= bytes.len() + 1 bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), bytes.len() + 1) };
+        out[..bytes.len()].copy_from_slice(bytes);
+        out[bytes.len()] = 0;
+        super::USOCK_OK
+    }
+}
+
+/// Creates a socket of `type`, binds it at `<dir>/<name>` and hands its descriptor to the caller
+/// in `*out_fd`.
+///
+/// `name`: NULL for the default `sock`, or one path component (see `usock_socket_path`).
+/// `type`: 0 or `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`; no flags. The socket is
+/// close-on-exec. The socket file gets mode 0600 whatever the umask, before the socket listens.
+/// `backlog`: for stream and seqpacket sockets, the `listen()` backlog; 0 or less means
+/// `SOMAXCONN`. Datagram sockets are bound, not listened on.
+///
+/// On success the caller owns `*out_fd` and closes it; the socket file is removed by
+/// `usock_cleanup`. On failure `*out_fd` is not written, no descriptor stays open and no file is
+/// left. An existing file is never removed to make room.
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` or `out_fd` NULL, a bad name or type);
+/// `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE` (the name is taken); `USOCK_ERR_SYSTEM`.
+/// Thread-safe: several threads may bind in the same directory at once.
+///
+/// # Safety
+/// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `out_fd` is NULL
+/// or points to a writable `int`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_bind(
+    dir: *mut UsockDir,
+    name: *const c_char,
+    r#type: c_int,
+    backlog: c_int,
+    out_fd: *mut c_int,
+) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle; it is only read here (binding
+        // records the socket behind a lock), so shared use from several threads is sound.
+        let Some(dir) = (unsafe { dir.cast_const().as_ref() }) else {
+            return fail(&null_arg("dir"));
+        };
+        if out_fd.is_null() {
+            return fail(&null_arg("out_fd"));
+        }
+        let ty = match SocketType::try_from(r#type) {
+            Ok(ty) => ty,
+            Err(err) => return fail(&err),
+        };
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+        let backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
+        match dir.inner.bind(name, ty, backlog) {
+            Ok(fd) => {
+                // SAFETY: out_fd is non-NULL and the caller promises it is writable.
+                unsafe { *out_fd = fd.into_raw_fd() };
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// Removes the sockets in the directory and the directory itself, then frees the handle.
+///
+/// Removed: the sockets `usock_bind` made (checked by device and inode) and other sockets owned
+/// by the effective user (bound by the caller at `usock_socket_path`), then the directory, after
+/// checking that its name in the parent still refers to the directory usock made. Nothing is
+/// followed through a symbolic link and nothing is deleted recursively: a regular file, a
+/// subdirectory or an object swapped in is left in place, with the directory, and the result is
+/// `USOCK_ERR_CHANGED` with a message naming it. In a process other than the one that created
+/// the directory (a child after `fork`), the handle is freed and nothing is removed. No
+/// descriptor the caller owns is closed: close sockets from `usock_bind` yourself.
+///
+/// The handle is freed whatever the result; do not use it again. NULL is a no-op returning
+/// `USOCK_OK`. Do not call this while another thread still uses the handle.
+///
+/// Returns `USOCK_OK`, `USOCK_ERR_CHANGED` or `USOCK_ERR_SYSTEM`.
+///
+/// # Safety
+/// `dir` is NULL or a live handle from `usock_create_dir`, which this call consumes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
+    ffi_boundary! {
+        if dir.is_null() {
+            return super::USOCK_OK;
+        }
+        // SAFETY: the caller hands over a live handle made by Box::into_raw in usock_create_dir.
+        let handle = unsafe { Box::from_raw(dir) };
+        status(handle.inner.cleanup())
+    }
+}

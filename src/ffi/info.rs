@@ -1,0 +1,63 @@
+//! Exports that describe results and the library: status strings, the thread's last error,
+//! the version.
+
+use std::ffi::{CStr, c_char, c_int};
+
+use super::boundary::{self, ffi_boundary};
+use crate::ErrorKind;
+
+const UNKNOWN_STATUS: &CStr = c"unknown usock status code";
+const VERSION: &CStr = match CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(version) => version,
+    Err(_) => panic!("version has no NUL"),
+};
+
+/// A short fixed description of a status code, e.g. "socket path too long for sun_path".
+///
+/// Returns a static string, never NULL, also for codes usock does not define. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn usock_strerror(status: c_int) -> *const c_char {
+    ffi_boundary! { on_panic = UNKNOWN_STATUS.as_ptr();
+        let text = match status {
+            0 => c"success",
+            code => ErrorKind::from_code(code).map_or(UNKNOWN_STATUS, ErrorKind::describe_c),
+        };
+        text.as_ptr()
+    }
+}
+
+/// The calling thread's last failure, in words: what was checked, on which path, what was
+/// found (e.g. "directory /tmp/x has mode 0777: writable by group or others without the sticky
+/// bit"). "" if this thread has had no failure.
+///
+/// Never NULL. The string belongs to usock and stays valid until the next usock call on this
+/// thread that fails; copy it to keep it. Successful calls leave it unchanged. Each thread has
+/// its own.
+#[unsafe(no_mangle)]
+pub extern "C" fn usock_last_error() -> *const c_char {
+    ffi_boundary! { on_panic = c"".as_ptr();
+        boundary::last_message()
+    }
+}
+
+/// The errno of the system call behind this thread's last failure: always set after
+/// `USOCK_ERR_SYSTEM`, and also after `USOCK_ERR_IN_USE` (EADDRINUSE) and other failures that
+/// a system call reported; 0 when the last failure had none or there was no failure. Each
+/// thread has its own.
+#[unsafe(no_mangle)]
+pub extern "C" fn usock_last_errno() -> c_int {
+    ffi_boundary! { on_panic = 0;
+        boundary::last_errno()
+    }
+}
+
+/// The library's version, "MAJOR.MINOR.PATCH"; the same as the `USOCK_VERSION_*` macros of the
+/// header it was built with. A static string, never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn usock_version() -> *const c_char {
+    ffi_boundary! { on_panic = VERSION.as_ptr();
+        VERSION.as_ptr()
+    }
+}

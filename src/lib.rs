@@ -1,0 +1,45 @@
+//! # usock: a safe private place for a Unix domain socket
+//!
+//! A server that listens on a Unix domain socket needs a path that does not exist yet, that
+//! nobody else can reach or pre-empt, and that fits in `sockaddr_un.sun_path`. usock makes a
+//! fresh directory with an unpredictable name (65 bits from the OS random source) and mode 0700
+//! in a parent it has checked, binds sockets inside it, checks path lengths before creating
+//! anything, and removes exactly what it made when you are done.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::os::unix::net::UnixStream;
+//!
+//! let dir = usock::PrivateDir::new()?;            // e.g. /run/user/1000/usock-k3m9…
+//! let listener = dir.listener(None)?;             // bound at <dir>/sock, mode 0600, listening
+//! let path = dir.socket_path(None)?;
+//! let mut client = UnixStream::connect(&path)?;
+//! let (mut server, _) = listener.accept()?;
+//! client.write_all(b"ping")?;
+//! let mut buf = [0; 4];
+//! server.read_exact(&mut buf)?;
+//! assert_eq!(&buf, b"ping");
+//! drop(listener);
+//! dir.cleanup()?;                                 // removes the socket and the directory
+//! assert!(!path.exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The same operations are exported as a C ABI (`include/usock.h`), which the Python and
+//! SWI-Prolog bindings call.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("usock supports Linux for now (it relies on O_PATH and /proc/self/fd)");
+
+mod bind;
+mod dir;
+mod error;
+pub mod ffi;
+mod name;
+mod parent;
+mod sys;
+
+pub use bind::SocketType;
+pub use dir::{MAX_SOCKET_PATH, PrivateDir};
+pub use error::{Error, ErrorKind, Result};
+pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};

@@ -1,0 +1,94 @@
+//! Names: the unpredictable directory names usock makes, and the socket names callers give.
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::error::{Error, Result, show_bytes};
+use crate::sys;
+
+/// Every private directory's name starts with this, so a person listing `/tmp` knows whose it is.
+pub const DIR_PREFIX: &str = "usock-";
+
+/// Random characters after the prefix: 13 from a 32-letter alphabet, 65 bits from the OS.
+const RANDOM_CHARS: usize = 13;
+
+/// Lower-case letters and digits without the look-alikes `0 1 l o`: 32 symbols, 5 bits each.
+const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
+/// Length of a directory name made by [`random_dir_name`].
+pub const DIR_NAME_LEN: usize = DIR_PREFIX.len() + RANDOM_CHARS;
+
+/// The socket name used when the caller gives none.
+pub const DEFAULT_SOCKET_NAME: &str = "sock";
+
+/// A fresh directory name, `usock-` and 13 characters carrying 65 bits from `getrandom`.
+pub fn random_dir_name() -> std::io::Result<CString> {
+    let mut random = [0u8; 9]; // 72 bits; 65 are used
+    sys::random_bytes(&mut random)?;
+    let mut bits: u128 = 0;
+    for b in random {
+        bits = (bits << 8) | u128::from(b);
+    }
+    let mut name = Vec::with_capacity(DIR_NAME_LEN + 1);
+    name.extend_from_slice(DIR_PREFIX.as_bytes());
+    for _ in 0..RANDOM_CHARS {
+        name.push(ALPHABET[(bits & 31) as usize]);
+        bits >>= 5;
+    }
+    Ok(CString::new(name).expect("alphabet has no NUL"))
+}
+
+/// Checks a socket name given by a caller: one path component, not empty, no `/`, no NUL,
+/// not `.` or `..`. `None` means [`DEFAULT_SOCKET_NAME`].
+pub fn socket_name(name: Option<&OsStr>) -> Result<CString> {
+    let bytes = name.map_or(DEFAULT_SOCKET_NAME.as_bytes(), OsStr::as_bytes);
+    let reason = if bytes.is_empty() {
+        Some("it is empty")
+    } else if bytes.contains(&b'/') {
+        Some("it contains '/' (a name is one path component)")
+    } else if bytes.contains(&0) {
+        Some("it contains a NUL byte")
+    } else if bytes == b"." || bytes == b".." {
+        Some("'.' and '..' name directories, not sockets")
+    } else {
+        None
+    };
+    match reason {
+        Some(why) => Err(Error::invalid(format!(
+            "bad socket name \"{}\": {why}",
+            show_bytes(bytes)
+        ))),
+        None => Ok(CString::new(bytes).expect("checked for NUL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_have_prefix_length_and_alphabet() {
+        let name = random_dir_name().unwrap();
+        let bytes = name.to_bytes();
+        assert_eq!(bytes.len(), DIR_NAME_LEN);
+        assert!(bytes.starts_with(DIR_PREFIX.as_bytes()));
+        assert!(bytes[DIR_PREFIX.len()..].iter().all(|b| ALPHABET.contains(b)));
+    }
+
+    #[test]
+    fn socket_names() {
+        assert_eq!(socket_name(None).unwrap().to_bytes(), b"sock");
+        assert_eq!(
+            socket_name(Some(OsStr::new("api.sock"))).unwrap().to_bytes(),
+            b"api.sock"
+        );
+        for bad in ["", "a/b", "/", ".", "..", "x\0y"] {
+            let err = socket_name(Some(OsStr::new(bad))).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{bad:?}");
+        }
+        // "..." and names with spaces are ordinary names
+        assert!(socket_name(Some(OsStr::new("..."))).is_ok());
+        assert!(socket_name(Some(OsStr::new("a b"))).is_ok());
+        assert!(socket_name(Some(OsStr::from_bytes(b"\xff\xfe"))).is_ok());
+    }
+}

@@ -1,0 +1,211 @@
+//! Parent directories: resolving a path without trusting anything along it, checking each
+//! directory the way OpenSSH's StrictModes does, and choosing one automatically.
+//!
+//! The walk opens `/` and then each component with `O_PATH | O_NOFOLLOW`, relative to the
+//! directory before it, and checks what it opened with `fstat`. The descriptor it ends with is
+//! the very directory that was checked, so nothing can be swapped in between check and use.
+//! Symbolic links met on the way are resolved by hand (at most 40) and must themselves be
+//! owned by root or the effective user: a link another user planted cannot steer usock.
+
+use std::collections::VecDeque;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result, show, show_bytes};
+use crate::sys::{self, At, FileKind, Stat};
+
+/// Symbolic links followed in one walk before giving up, as the kernel does (`ELOOP`).
+const MAX_SYMLINKS: usize = 40;
+
+/// A parent directory that passed the checks: its path with no symlinks, `.` or `..` in it, and
+/// an `O_PATH` descriptor on exactly the directory that was checked.
+#[derive(Debug)]
+pub struct Parent {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// Is `st` (the directory at `path`) safe to hold a private directory, or an ancestor of one?
+/// Owned by root or the effective user, and not writable by group or others unless sticky.
+fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
+    if st.uid != 0 && st.uid != euid {
+        return Err(Error::new(
+            ErrorKind::Unsafe,
+            format!(
+                "directory {} is owned by uid {}, neither root nor the effective user (uid {euid})",
+                show(path),
+                st.uid
+            ),
+        ));
+    }
+    let writable_by_others = st.perms() & 0o022 != 0;
+    let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
+    if writable_by_others && !sticky {
+        return Err(Error::new(
+            ErrorKind::Unsafe,
+            format!(
+                "directory {} has mode {:04o}: writable by group or others without the sticky bit",
+                show(path),
+                st.perms()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves `path` and checks it and every ancestor; see the module documentation.
+pub fn open_checked(path: &Path) -> Result<Parent> {
+    let euid = sys::geteuid();
+    let mut pending: VecDeque<OsString> = VecDeque::new();
+    if path.is_relative() {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::system("cannot read the current directory", &e))?;
+        push_components(&mut pending, cwd.as_os_str(), false);
+    }
+    push_components(&mut pending, path.as_os_str(), false);
+
+    let root = sys::open_dir_path(At::Cwd, c"/")
+        .map_err(|e| Error::system("cannot open /", &e))?;
+    let st = sys::fstat(root.as_fd()).map_err(|e| Error::system("cannot stat /", &e))?;
+    check_dir(&st, Path::new("/"), euid)?;
+
+    // The directories walked so far, `/` first; the path is rebuilt from their names.
+    let mut stack: Vec<(OwnedFd, OsString)> = vec![(root, OsString::from("/"))];
+    let mut links = 0;
+    let current_path = |stack: &Vec<(OwnedFd, OsString)>| -> PathBuf {
+        stack.iter().map(|(_, name)| name.as_os_str()).collect()
+    };
+
+    while let Some(component) = pending.pop_front() {
+        match component.as_bytes() {
+            b"" | b"." => continue,
+            b".." => {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let name = CString::new(component.as_bytes()).expect("path components have no NUL");
+        let here = current_path(&stack).join(&component);
+        let dir = stack.last().expect("root stays").0.as_fd();
+        let st = sys::lstat_at(At::Fd(dir), &name).map_err(|e| {
+            Error::system(format_args!("cannot use {} as a parent", show(&here)), &e)
+        })?;
+        match st.kind() {
+            FileKind::Symlink => {
+                if st.uid != 0 && st.uid != euid {
+                    return Err(Error::new(
+                        ErrorKind::Unsafe,
+                        format!(
+                            "symbolic link {} is owned by uid {}, neither root nor the effective user (uid {euid})",
+                            show(&here),
+                            st.uid
+                        ),
+                    ));
+                }
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    let err = io::Error::from_raw_os_error(libc::ELOOP);
+                    return Err(Error::system(
+                        format_args!("cannot resolve {}", show(path)),
+                        &err,
+                    ));
+                }
+                let target = sys::readlink_at(At::Fd(dir), &name).map_err(|e| {
+                    Error::system(format_args!("cannot read link {}", show(&here)), &e)
+                })?;
+                if target.first() == Some(&b'/') {
+                    stack.truncate(1);
+                }
+                push_components(&mut pending, OsStr::from_bytes(&target), true);
+            }
+            FileKind::Directory => {
+                let fd = sys::open_dir_path(At::Fd(dir), &name).map_err(|e| {
+                    Error::system(format_args!("cannot open directory {}", show(&here)), &e)
+                })?;
+                // Check what was opened, not what was looked at a moment before.
+                let st = sys::fstat(fd.as_fd())
+                    .map_err(|e| Error::system(format_args!("cannot stat {}", show(&here)), &e))?;
+                check_dir(&st, &here, euid)?;
+                stack.push((fd, component));
+            }
+            other => {
+                let err = io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(Error::system(
+                    format_args!(
+                        "cannot use {} as a parent: it is {}",
+                        show(&here),
+                        other.describe()
+                    ),
+                    &err,
+                ));
+            }
+        }
+    }
+    let path = current_path(&stack);
+    let (fd, _) = stack.pop().expect("root stays");
+    Ok(Parent { path, fd })
+}
+
+/// Queues the components of `path`; `front` puts them before what is already queued (a
+/// symlink's target replaces the link in the walk).
+fn push_components(pending: &mut VecDeque<OsString>, path: &OsStr, front: bool) {
+    let parts: Vec<OsString> = path
+        .as_bytes()
+        .split(|&b| b == b'/')
+        .filter(|part| !part.is_empty())
+        .map(|part| OsString::from_vec(part.to_vec()))
+        .collect();
+    if front {
+        for part in parts.into_iter().rev() {
+            pending.push_front(part);
+        }
+    } else {
+        pending.extend(parts);
+    }
+}
+
+/// One place automatic choice may use, and where it came from ("$TMPDIR", "/tmp").
+pub struct Candidate {
+    pub origin: &'static str,
+    pub path: Option<OsString>,
+}
+
+/// The candidates, in order: `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`.
+pub fn candidates() -> Vec<Candidate> {
+    vec![
+        Candidate {
+            origin: "$XDG_RUNTIME_DIR",
+            path: std::env::var_os("XDG_RUNTIME_DIR"),
+        },
+        Candidate {
+            origin: "$TMPDIR",
+            path: std::env::var_os("TMPDIR"),
+        },
+        Candidate {
+            origin: "/tmp",
+            path: Some("/tmp".into()),
+        },
+        Candidate {
+            origin: "/var/tmp",
+            path: Some("/var/tmp".into()),
+        },
+    ]
+}
+
+impl Candidate {
+    /// Words for the "none fits" message: "$TMPDIR (/x/y)" or "/tmp".
+    pub fn label(&self) -> String {
+        match &self.path {
+            Some(path) if self.origin.starts_with('$') => {
+                format!("{} ({})", self.origin, show_bytes(path.as_bytes()))
+            }
+            _ => self.origin.to_string(),
+        }
+    }
+}

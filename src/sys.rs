@@ -1,0 +1,318 @@
+//! Thin, safe wrappers over the few system calls usock needs that `std` does not offer
+//! (`mkdirat`, `openat` with `O_PATH`, `fstatat`, `unlinkat`, `readlinkat`, raw `socket`/`bind`).
+//!
+//! This is the only module of the core that holds `unsafe`: each wrapper takes Rust types
+//! (`BorrowedFd`, `&CStr`, byte slices), checks what it hands to the kernel, and returns
+//! `io::Result`. Everything above it is plain safe Rust.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// The size of `sockaddr_un.sun_path` on this platform, terminating NUL included.
+pub const SUN_PATH_LEN: usize = {
+    // SAFETY: sockaddr_un is plain old data; an all-zero value is valid.
+    let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_path.len()
+};
+
+/// What usock needs to know of a file: identity, type and permission bits, and owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub uid: u32,
+}
+
+/// The kinds of file a directory entry can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Directory,
+    Socket,
+    Symlink,
+    Regular,
+    Fifo,
+    Other,
+}
+
+impl FileKind {
+    /// Words for messages: "a regular file", "a symbolic link"...
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::Directory => "a directory",
+            FileKind::Socket => "a socket",
+            FileKind::Symlink => "a symbolic link",
+            FileKind::Regular => "a regular file",
+            FileKind::Fifo => "a FIFO",
+            FileKind::Other => "a device or other special file",
+        }
+    }
+}
+
+impl Stat {
+    fn from_raw(st: &libc::stat) -> Stat {
+        Stat {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            mode: st.st_mode as u32,
+            uid: st.st_uid as u32,
+        }
+    }
+
+    pub fn kind(&self) -> FileKind {
+        match self.mode & libc::S_IFMT as u32 {
+            m if m == libc::S_IFDIR as u32 => FileKind::Directory,
+            m if m == libc::S_IFSOCK as u32 => FileKind::Socket,
+            m if m == libc::S_IFLNK as u32 => FileKind::Symlink,
+            m if m == libc::S_IFREG as u32 => FileKind::Regular,
+            m if m == libc::S_IFIFO as u32 => FileKind::Fifo,
+            _ => FileKind::Other,
+        }
+    }
+
+    /// Permission bits including setuid, setgid and sticky (`mode & 07777`).
+    pub fn perms(&self) -> u32 {
+        self.mode & 0o7777
+    }
+
+    pub fn same_file(&self, other: &Stat) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// Where a `*at` call starts: an open directory, or the current directory for absolute paths.
+#[derive(Clone, Copy)]
+pub enum At<'a> {
+    Fd(BorrowedFd<'a>),
+    Cwd,
+}
+
+impl At<'_> {
+    fn raw(self) -> RawFd {
+        match self {
+            At::Fd(fd) => fd.as_raw_fd(),
+            At::Cwd => libc::AT_FDCWD,
+        }
+    }
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Retries a call interrupted by a signal, so that callers never see `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `openat(at, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)`: a handle on a directory
+/// that names exactly that inode, never a symlink's target, and needs no read permission.
+pub fn open_dir_path(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    open(
+        at,
+        name,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    )
+}
+
+/// `openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)`: a directory to list.
+pub fn open_dir_read(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    open(
+        at,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    )
+}
+
+fn open(at: At<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    retry(|| {
+        // SAFETY: name is a valid NUL-terminated string; the result is a new descriptor we own.
+        let fd = cvt(unsafe { libc::openat(at.raw(), name.as_ptr(), flags) })?;
+        // SAFETY: openat returned a fresh, open descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
+    // SAFETY: an all-zero stat is valid; fstat fills it on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open for the borrow's lifetime; st is a valid out-pointer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(Stat::from_raw(&st))
+}
+
+/// `fstatat(at, name, AT_SYMLINK_NOFOLLOW)`: describes the entry itself, never a link's target.
+pub fn lstat_at(at: At<'_>, name: &CStr) -> io::Result<Stat> {
+    // SAFETY: an all-zero stat is valid; fstatat fills it on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is NUL-terminated; st is a valid out-pointer.
+    cvt(unsafe {
+        libc::fstatat(
+            at.raw(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(Stat::from_raw(&st))
+}
+
+pub fn mkdir_at(at: At<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated.
+    retry(|| cvt(unsafe { libc::mkdirat(at.raw(), name.as_ptr(), mode as libc::mode_t) }))?;
+    Ok(())
+}
+
+/// `unlinkat(at, name, dir ? AT_REMOVEDIR : 0)`: removes one entry, never recursively.
+pub fn unlink_at(at: At<'_>, name: &CStr, dir: bool) -> io::Result<()> {
+    let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: name is NUL-terminated.
+    cvt(unsafe { libc::unlinkat(at.raw(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// Sets the permission bits of exactly the inode `fd` refers to, even when `fd` was opened with
+/// `O_PATH` and the mode is 000 (so the file cannot be opened any other way): through
+/// `/proc/self/fd/N`, which names that inode and not whatever holds its old name now.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    // SAFETY: path is NUL-terminated.
+    cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t, 0) })?;
+    Ok(())
+}
+
+/// `fchmodat(at, name, mode, 0)`. Follows a symlink at `name`: use it only inside a directory
+/// nobody else can write to.
+pub fn chmod_at(at: At<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated.
+    cvt(unsafe { libc::fchmodat(at.raw(), name.as_ptr(), mode as libc::mode_t, 0) })?;
+    Ok(())
+}
+
+pub fn readlink_at(at: At<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: name is NUL-terminated; buf is writable for buf.len() bytes.
+        let n = unsafe {
+            libc::readlinkat(
+                at.raw(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
+/// The names in a directory, `.` and `..` left out. `dir` must be open for reading.
+pub fn list_dir(dir: OwnedFd) -> io::Result<Vec<CString>> {
+    // SAFETY: fdopendir takes ownership of the descriptor on success; we release it from the
+    // OwnedFd only then.
+    let raw = dir.as_raw_fd();
+    let stream = unsafe { libc::fdopendir(raw) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(dir);
+    let mut names = Vec::new();
+    let result = loop {
+        // readdir signals errors only through errno, so clear it first.
+        // SAFETY: errno is thread-local.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: stream is a valid DIR* until closedir below.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            let err = io::Error::last_os_error();
+            break match err.raw_os_error() {
+                Some(0) | None => Ok(()),
+                Some(_) => Err(err),
+            };
+        }
+        // SAFETY: d_name is a NUL-terminated array inside the entry readdir returned.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+        if name.to_bytes() != b"." && name.to_bytes() != b".." {
+            names.push(name.to_owned());
+        }
+    };
+    // SAFETY: stream came from fdopendir and is closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| names)
+}
+
+/// A new `AF_UNIX` socket of `ty` (a `SOCK_*` value, flags allowed), always close-on-exec.
+pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the result is a new descriptor we own.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: socket returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to the filesystem path `path`, which must fit in `sun_path` with its NUL.
+pub fn bind_unix(fd: BorrowedFd<'_>, path: &OsStr) -> io::Result<()> {
+    let bytes = path.as_bytes();
+    if bytes.len() >= SUN_PATH_LEN || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
+    // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we borrow.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(())
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The calling process's id, read fresh from the kernel each time (never cached), so a child
+/// made by `fork` sees its own.
+pub fn getpid() -> u32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Fills `buf` from the operating system's random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    getrandom::fill(buf).map_err(|e| match e.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::other(e.to_string()),
+    })
+}
