@@ -59,7 +59,12 @@ impl PrivateDir {
     ///
     /// A name already taken is [`ErrorKind::InUse`]; the existing file is never removed. The
     /// socket file is removed by [`cleanup`](PrivateDir::cleanup), checked by device and inode.
-    pub fn bind(&self, name: Option<&OsStr>, ty: SocketType, backlog: Option<u32>) -> Result<OwnedFd> {
+    pub fn bind(
+        &self,
+        name: Option<&OsStr>,
+        ty: SocketType,
+        backlog: Option<u32>,
+    ) -> Result<OwnedFd> {
         let name = name::socket_name(name)?;
         let path = self.socket_path_of(&name)?;
         let fd = sys::unix_socket(ty.raw())
@@ -94,8 +99,12 @@ impl PrivateDir {
                 &e,
             ))
         })?;
-        let id = sys::lstat_at(At::Fd(self.dir.as_fd()), &name)
-            .map_err(|e| undo(Error::system(format_args!("cannot stat {}", show(&path)), &e)))?;
+        let id = sys::lstat_at(At::Fd(self.dir.as_fd()), &name).map_err(|e| {
+            undo(Error::system(
+                format_args!("cannot stat {}", show(&path)),
+                &e,
+            ))
+        })?;
         if id.kind() != FileKind::Socket || id.perms() != 0o600 {
             return Err(undo(Error::new(
                 ErrorKind::Unsafe,

@@ -228,10 +228,7 @@ impl PrivateDir {
         let path = self.path.join(OsStr::from_bytes(name.to_bytes()));
         let len = path.as_os_str().len();
         if len > MAX_SOCKET_PATH {
-            return Err(too_long(
-                format_args!("socket path {}", show(&path)),
-                len,
-            ));
+            return Err(too_long(format_args!("socket path {}", show(&path)), len));
         }
         Ok(path)
     }

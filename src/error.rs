@@ -155,7 +155,7 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         let kind = match err.kind {
             ErrorKind::Invalid => io::ErrorKind::InvalidInput,
-            ErrorKind::TooLong => io::ErrorKind::InvalidFilename,
+            ErrorKind::TooLong => io::ErrorKind::InvalidInput,
             ErrorKind::Unsafe => io::ErrorKind::PermissionDenied,
             ErrorKind::NoDir => io::ErrorKind::NotFound,
             ErrorKind::InUse => io::ErrorKind::AddrInUse,

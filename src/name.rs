@@ -72,14 +72,20 @@ mod tests {
         let bytes = name.to_bytes();
         assert_eq!(bytes.len(), DIR_NAME_LEN);
         assert!(bytes.starts_with(DIR_PREFIX.as_bytes()));
-        assert!(bytes[DIR_PREFIX.len()..].iter().all(|b| ALPHABET.contains(b)));
+        assert!(
+            bytes[DIR_PREFIX.len()..]
+                .iter()
+                .all(|b| ALPHABET.contains(b))
+        );
     }
 
     #[test]
     fn socket_names() {
         assert_eq!(socket_name(None).unwrap().to_bytes(), b"sock");
         assert_eq!(
-            socket_name(Some(OsStr::new("api.sock"))).unwrap().to_bytes(),
+            socket_name(Some(OsStr::new("api.sock")))
+                .unwrap()
+                .to_bytes(),
             b"api.sock"
         );
         for bad in ["", "a/b", "/", ".", "..", "x\0y"] {

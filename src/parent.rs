@@ -42,7 +42,7 @@ fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
         ));
     }
     let writable_by_others = st.perms() & 0o022 != 0;
-    let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
+    let sticky = st.perms() & libc::S_ISVTX != 0;
     if writable_by_others && !sticky {
         return Err(Error::new(
             ErrorKind::Unsafe,
@@ -67,8 +67,7 @@ pub fn open_checked(path: &Path) -> Result<Parent> {
     }
     push_components(&mut pending, path.as_os_str(), false);
 
-    let root = sys::open_dir_path(At::Cwd, c"/")
-        .map_err(|e| Error::system("cannot open /", &e))?;
+    let root = sys::open_dir_path(At::Cwd, c"/").map_err(|e| Error::system("cannot open /", &e))?;
     let st = sys::fstat(root.as_fd()).map_err(|e| Error::system("cannot stat /", &e))?;
     check_dir(&st, Path::new("/"), euid)?;
 

@@ -52,6 +52,8 @@ impl FileKind {
 }
 
 impl Stat {
+    // The field types differ between architectures; the casts are no-ops on some.
+    #[allow(clippy::unnecessary_cast)]
     fn from_raw(st: &libc::stat) -> Stat {
         Stat {
             dev: st.st_dev as u64,
@@ -61,6 +63,7 @@ impl Stat {
         }
     }
 
+    #[allow(clippy::unnecessary_cast)]
     pub fn kind(&self) -> FileKind {
         match self.mode & libc::S_IFMT as u32 {
             m if m == libc::S_IFDIR as u32 => FileKind::Directory,
@@ -157,14 +160,7 @@ pub fn lstat_at(at: At<'_>, name: &CStr) -> io::Result<Stat> {
     // SAFETY: an all-zero stat is valid; fstatat fills it on success.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: name is NUL-terminated; st is a valid out-pointer.
-    cvt(unsafe {
-        libc::fstatat(
-            at.raw(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    cvt(unsafe { libc::fstatat(at.raw(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(Stat::from_raw(&st))
 }
 
@@ -205,12 +201,7 @@ pub fn readlink_at(at: At<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     loop {
         // SAFETY: name is NUL-terminated; buf is writable for buf.len() bytes.
         let n = unsafe {
-            libc::readlinkat(
-                at.raw(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
+            libc::readlinkat(at.raw(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
         };
         if n < 0 {
             return Err(io::Error::last_os_error());

@@ -7,12 +7,11 @@ use super::boundary::{self, ffi_boundary};
 use crate::ErrorKind;
 
 const UNKNOWN_STATUS: &CStr = c"unknown usock status code";
-const VERSION: &CStr = match CStr::from_bytes_with_nul(
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-) {
-    Ok(version) => version,
-    Err(_) => panic!("version has no NUL"),
-};
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("version has no NUL"),
+    };
 
 /// A short fixed description of a status code, e.g. "socket path too long for sun_path".
 ///

@@ -1,10 +1,10 @@
 //! The C ABI. Every function here only checks its arguments, converts them, calls the safe core
-//! and maps the result to a status code; each body runs inside [`boundary::ffi_boundary!`].
+//! and maps the result to a status code; each body runs inside the
+//! `ffi_boundary!` macro of [`boundary`], so that no panic reaches C.
 //!
 //! Conventions (also in the header): functions return a status, `USOCK_OK` (0) or a negative
 //! `USOCK_ERR_*`; out-parameters are written only on success; a failure leaves a message for the
 //! calling thread in `usock_last_error()`.
-
 
 pub mod boundary;
 mod dir;

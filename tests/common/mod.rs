@@ -1,0 +1,213 @@
+//! Helpers shared by the integration tests.
+//!
+//! Process-wide state (umask, environment, uid, descriptor counts) is never changed in a test
+//! thread: such tests re-run this test binary as a child process that runs exactly one
+//! `#[ignore]`d test, with the state set by `Command` before `exec`.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Set in the environment of a child run by [`run_child`]; child tests do nothing without it.
+pub const CHILD_ENV: &str = "USOCK_TEST_CHILD";
+
+/// An unprivileged user that exists on every Debian system.
+pub const NOBODY: u32 = 65534;
+/// A second unprivileged uid with no passwd entry.
+pub const OTHER_UID: u32 = 54321;
+
+/// True inside a child started by [`run_child`].
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Runs the `#[ignore]`d test `name` of this binary in a child process, after `setup` has
+/// adjusted the command (environment, umask through `pre_exec`...). Panics with the child's
+/// output if it fails.
+pub fn run_child(name: &str, setup: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, "1")
+    .env("RUST_BACKTRACE", "1");
+    setup(&mut cmd);
+    let out = cmd.output().expect("run the test binary as a child");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child test {name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Sets the child's umask before it runs.
+pub fn with_umask(cmd: &mut Command, mask: u32) {
+    // SAFETY: umask is async-signal-safe and touches nothing but the child's own state.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask as libc::mode_t);
+            Ok(())
+        });
+    }
+}
+
+/// The permission bits of `path` itself (not a symlink's target).
+pub fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+pub fn owner(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().uid()
+}
+
+/// A scratch directory for one test, under `/tmp`, made safe (0755, root) and removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = PathBuf::from(format!("/tmp/usock-test-{tag}-{hex}"));
+        fs::create_dir(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A subdirectory with `mode`, owned by `uid`.
+    pub fn subdir(&self, name: &str, mode: u32, uid: u32) -> PathBuf {
+        let path = self.0.join(name);
+        fs::create_dir(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        chown(&path, uid);
+        path
+    }
+
+    /// The names in the scratch directory's subdirectory `sub` (or itself for "").
+    pub fn entries(&self, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.0.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+}
+
+pub fn cstring(path: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).unwrap()
+}
+
+/// The number of descriptors this process has open.
+pub fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// What another user sees: forks, drops privileges to `uid` (groups cleared, gid = uid), and
+/// reports the errno of each step (0: it worked): connecting to `socket`, listing `dir`,
+/// creating a file in `dir`. Only async-signal-safe calls run in the child, on buffers made
+/// before `fork`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Access {
+    pub connect: i32,
+    pub list_dir: i32,
+    pub create_file: i32,
+}
+
+pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
+    let dir_c = cstring(dir);
+    let file_c = cstring(&dir.join("intruder"));
+    let socket_bytes = cstring(socket);
+    // SAFETY: zeroed sockaddr_un is valid; filled before fork.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(socket_bytes.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    let mut pipe = [0; 2];
+    // SAFETY: plain system calls; the child only makes async-signal-safe calls and _exits.
+    unsafe {
+        assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            libc::close(pipe[0]);
+            let errno = || *libc::__errno_location();
+            let mut result = [0i32; 3];
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(uid) != 0
+                || libc::setuid(uid) != 0
+                || libc::geteuid() != uid
+            {
+                libc::_exit(99);
+            }
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            result[0] = if libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) == 0 {
+                0
+            } else {
+                errno()
+            };
+            let d = libc::open(dir_c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+            result[1] = if d >= 0 { 0 } else { errno() };
+            let f = libc::open(
+                file_c.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
+                0o600,
+            );
+            result[2] = if f >= 0 { 0 } else { errno() };
+            libc::write(
+                pipe[1],
+                result.as_ptr().cast(),
+                std::mem::size_of_val(&result),
+            );
+            libc::_exit(0);
+        }
+        libc::close(pipe[1]);
+        let mut result = [0i32; 3];
+        let n = libc::read(
+            pipe[0],
+            result.as_mut_ptr().cast(),
+            std::mem::size_of_val(&result),
+        );
+        libc::close(pipe[0]);
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child could not drop privileges to uid {uid} (status {status})"
+        );
+        assert_eq!(n as usize, std::mem::size_of_val(&result));
+        Access {
+            connect: result[0],
+            list_dir: result[1],
+            create_file: result[2],
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The committed header is what cbindgen makes from the sources, every export goes through the
+//! panic boundary, and the shared library exports exactly the header's functions.
+//!
+//! Refresh the header with `make header` (which runs this test with `USOCK_BLESS=1`).
+
+use std::fs;
+use std::path::Path;
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/include/usock.h");
+const FRESH: &str = concat!(env!("OUT_DIR"), "/usock.h");
+
+#[test]
+fn committed_header_is_fresh() {
+    let fresh = fs::read_to_string(FRESH).unwrap();
+    if std::env::var_os("USOCK_BLESS").is_some() {
+        fs::write(COMMITTED, &fresh).unwrap();
+    }
+    let committed = fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "include/usock.h is stale: run `make header` and commit it"
+    );
+}
+
+/// The `extern "C"` functions declared in `src/ffi/`, in source order.
+fn exports() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi");
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("extern \"C\" fn ") {
+            let after = &rest[at + "extern \"C\" fn ".len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let body_start = after.find('{').unwrap();
+            let body = after[body_start + 1..].trim_start().to_string();
+            found.push((name, body));
+            rest = &after[body_start..];
+        }
+    }
+    found
+}
+
+#[test]
+fn every_export_is_inside_the_panic_boundary() {
+    let exports = exports();
+    assert!(exports.len() >= 9, "{exports:?}");
+    for (name, body) in &exports {
+        assert!(
+            body.starts_with("ffi_boundary!"),
+            "{name} does not start its body with ffi_boundary!"
+        );
+    }
+}
+
+#[test]
+fn header_declares_every_export_and_nothing_else() {
+    let header = fs::read_to_string(FRESH).unwrap();
+    let mut declared: Vec<String> = header
+        .lines()
+        .filter(|l| {
+            !l.starts_with(' ') && !l.starts_with('#') && l.contains("usock_") && l.ends_with(");")
+        })
+        .map(|l| {
+            let before = &l[..l.find('(').unwrap()];
+            before
+                .rsplit(|c: char| c == ' ' || c == '*')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    declared.sort();
+    let mut exported: Vec<String> = exports().into_iter().map(|(n, _)| n).collect();
+    exported.sort();
+    assert_eq!(declared, exported);
+    for name in [
+        "usock_create_dir",
+        "usock_dir_path",
+        "usock_socket_path",
+        "usock_bind",
+        "usock_cleanup",
+        "usock_strerror",
+        "usock_last_error",
+        "usock_last_errno",
+        "usock_version",
+    ] {
+        assert!(exported.iter().any(|e| e == name), "{name} missing");
+    }
+}
