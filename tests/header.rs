@@ -67,11 +67,7 @@ fn header_declares_every_export_and_nothing_else() {
         })
         .map(|l| {
             let before = &l[..l.find('(').unwrap()];
-            before
-                .rsplit(|c: char| c == ' ' || c == '*')
-                .next()
-                .unwrap()
-                .to_string()
+            before.rsplit([' ', '*']).next().unwrap().to_string()
         })
         .collect();
     declared.sort();
