@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Checks the built shared library as a packager would: the soname, that only usock_* symbols
+# are exported, and that `make install PREFIX=...` gives a header, library and usock.pc with
+# which a program builds through pkg-config and runs.
+#   check-library.sh target/release/libusock.so VERSION
+set -euo pipefail
+lib=$1 version=$2
+passed=0 failed=0
+check() { # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; passed=$((passed + 1)); else echo "FAIL $what"; failed=$((failed + 1)); fi
+}
+
+soname=$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+check "soname is libusock.so.0 (got '$soname')" test "$soname" = "libusock.so.${version%%.*}"
+
+others=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^usock_' || true)
+check "only usock_* symbols exported${others:+ (also: $others)}" test -z "$others"
+exported=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort | tr '\n' ' ')
+declared=$(grep -o 'usock_[a-z_]*(' include/usock.h | tr -d '(' | sort -u | tr '\n' ' ')
+check "exported symbols are the header's functions" test "$exported" = "$declared"
+
+prefix=$(mktemp -d /tmp/usock-install.XXXXXX)
+trap 'rm -rf "$prefix"' EXIT
+make --no-print-directory -s install PREFIX="$prefix" >/dev/null
+check "install puts the versioned library, links, header and usock.pc in place" \
+  test -f "$prefix/lib/libusock.so.$version" -a -L "$prefix/lib/libusock.so.0" -a -L "$prefix/lib/libusock.so" \
+       -a -f "$prefix/include/usock.h" -a -f "$prefix/lib/pkgconfig/usock.pc"
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+check "pkg-config knows usock $version" test "$(pkg-config --modversion usock)" = "$version"
+# shellcheck disable=SC2046
+build() { cc -std=c11 -Wall -Werror -o "$prefix/server" bindings/c/examples/server.c $(pkg-config --cflags --libs usock) -Wl,-rpath,"$prefix/lib"; }
+check "a program builds with \`pkg-config --cflags --libs usock\`" build
+needed=$(readelf -d "$prefix/server" | sed -n 's/.*Shared library: \[\(libusock[^]]*\)\]/\1/p')
+check "it needs libusock.so.0 (got '$needed')" test "$needed" = "libusock.so.0"
+check "it runs against the installed library" "$prefix/server" "$PWD/target/c/usock-client"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

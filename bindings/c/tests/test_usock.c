@@ -1,0 +1,267 @@
+/*
+ * C tests of the usock ABI, compiled with -Wall -Wextra -Wpedantic -Werror -std=c11 and run
+ * under AddressSanitizer and UndefinedBehaviorSanitizer (see the Makefile). Each test checks
+ * what a C caller sees: status codes, messages, out-parameters, mode bits, connections, files
+ * left behind. Ends with "N passed, N failed".
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usock.h"
+
+static int passed, failed, current_failed;
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed; last error: %s\n", __FILE__,      \
+                    __LINE__, #cond, usock_last_error());                                 \
+            current_failed = 1;                                                           \
+        }                                                                                 \
+    } while (0)
+
+#define RUN(test)                                                                         \
+    do {                                                                                  \
+        current_failed = 0;                                                               \
+        test();                                                                           \
+        printf("%s %s\n", current_failed ? "FAIL" : "ok  ", #test);                       \
+        if (current_failed) failed++; else passed++;                                      \
+    } while (0)
+
+static char scratch[64];
+
+static unsigned mode_of(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0xFFFF;
+    return (unsigned)(st.st_mode & 07777);
+}
+
+static int count_entries(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+    closedir(d);
+    return n;
+}
+
+static int connect_to(const char *path) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void test_version(void) {
+    char expect[32];
+    snprintf(expect, sizeof expect, "%d.%d.%d", USOCK_VERSION_MAJOR, USOCK_VERSION_MINOR,
+             USOCK_VERSION_PATCH);
+    CHECK(strcmp(usock_version(), expect) == 0);
+    CHECK(USOCK_PATH_MAX == sizeof(((struct sockaddr_un *)0)->sun_path));
+}
+
+static void test_strerror_never_null(void) {
+    for (int code = -20; code <= 5; code++) {
+        const char *s = usock_strerror(code);
+        CHECK(s != NULL && s[0] != '\0');
+    }
+    CHECK(strcmp(usock_strerror(USOCK_ERR_TOO_LONG), "socket path too long for sun_path") == 0);
+}
+
+static void test_null_arguments(void) {
+    usock_dir *dir = (usock_dir *)&passed; /* sentinel: must stay untouched */
+    usock_dir *const sentinel = dir;
+    CHECK(usock_create_dir(scratch, 0, NULL) == USOCK_ERR_INVALID);
+    CHECK(strstr(usock_last_error(), "out_dir is NULL") != NULL);
+    CHECK(usock_create_dir(scratch, 2, &dir) == USOCK_ERR_INVALID);
+    CHECK(usock_create_dir("", 0, &dir) == USOCK_ERR_INVALID);
+    CHECK(dir == sentinel);
+    CHECK(usock_dir_path(NULL) == NULL);
+    char buf[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(NULL, NULL, buf, sizeof buf) == USOCK_ERR_INVALID);
+    int fd = -42;
+    CHECK(usock_bind(NULL, NULL, 0, 0, &fd) == USOCK_ERR_INVALID);
+    CHECK(fd == -42);
+    CHECK(usock_cleanup(NULL) == USOCK_OK);
+    CHECK(count_entries(scratch) == 0);
+}
+
+static void test_full_cycle(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    if (!dir) return;
+    char dir_path[USOCK_PATH_MAX];
+    snprintf(dir_path, sizeof dir_path, "%s", usock_dir_path(dir));
+    CHECK(strncmp(dir_path, scratch, strlen(scratch)) == 0);
+    CHECK(strstr(dir_path, "/usock-") != NULL);
+    CHECK(mode_of(dir_path) == 0700);
+
+    char path[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(dir, "api.sock", path, sizeof path) == USOCK_OK);
+    int listener = -1;
+    CHECK(usock_bind(dir, "api.sock", SOCK_STREAM, 4, &listener) == USOCK_OK);
+    CHECK(listener >= 0);
+    CHECK(mode_of(path) == 0600);
+
+    int client = connect_to(path);
+    CHECK(client >= 0);
+    int conn = accept(listener, NULL, NULL);
+    CHECK(conn >= 0);
+    CHECK(write(client, "ping", 4) == 4);
+    char got[5] = {0};
+    CHECK(read(conn, got, 4) == 4);
+    CHECK(strcmp(got, "ping") == 0);
+    close(client);
+    close(conn);
+
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    CHECK(mode_of(dir_path) == 0xFFFF); /* gone */
+    CHECK(count_entries(scratch) == 0);
+    /* usock_cleanup closes no descriptor the caller owns */
+    CHECK(close(listener) == 0);
+}
+
+static void test_buffers_and_names(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    if (!dir) return;
+    size_t need = strlen(usock_dir_path(dir)) + strlen("/sock") + 1;
+    char buf[USOCK_PATH_MAX];
+    memset(buf, '#', sizeof buf);
+    CHECK(usock_socket_path(dir, NULL, buf, need - 1) == USOCK_ERR_BUFFER);
+    CHECK(buf[0] == '#');
+    CHECK(usock_socket_path(dir, NULL, NULL, 0) == USOCK_ERR_INVALID);
+    CHECK(usock_socket_path(dir, NULL, buf, need) == USOCK_OK);
+    CHECK(strlen(buf) == need - 1);
+    const char *bad[] = {"", "a/b", ".", ".."};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(usock_socket_path(dir, bad[i], buf, sizeof buf) == USOCK_ERR_INVALID);
+        int fd = -1;
+        CHECK(usock_bind(dir, bad[i], 0, 0, &fd) == USOCK_ERR_INVALID);
+    }
+    char long_name[200];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    CHECK(usock_socket_path(dir, long_name, buf, sizeof buf) == USOCK_ERR_TOO_LONG);
+    CHECK(strstr(usock_last_error(), "the limit here is 107") != NULL);
+    int fd = -1;
+    CHECK(usock_bind(dir, long_name, 0, 0, &fd) == USOCK_ERR_TOO_LONG);
+    CHECK(usock_bind(dir, NULL, 12345, 0, &fd) == USOCK_ERR_INVALID);
+    CHECK(fd == -1);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    CHECK(count_entries(scratch) == 0);
+}
+
+static void test_in_use_and_datagram(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    if (!dir) return;
+    int a = -1, b = -1, d = -1;
+    CHECK(usock_bind(dir, NULL, 0, 0, &a) == USOCK_OK);
+    CHECK(usock_bind(dir, NULL, 0, 0, &b) == USOCK_ERR_IN_USE);
+    CHECK(usock_last_errno() == EADDRINUSE);
+    CHECK(b == -1);
+    CHECK(usock_bind(dir, "dgram", SOCK_DGRAM, 0, &d) == USOCK_OK);
+    char path[USOCK_PATH_MAX];
+    usock_socket_path(dir, "dgram", path, sizeof path);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strcpy(addr.sun_path, path);
+    int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+    CHECK(sendto(c, "x", 1, 0, (struct sockaddr *)&addr, sizeof addr) == 1);
+    char got;
+    CHECK(recv(d, &got, 1, 0) == 1 && got == 'x');
+    close(c);
+    close(a);
+    close(d);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    CHECK(count_entries(scratch) == 0);
+}
+
+static void test_changed_and_unsafe(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    if (!dir) return;
+    char file[USOCK_PATH_MAX + 16], dir_path[USOCK_PATH_MAX];
+    snprintf(dir_path, sizeof dir_path, "%s", usock_dir_path(dir));
+    snprintf(file, sizeof file, "%s/dropped", dir_path);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    CHECK(usock_cleanup(dir) == USOCK_ERR_CHANGED);
+    CHECK(strstr(usock_last_error(), "dropped (a regular file)") != NULL);
+    CHECK(mode_of(file) != 0xFFFF); /* left in place */
+    unlink(file);
+    rmdir(dir_path);
+
+    char open_dir[128];
+    snprintf(open_dir, sizeof open_dir, "%s/open", scratch);
+    CHECK(mkdir(open_dir, 0700) == 0);
+    CHECK(chmod(open_dir, 0777) == 0);
+    usock_dir *none = NULL;
+    CHECK(usock_create_dir(open_dir, 0, &none) == USOCK_ERR_UNSAFE);
+    CHECK(none == NULL);
+    CHECK(strstr(usock_last_error(), open_dir) != NULL);
+    CHECK(count_entries(open_dir) == 0);
+    rmdir(open_dir);
+    CHECK(count_entries(scratch) == 0);
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        usock_dir *dir = NULL;
+        if (usock_create_dir(scratch, 0, &dir) != USOCK_OK) return (void *)1;
+        int fd = -1;
+        if (usock_bind(dir, NULL, 0, 0, &fd) != USOCK_OK) return (void *)1;
+        close(fd);
+        if (usock_cleanup(dir) != USOCK_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) pthread_create(&threads[i], NULL, worker, NULL);
+    for (int i = 0; i < 4; i++) {
+        void *result = NULL;
+        pthread_join(threads[i], &result);
+        CHECK(result == NULL);
+    }
+    CHECK(count_entries(scratch) == 0);
+}
+
+int main(void) {
+    snprintf(scratch, sizeof scratch, "/tmp/usock-ctest-XXXXXX");
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    chmod(scratch, 0755);
+    RUN(test_version);
+    RUN(test_strerror_never_null);
+    RUN(test_null_arguments);
+    RUN(test_full_cycle);
+    RUN(test_buffers_and_names);
+    RUN(test_in_use_and_datagram);
+    RUN(test_changed_and_unsafe);
+    RUN(test_threads);
+    rmdir(scratch);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Makes sure the tools a make target needs are here. As root on Debian it installs what is
+# missing with apt-get; otherwise it stops with the exact command to run.
+#   tools/ensure-deps.sh c        # C compiler, C++ compiler, pkg-config, binutils
+#   tools/ensure-deps.sh prolog   # SWI-Prolog (swipl, swipl-ld, headers)
+set -euo pipefail
+
+missing=()
+need() { # need COMMAND DEBIAN-PACKAGE
+  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+
+command -v cargo >/dev/null 2>&1 || {
+  echo "usock: cargo is missing: install Rust from https://rustup.rs (or: apt-get install cargo)" >&2
+  exit 1
+}
+for what in "$@"; do
+  case "$what" in
+    c)      need cc gcc; need c++ g++; need pkg-config pkg-config; need nm binutils ;;
+    prolog) need swipl swi-prolog-nox ;;
+    python) python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
+    *) echo "ensure-deps: unknown group $what" >&2; exit 2 ;;
+  esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+# Unique, in order.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "usock: installing ${missing[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/usock-apt.log 2>&1; then
+    apt-get update -qq >>/tmp/usock-apt.log 2>&1
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >>/tmp/usock-apt.log 2>&1 || {
+      echo "usock: '$cmd' failed; see /tmp/usock-apt.log" >&2
+      exit 1
+    }
+  fi
+else
+  echo "usock: missing ${missing[*]}; run: sudo $cmd" >&2
+  exit 1
+fi
