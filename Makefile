@@ -17,7 +17,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib header demo test test-rust test-c install uninstall bench deps-c clean
+.PHONY: all build lib header demo test test-rust test-c test-python install uninstall bench deps-c venv clean
 
 all: build
 
@@ -50,7 +50,7 @@ demo: deps-c build
 	@echo "== usock demo: C server and C client"
 	./$(OUT)/usock-server ./$(OUT)/usock-client
 
-test: deps-c test-rust test-c
+test: deps-c test-rust test-c test-python
 	@echo "== all suites passed"
 
 test-rust:
@@ -64,6 +64,20 @@ test-c: deps-c build
 	$(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -o $(OUT)/header_cxx bindings/c/tests/header_cxx.cpp -L$(REL) -lusock $(RPATH)
 	./$(OUT)/header_cxx
 	bindings/c/tests/check-library.sh $(LIB) $(VERSION)
+
+# Python test tools live in a local virtual environment (.venv), never in the system's Python.
+VENV := .venv
+venv: $(VENV)/.ready
+$(VENV)/.ready: bindings/python/pyproject.toml
+	@tools/ensure-deps.sh python
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "pytest>=7"
+	@touch $@
+
+test-python: lib venv
+	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV) with its libusock)"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
@@ -81,4 +95,4 @@ uninstall:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(OUT)
+	rm -rf $(VENV) bindings/python/build bindings/python/*.egg-info

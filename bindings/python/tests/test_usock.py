@@ -1,0 +1,443 @@
+"""The Python binding, tested as a user sees it: real connections, mode bits on disk, what is
+left behind, open descriptors, a second user with privileges really dropped."""
+
+import asyncio
+import gc
+import os
+import re
+import socket
+import socketserver
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import usock
+from usock import _lib
+
+REPO = Path(__file__).resolve().parents[3]
+NOBODY = 65534
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A safe parent: pytest's tmp_path is 0700 under a root-owned tree."""
+    tmp_path.chmod(0o755)
+    return tmp_path
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def run_python(code, **kw):
+    """Runs code in a fresh interpreter with this usock importable; returns stdout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(usock.__file__).parent.parent)] + sys.path)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env, capture_output=True, text=True, timeout=60, **kw
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_listen_client_exchanges_bytes_and_cleanup_leaves_nothing(scratch):
+    with usock.listen(parent=scratch) as server:
+        assert server.path == os.path.join(server.dir.path, "sock")
+        assert Path(server.dir.path).parent == scratch
+        assert mode(server.dir.path) == 0o700
+        assert mode(server.path) == 0o600
+        assert stat.S_ISSOCK(os.lstat(server.path).st_mode)
+        assert isinstance(server.socket, socket.socket)
+        assert server.fileno() == server.socket.fileno()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(server.path)
+            conn, _ = server.socket.accept()
+            with conn:
+                client.sendall(b"ping")
+                assert conn.recv(4) == b"ping"
+                conn.sendall(b"pong")
+                assert client.recv(4) == b"pong"
+    assert server.socket.fileno() == -1
+    assert list(scratch.iterdir()) == []
+
+
+def test_automatic_location():
+    with usock.listen() as server:
+        name = os.path.basename(server.dir.path)
+        assert re.fullmatch(r"usock-[a-z2-9]{13}", name)
+        assert mode(server.dir.path) == 0o700
+    assert not os.path.exists(server.dir.path)
+
+
+def test_private_dir_socket_path_for_code_that_binds_itself(scratch):
+    with usock.private_dir(parent=scratch) as d:
+        assert os.path.isdir(d.path)  # exists as soon as the call returns
+        path = d.socket_path("api.sock")
+        assert path == os.path.join(d.path, "api.sock")
+        assert d.socket_path() == os.path.join(d.path, "sock")
+        own = socket.socket(socket.AF_UNIX)
+        own.bind(path)
+        own.listen()
+        s = d.bind("second", backlog=3)
+        assert mode(os.path.join(d.path, "second")) == 0o600
+    own.close()
+    s.close()
+    assert list(scratch.iterdir()) == []
+    assert d.closed
+    d.cleanup()  # a second cleanup is harmless
+    with pytest.raises(ValueError, match="already cleaned up"):
+        d.socket_path()
+
+
+def test_datagram_and_seqpacket(scratch):
+    with usock.private_dir(scratch) as d:
+        server = d.bind("dgram", type=socket.SOCK_DGRAM)
+        assert server.type == socket.SOCK_DGRAM
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
+            client.sendto(b"hi", d.socket_path("dgram"))
+            assert server.recv(2) == b"hi"
+        seq = d.bind("seq", type=socket.SOCK_SEQPACKET)
+        assert seq.type == socket.SOCK_SEQPACKET
+        server.close()
+        seq.close()
+    assert list(scratch.iterdir()) == []
+
+
+def test_modes_whatever_the_umask(scratch):
+    for mask in (0o000, 0o022, 0o077, 0o777):
+        out = run_python(
+            f"""
+            import os, stat, usock
+            os.umask({mask})
+            with usock.listen(parent={str(scratch)!r}) as s:
+                print(oct(stat.S_IMODE(os.stat(s.dir.path).st_mode)),
+                      oct(stat.S_IMODE(os.stat(s.path).st_mode)), oct(os.umask(0)))
+            """
+        )
+        assert out.split() == ["0o700", "0o600", oct(mask)]
+    assert list(scratch.iterdir()) == []
+
+
+# Errors: each class raised by a real failing case -------------------------------------------
+
+
+def test_unsafe_directory_error(scratch):
+    world = scratch / "world"
+    world.mkdir()
+    world.chmod(0o777)
+    with pytest.raises(usock.UnsafeDirectoryError) as info:
+        usock.listen(parent=world)
+    e = info.value
+    assert isinstance(e, usock.Error) and isinstance(e, OSError)
+    assert e.status == _lib.ERR_UNSAFE
+    assert e.errno is None
+    assert str(world) in str(e) and "sticky" in str(e)
+    assert list(world.iterdir()) == []
+
+
+def test_path_too_long_error(scratch):
+    deep = scratch / ("d" * 100)
+    deep.mkdir()
+    with pytest.raises(usock.PathTooLongError, match="the limit here is 107"):
+        usock.private_dir(deep)
+    assert list(deep.iterdir()) == []
+    with usock.private_dir(scratch) as d:
+        with pytest.raises(usock.PathTooLongError) as info:
+            d.socket_path("n" * 120)
+        assert info.value.status == _lib.ERR_TOO_LONG
+        with pytest.raises(usock.PathTooLongError):
+            d.bind("n" * 120)
+
+
+def test_name_in_use_error(scratch):
+    with usock.private_dir(scratch) as d:
+        first = d.bind()
+        with pytest.raises(usock.NameInUseError) as info:
+            d.bind()
+        assert info.value.errno == __import__("errno").EADDRINUSE
+        Path(d.path, "notes").write_text("keep")
+        with pytest.raises(usock.NameInUseError, match="a regular file"):
+            d.bind("notes")
+        assert Path(d.path, "notes").read_text() == "keep"
+        os.unlink(os.path.join(d.path, "notes"))
+        first.close()
+
+
+def test_system_error_keeps_errno(scratch):
+    with pytest.raises(usock.Error) as info:
+        usock.private_dir(scratch / "missing")
+    assert type(info.value) is usock.Error
+    assert info.value.errno == __import__("errno").ENOENT
+    assert info.value.status == _lib.ERR_SYSTEM
+    assert str(scratch / "missing") in str(info.value)
+
+
+def test_changed_error_leaves_foreign_files(scratch):
+    d = usock.private_dir(scratch)
+    s = d.bind()
+    Path(d.path, "dropped.txt").write_text("x")
+    with pytest.raises(usock.ChangedError, match=r"dropped.txt \(a regular file\)"):
+        d.cleanup()
+    assert sorted(os.listdir(d.path)) == ["dropped.txt"]  # our socket went, the file stayed
+    d.cleanup()  # harmless
+    os.unlink(os.path.join(d.path, "dropped.txt"))
+    os.rmdir(d.path)
+    s.close()
+
+
+def test_no_directory_error(scratch):
+    # /tmp and /var/tmp cannot be made unusable from here, so run as nobody in a private
+    # mount namespace where they are read-only: unshare needs root, as the suite runs.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a mount namespace")
+    out = run_python(
+        """
+        import ctypes, os, usock
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS
+        assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC|MS_PRIVATE
+        for target in (b"/tmp", b"/var/tmp"):
+            assert libc.mount(b"tmpfs", target, b"tmpfs", 1, None) == 0  # MS_RDONLY
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+        os.environ["TMPDIR"] = "/nonexistent"
+        try:
+            usock.listen()
+        except usock.NoDirectoryError as e:
+            print(e.status, e)
+        """
+    )
+    assert out.startswith(f"{_lib.ERR_NO_DIR} ")
+    for part in ("$XDG_RUNTIME_DIR: not set", "$TMPDIR (/nonexistent)", "/tmp:", "/var/tmp:"):
+        assert part in out
+
+
+def test_bad_python_arguments_fail_before_c(scratch):
+    with usock.private_dir(scratch) as d:
+        for bad in ("", "a/b", ".", "..", "x\0y", b"a/b"):
+            with pytest.raises(ValueError):
+                d.socket_path(bad)
+            with pytest.raises(ValueError):
+                d.bind(bad)
+        for bad in (3, 1.5, ["x"]):
+            with pytest.raises(TypeError):
+                d.socket_path(bad)
+        with pytest.raises(ValueError):
+            d.bind(type=socket.SOCK_RAW)
+        with pytest.raises(TypeError):
+            d.bind(type="stream")
+        with pytest.raises(TypeError):
+            d.bind(type=True)
+        with pytest.raises(ValueError):
+            d.bind(backlog=-1)
+        with pytest.raises(TypeError):
+            d.bind(backlog="5")
+    with pytest.raises(TypeError):
+        usock.private_dir(42)
+    with pytest.raises(ValueError):
+        usock.private_dir("")
+    with pytest.raises(ValueError):
+        usock.listen(parent="/tmp\0x")
+    assert list(scratch.iterdir()) == []
+
+
+def test_non_utf8_paths(scratch):
+    raw = os.fsencode(scratch) + b"/caf\xe9"
+    os.mkdir(raw)
+    with usock.listen(parent=raw) as server:
+        assert os.fsencode(server.path).startswith(raw + b"/usock-")
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(server.path)
+    assert os.listdir(raw) == []
+
+
+# Lifetimes ---------------------------------------------------------------------------------
+
+
+def test_garbage_collection_and_interpreter_exit_clean_up(scratch):
+    out = run_python(
+        f"""
+        import gc, os, usock
+        d = usock.private_dir({str(scratch)!r})
+        s = d.bind()
+        path = d.path
+        s.close()
+        del d, s
+        gc.collect()
+        print(os.path.exists(path))
+        keep = usock.listen(parent={str(scratch)!r})   # never cleaned: interpreter exit does it
+        print(keep.path)
+        """
+    )
+    gc_left, exit_path = out.split()
+    assert gc_left == "False"
+    assert not os.path.exists(exit_path)
+    assert list(scratch.iterdir()) == []
+
+
+def test_forked_child_leaves_the_parents_socket_alone(scratch):
+    with usock.listen(parent=scratch) as server:
+        pid = os.fork()
+        if pid == 0:  # the child cleans up explicitly and then exits normally
+            try:
+                server.close()
+                code = 0 if os.path.exists(server.path) else 1
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert os.path.exists(server.path)
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(server.path)
+    assert list(scratch.iterdir()) == []
+
+
+def test_forked_child_interpreter_exit_removes_nothing(scratch):
+    out = run_python(
+        f"""
+        import os, sys, usock
+        server = usock.listen(parent={str(scratch)!r})
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)          # runs the child's finalizers at interpreter exit
+        os.waitpid(pid, 0)
+        print(os.path.exists(server.path))
+        server.close()
+        print(os.path.exists(server.dir.path))
+        """
+    )
+    assert out.split() == ["True", "False"]
+
+
+def test_asyncio_round_trip(scratch):
+    async def main():
+        with usock.listen(parent=scratch) as server:
+            async def handle(reader, writer):
+                writer.write(b"echo:" + await reader.readline())
+                await writer.drain()
+                writer.close()
+
+            srv = await asyncio.start_unix_server(handle, sock=server.socket)
+            async with srv:
+                reader, writer = await asyncio.open_unix_connection(server.path)
+                writer.write(b"hello\n")
+                reply = await reader.read()
+                writer.close()
+            return reply
+
+    assert asyncio.run(main()) == b"echo:hello\n"
+    assert list(scratch.iterdir()) == []
+
+
+def test_socketserver(scratch):
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline().upper())
+
+    with usock.private_dir(scratch) as d:
+        path = d.socket_path("srv")
+        with socketserver.UnixStreamServer(path, Echo) as srv:
+            t = threading.Thread(target=srv.handle_request)
+            t.start()
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                c.sendall(b"abc\n")
+                assert c.recv(4) == b"ABC\n"
+            t.join()
+    assert list(scratch.iterdir()) == []
+
+
+def test_many_threads_leave_no_descriptors(scratch):
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    paths, errors = [], []
+
+    def work():
+        try:
+            for _ in range(100):
+                with usock.listen(parent=scratch) as s:
+                    paths.append(s.path)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(paths)) == 800
+    assert list(scratch.iterdir()) == []
+    assert fds() == before
+
+
+def test_another_user_cannot_connect(scratch):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    with usock.listen(parent=scratch) as server:
+        results = {}
+        for who in ("nobody", "owner"):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                try:
+                    if who == "nobody":
+                        os.setgroups([])
+                        os.setgid(NOBODY)
+                        os.setuid(NOBODY)
+                    c = socket.socket(socket.AF_UNIX)
+                    try:
+                        c.connect(server.path)
+                        msg = b"connected"
+                    except PermissionError:
+                        msg = b"denied"
+                    os.write(w, msg + b" " + str(os.geteuid()).encode())
+                finally:
+                    os._exit(0)
+            os.close(w)
+            results[who] = os.read(r, 100).decode()
+            os.close(r)
+            os.waitpid(pid, 0)
+        assert results["nobody"] == f"denied {NOBODY}"
+        assert results["owner"] == "connected 0"
+
+
+# The library and its constants -----------------------------------------------------------
+
+
+def test_status_constants_match_the_header():
+    header = (REPO / "include" / "usock.h").read_text()
+    defined = dict(re.findall(r"#define USOCK_(\w+) (-?\d+)", header))
+    for name, value in vars(_lib).items():
+        if name == "OK" or name.startswith("ERR_"):
+            assert int(defined[name]) == value, name
+    assert int(defined["PATH_MAX"]) == usock.PATH_MAX
+    codes = {k for k in defined if k == "OK" or k.startswith("ERR_")}
+    assert codes == {k for k in vars(_lib) if k == "OK" or k.startswith("ERR_")}
+
+
+def test_version_matches_the_header():
+    header = (REPO / "include" / "usock.h").read_text()
+    parts = [re.search(rf"#define USOCK_VERSION_{p} (\d+)", header).group(1)
+             for p in ("MAJOR", "MINOR", "PATCH")]
+    assert usock.version() == ".".join(parts)
+
+
+def test_missing_library_says_how_to_fix_it(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", "import usock"],
+        env={**os.environ, "USOCK_LIBRARY": str(tmp_path / "nope.so"),
+             "PYTHONPATH": str(Path(usock.__file__).parent.parent)},
+        capture_output=True, text=True,
+    )
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and "USOCK_LIBRARY" in out.stderr

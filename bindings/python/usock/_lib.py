@@ -1,0 +1,107 @@
+"""Finding and loading libusock, and the C function prototypes.
+
+The library is looked for, in order, at ``$USOCK_LIBRARY``, as a copy shipped inside this
+package, as the system's (``ctypes.util.find_library``), and in the build output of the
+repository this package sits in (``target/release``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+
+# Status codes: the values of include/usock.h (a test checks that they match).
+OK = 0
+ERR_INVALID = -1
+ERR_TOO_LONG = -2
+ERR_UNSAFE = -3
+ERR_NO_DIR = -4
+ERR_IN_USE = -5
+ERR_EXHAUSTED = -6
+ERR_CHANGED = -7
+ERR_SYSTEM = -8
+ERR_BUFFER = -9
+ERR_PANIC = -10
+
+#: ``sizeof(sockaddr_un.sun_path)`` on Linux, NUL included (``USOCK_PATH_MAX``).
+PATH_MAX = 108
+
+_HERE = Path(__file__).resolve().parent
+_SONAME = "libusock.so.0"
+
+
+def _candidates() -> list[tuple[str, str]]:
+    """(where, path) pairs to try, in order."""
+    found = []
+    env = os.environ.get("USOCK_LIBRARY")
+    if env:
+        found.append(("$USOCK_LIBRARY", env))
+    for name in (_SONAME, "libusock.so"):
+        shipped = _HERE / name
+        if shipped.exists():
+            found.append(("the copy inside the package", str(shipped)))
+            break
+    system = ctypes.util.find_library("usock")
+    if system:
+        found.append(("the system's library", system))
+    for parent in _HERE.parents:
+        built = parent / "target" / "release" / "libusock.so"
+        if built.exists():
+            found.append(("the repository's build output", str(built)))
+            break
+    return found
+
+
+def load() -> ctypes.CDLL:
+    tried = []
+    for where, path in _candidates():
+        try:
+            lib = ctypes.CDLL(path, use_errno=True)
+        except OSError as e:
+            if where == "$USOCK_LIBRARY":
+                raise ImportError(f"usock: cannot load $USOCK_LIBRARY={path}: {e}") from e
+            tried.append(f"{where} {path}: {e}")
+            continue
+        _declare(lib)
+        return lib
+    raise ImportError(
+        "usock: cannot find libusock. Build it with `make build` (or `cargo build --release`) "
+        "in the usock repository and reinstall this package, install it with "
+        "`make install`, or set USOCK_LIBRARY=/path/to/libusock.so"
+        + ("; tried: " + "; ".join(tried) if tried else "")
+    )
+
+
+class _Dir(ctypes.Structure):
+    """Opaque ``usock_dir``."""
+
+
+_DirPtr = ctypes.POINTER(_Dir)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    c_int, c_char_p, c_size_t = ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t
+    lib.usock_create_dir.argtypes = [c_char_p, ctypes.c_uint32, ctypes.POINTER(_DirPtr)]
+    lib.usock_create_dir.restype = c_int
+    lib.usock_dir_path.argtypes = [_DirPtr]
+    lib.usock_dir_path.restype = c_char_p
+    lib.usock_socket_path.argtypes = [_DirPtr, c_char_p, ctypes.c_char_p, c_size_t]
+    lib.usock_socket_path.restype = c_int
+    lib.usock_bind.argtypes = [_DirPtr, c_char_p, c_int, c_int, ctypes.POINTER(c_int)]
+    lib.usock_bind.restype = c_int
+    lib.usock_cleanup.argtypes = [_DirPtr]
+    lib.usock_cleanup.restype = c_int
+    lib.usock_strerror.argtypes = [c_int]
+    lib.usock_strerror.restype = c_char_p
+    lib.usock_last_error.argtypes = []
+    lib.usock_last_error.restype = c_char_p
+    lib.usock_last_errno.argtypes = []
+    lib.usock_last_errno.restype = c_int
+    lib.usock_version.argtypes = []
+    lib.usock_version.restype = c_char_p
+
+
+lib = load()
+DirPtr = _DirPtr
