@@ -17,7 +17,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib header demo test test-rust test-c test-python install uninstall bench deps-c venv clean
+.PHONY: all build lib prolog header demo test test-rust test-c test-python test-prolog install uninstall bench deps-c deps-prolog venv clean
 
 all: build
 
@@ -44,13 +44,23 @@ header:
 deps-c:
 	@tools/ensure-deps.sh c
 
-# The main job: a server gets its socket from usock at the automatic location, a client in
-# another process connects and exchanges a message, and cleanup leaves nothing.
-demo: deps-c build
-	@echo "== usock demo: C server and C client"
+deps-prolog:
+	@tools/ensure-deps.sh prolog
+
+# The SWI-Prolog pack's foreign part, bindings/prolog/lib/<arch>/usock4pl.so.
+prolog: deps-prolog lib
+	@$(MAKE) --no-print-directory -s -C bindings/prolog
+
+# The main job: a SWI-Prolog server gets its socket from usock at the automatic location, a
+# Python client and a C client (each in its own process) connect and exchange a message, and
+# cleanup leaves nothing. Then the same with the C example server.
+demo: deps-c build prolog
+	@echo "== usock demo: SWI-Prolog server, Python and C clients"
+	swipl bindings/prolog/examples/demo_server.pl -- 'python3 bindings/python/examples/client.py' ./$(OUT)/usock-client
+	@echo "== usock demo: C server, C client"
 	./$(OUT)/usock-server ./$(OUT)/usock-client
 
-test: deps-c test-rust test-c test-python
+test: deps-c deps-prolog test-rust test-c test-python test-prolog
 	@echo "== all suites passed"
 
 test-rust:
@@ -71,13 +81,17 @@ venv: $(VENV)/.ready
 $(VENV)/.ready: bindings/python/pyproject.toml
 	@tools/ensure-deps.sh python
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check "pytest>=7"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "pytest>=7" swiplserver
 	@touch $@
 
 test-python: lib venv
 	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV) with its libusock)"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
+
+test-prolog: prolog venv
+	@echo "== Prolog: plunit suite of the pack (clients in Prolog and Python, MQI, pack_install)"
+	USOCK_PYTHON=$(abspath $(VENV))/bin/python swipl bindings/prolog/test/run.pl
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
@@ -96,3 +110,4 @@ uninstall:
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) bindings/python/build bindings/python/*.egg-info
+	$(MAKE) -C bindings/prolog distclean

@@ -38,6 +38,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
     printf("C client: received \"%s\"\n", buf);
     close(fd);
     return 0;

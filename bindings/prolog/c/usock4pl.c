@@ -1,0 +1,218 @@
+/*
+ * usock4pl: the SWI-Prolog foreign part of the usock pack. A thin layer over libusock's C ABI:
+ * a private directory is a blob whose release hook (atom garbage collection) and the at_halt
+ * hook clean it up if the program did not, exactly once. Binding is done in Prolog with
+ * library(socket); this file only adds the mode fix-up of the socket file.
+ *
+ * libusock itself stays free of SWI-Prolog symbols; only this glue links against both.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <SWI-Prolog.h>
+#include <SWI-Stream.h>
+
+#include "usock.h"
+
+/* One private directory. `dir` becomes NULL when it has been cleaned up. */
+typedef struct pl_usock {
+    usock_dir *dir;
+    pthread_mutex_t lock;
+    struct pl_usock *prev, *next; /* live handles, for usock_cleanup_all at halt */
+    char path[USOCK_PATH_MAX];
+} pl_usock;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pl_usock *registry;
+
+static void registry_add(pl_usock *u) {
+    pthread_mutex_lock(&registry_lock);
+    u->next = registry;
+    u->prev = NULL;
+    if (registry) registry->prev = u;
+    registry = u;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(pl_usock *u) {
+    pthread_mutex_lock(&registry_lock);
+    if (u->prev) u->prev->next = u->next; else if (registry == u) registry = u->next;
+    if (u->next) u->next->prev = u->prev;
+    u->prev = u->next = NULL;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* Cleans up once; returns the usock status (USOCK_OK when already done). */
+static int cleanup_once(pl_usock *u) {
+    pthread_mutex_lock(&u->lock);
+    usock_dir *dir = u->dir;
+    u->dir = NULL;
+    int rc = dir ? usock_cleanup(dir) : USOCK_OK;
+    pthread_mutex_unlock(&u->lock);
+    return rc;
+}
+
+static int release_usock(atom_t a) {
+    pl_usock *u = PL_blob_data(a, NULL, NULL);
+    cleanup_once(u); /* never cleaned by the program: do it now, errors ignored */
+    registry_remove(u);
+    pthread_mutex_destroy(&u->lock);
+    free(u);
+    return TRUE;
+}
+
+static int write_usock(IOSTREAM *s, atom_t a, int flags) {
+    (void)flags;
+    pl_usock *u = PL_blob_data(a, NULL, NULL);
+    Sfprintf(s, "<usock_dir>(%s%s)", u->path, u->dir ? "" : ", cleaned up");
+    return TRUE;
+}
+
+static PL_blob_t usock_blob = {
+    .magic = PL_BLOB_MAGIC,
+    .flags = PL_BLOB_NOCOPY | PL_BLOB_UNIQUE,
+    .name = "usock_dir",
+    .release = release_usock,
+    .write = write_usock,
+};
+
+/* error(usock_error(Code, Message), context(Pred/Arity, _)) for a failed usock call. */
+static int raise_usock(int status, const char *pred, int arity) {
+    static const char *codes[] = {"ok",      "invalid", "too_long", "unsafe", "no_dir", "in_use",
+                                  "exhausted", "changed", "system", "buffer", "panic"};
+    const char *code = (status <= 0 && status >= -10) ? codes[-status] : "unknown";
+    term_t ex = PL_new_term_ref();
+    if (!ex ||
+        !PL_unify_term(ex, PL_FUNCTOR_CHARS, "error", 2,
+                       PL_FUNCTOR_CHARS, "usock_error", 2,
+                         PL_CHARS, code,
+                         PL_UTF8_STRING, usock_last_error(),
+                       PL_FUNCTOR_CHARS, "context", 2,
+                         PL_FUNCTOR_CHARS, ":", 2,
+                           PL_CHARS, "usock",
+                           PL_FUNCTOR_CHARS, "/", 2, PL_CHARS, pred, PL_INT, arity,
+                         PL_VARIABLE))
+        return FALSE;
+    return PL_raise_exception(ex);
+}
+
+static int get_usock(term_t t, pl_usock **u) {
+    void *data;
+    PL_blob_t *type;
+    if (PL_get_blob(t, &data, NULL, &type) && type == &usock_blob) {
+        *u = data;
+        return TRUE;
+    }
+    return PL_type_error("usock_dir", t);
+}
+
+/* '$usock_create_dir'(+Parent, -Dir): Parent is a file name or [] for the automatic choice. */
+static foreign_t pl_create_dir(term_t parent, term_t dir) {
+    char *parent_path = NULL;
+    if (!PL_get_nil(parent) &&
+        !PL_get_file_name(parent, &parent_path, PL_FILE_OSPATH))
+        return FALSE;
+    usock_dir *d = NULL;
+    int rc = usock_create_dir(parent_path, 0, &d);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_create_dir", 2);
+    pl_usock *u = calloc(1, sizeof *u);
+    if (!u) {
+        usock_cleanup(d);
+        return PL_resource_error("memory");
+    }
+    u->dir = d;
+    pthread_mutex_init(&u->lock, NULL);
+    strncpy(u->path, usock_dir_path(d), sizeof u->path - 1);
+    registry_add(u);
+    return PL_unify_blob(dir, u, sizeof *u, &usock_blob);
+}
+
+static int cleaned_error(term_t t) {
+    return PL_existence_error("usock_dir", t);
+}
+
+/* '$usock_dir_path'(+Dir, -Path) */
+static foreign_t pl_dir_path(term_t dir, term_t path) {
+    pl_usock *u = NULL;
+    if (!get_usock(dir, &u)) return FALSE;
+    if (!u->dir) return cleaned_error(dir);
+    return PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, u->path);
+}
+
+/* '$usock_socket_path'(+Dir, +Name, -Path): Name is text (checked in Prolog) */
+static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
+    pl_usock *u = NULL;
+    char *n;
+    if (!get_usock(dir, &u)) return FALSE;
+    if (!PL_get_chars(name, &n, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION)) return FALSE;
+    char buf[USOCK_PATH_MAX];
+    pthread_mutex_lock(&u->lock);
+    int rc = u->dir ? usock_socket_path(u->dir, n, buf, sizeof buf) : 1;
+    pthread_mutex_unlock(&u->lock);
+    if (rc == 1) return cleaned_error(dir);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_socket_path", 3);
+    return PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, buf);
+}
+
+/* '$usock_cleanup'(+Dir) */
+static foreign_t pl_cleanup(term_t dir) {
+    pl_usock *u = NULL;
+    if (!get_usock(dir, &u)) return FALSE;
+    int rc = cleanup_once(u);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_cleanup", 1);
+    return TRUE;
+}
+
+/* '$usock_cleanup_all': at halt, clean every directory the program left. */
+static foreign_t pl_cleanup_all(void) {
+    pthread_mutex_lock(&registry_lock);
+    for (pl_usock *u = registry; u; u = u->next) cleanup_once(u);
+    pthread_mutex_unlock(&registry_lock);
+    return TRUE;
+}
+
+/* '$usock_secure_socket'(+Path): after tcp_bind/2, give the socket file mode 0600 whatever
+ * the umask, before tcp_listen/2. The file is in a 0700 directory only we can reach, and is
+ * checked to be a socket we own. */
+static foreign_t pl_secure_socket(term_t path) {
+    char *p;
+    if (!PL_get_file_name(path, &p, PL_FILE_OSPATH)) return FALSE;
+    struct stat st;
+    if (lstat(p, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid() ||
+        chmod(p, 0600) != 0) {
+        term_t ex = PL_new_term_ref();
+        char msg[USOCK_PATH_MAX + 64];
+        snprintf(msg, sizeof msg, "cannot set mode 0600 on socket %s: %s", p,
+                 errno ? strerror(errno) : "not a socket owned by this user");
+        return PL_unify_term(ex, PL_FUNCTOR_CHARS, "error", 2,
+                             PL_FUNCTOR_CHARS, "usock_error", 2, PL_CHARS, "system",
+                             PL_UTF8_STRING, msg,
+                             PL_FUNCTOR_CHARS, "context", 2,
+                               PL_FUNCTOR_CHARS, ":", 2, PL_CHARS, "usock",
+                               PL_FUNCTOR_CHARS, "/", 2, PL_CHARS, "usock_bind", PL_INT, 3,
+                               PL_VARIABLE) &&
+               PL_raise_exception(ex);
+    }
+    return TRUE;
+}
+
+/* '$usock_somaxconn'(-N) */
+static foreign_t pl_somaxconn(term_t n) {
+    return PL_unify_integer(n, SOMAXCONN);
+}
+
+install_t install_usock4pl(void) {
+    PL_register_foreign("$usock_create_dir", 2, pl_create_dir, 0);
+    PL_register_foreign("$usock_dir_path", 2, pl_dir_path, 0);
+    PL_register_foreign("$usock_socket_path", 3, pl_socket_path, 0);
+    PL_register_foreign("$usock_cleanup", 1, pl_cleanup, 0);
+    PL_register_foreign("$usock_cleanup_all", 0, pl_cleanup_all, 0);
+    PL_register_foreign("$usock_secure_socket", 1, pl_secure_socket, 0);
+    PL_register_foreign("$usock_somaxconn", 1, pl_somaxconn, 0);
+}

@@ -1,0 +1,4 @@
+name(usock).
+version('0.1.0').
+title('A safe private place for a Unix domain socket').
+keywords([socket, unix, security, mqi]).

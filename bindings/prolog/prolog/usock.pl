@@ -1,0 +1,175 @@
+:- module(usock,
+          [ usock_create_dir/2,         % -Dir, +Options
+            usock_dir_path/2,           % +Dir, -Path
+            usock_socket_path/3,        % +Dir, ?Name, -Path
+            usock_bind/3,               % +Dir, -Socket, +Options
+            usock_cleanup/1             % +Dir
+          ]).
+:- use_module(library(socket)).
+:- use_module(library(error)).
+:- use_module(library(option)).
+
+/** <module> A safe private place for a Unix domain socket
+
+This library gives a SWI-Prolog server a Unix domain socket path that nobody else can reach or
+pre-empt, without shelling out to `mkdir`: a fresh directory with an unpredictable name and
+mode 0700 in a parent whose ownership and mode were checked, made by libusock. Sockets are
+ordinary library(socket) sockets, so tcp_accept/3, tcp_open_socket/2,3 and everything built on
+them work unchanged.
+
+```
+?- usock_create_dir(Dir, []),
+   usock_bind(Dir, Socket, [path(Path)]),      % bound and listening, mode 0600
+   tcp_accept(Socket, Client, _Peer),
+   ...
+   tcp_close_socket(Socket),
+   usock_cleanup(Dir).                          % removes the socket file and the directory
+```
+
+Directories that are never cleaned up are removed when the blob is garbage-collected or at
+halt, exactly once, and never by a child process made with fork/1.
+
+Errors of the library are `error(usock_error(Code, Message), context(usock:Pred/Arity, _))`,
+where Code is one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`,
+`changed`, `system`, `buffer` or `panic`, and Message names the path and the reason. Bad
+arguments raise type_error or domain_error before the library is called.
+*/
+
+% Loading straight from the repository (after `make`): the foreign library is built into
+% ../lib/<arch> beside this file, as in an installed pack.
+:- multifile user:file_search_path/2.
+:- dynamic user:file_search_path/2.
+:- prolog_load_context(directory, Dir),
+   current_prolog_flag(arch, Arch),
+   atomic_list_concat([Dir, '/../lib/', Arch], LibDir),
+   (   user:file_search_path(foreign, LibDir)
+   ->  true
+   ;   assertz(user:file_search_path(foreign, LibDir))
+   ).
+
+:- use_foreign_library(foreign(usock4pl)).
+
+:- at_halt('$usock_cleanup_all').
+
+%!  usock_create_dir(-Dir, +Options) is det.
+%
+%   Create a private directory for Unix domain sockets. Dir is a blob handle; pass it to
+%   usock_cleanup/1 when done. Options:
+%
+%     - parent(+Path)
+%       Create the directory in Path, which must be safe (it and every ancestor owned by root
+%       or the effective user; any writable by group or others has the sticky bit) and short
+%       enough for a socket path. Without it, the first usable of `$XDG_RUNTIME_DIR`,
+%       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen.
+%
+%   @error usock_error(unsafe, Message), usock_error(too_long, Message),
+%          usock_error(no_dir, Message), usock_error(system, Message)
+
+usock_create_dir(Dir, Options) :-
+    must_be(var, Dir),
+    must_be(list, Options),
+    (   option(parent(Parent), Options)
+    ->  must_be(text, Parent),
+        (   memberchk(Parent, ['', "", []])
+        ->  domain_error(directory, Parent)
+        ;   true
+        )
+    ;   Parent = []
+    ),
+    '$usock_create_dir'(Parent, Dir).
+
+%!  usock_dir_path(+Dir, -Path) is det.
+%
+%   Path is the directory's absolute path (an atom, no symbolic links in it).
+
+usock_dir_path(Dir, Path) :-
+    '$usock_dir_path'(Dir, Path).
+
+%!  usock_socket_path(+Dir, ?Name, -Path) is det.
+%
+%   Path is the path of socket Name in Dir, for code that binds by itself, such as
+%   mqi_start/1 with `unix_domain_socket(Path)`. If Name is unbound, it is unified with the
+%   default name `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
+%   Sockets bound at such paths are removed by usock_cleanup/1.
+%
+%   @error usock_error(too_long, Message) if the path would not fit in `sun_path`.
+
+usock_socket_path(Dir, Name, Path) :-
+    (   var(Name)
+    ->  Name = sock
+    ;   check_name(Name)
+    ),
+    '$usock_socket_path'(Dir, Name, Path).
+
+%!  usock_bind(+Dir, -Socket, +Options) is det.
+%
+%   Socket is a library(socket) Unix domain stream socket bound in Dir with tcp_bind/2,
+%   its file set to mode 0600 whatever the umask, and listening. Use tcp_accept/3 on it.
+%   Options:
+%
+%     - name(+Name)
+%       Socket name in the directory; default `sock`.
+%     - backlog(+Count)
+%       Listen backlog; default the system's `SOMAXCONN`.
+%     - path(-Path)
+%       Unified with the socket's path, to give to clients.
+%
+%   @error usock_error(in_use, Message) if the name is taken (the file there is left alone).
+
+usock_bind(Dir, Socket, Options) :-
+    must_be(var, Socket),
+    must_be(list, Options),
+    option(name(Name), Options, sock),
+    check_name(Name),
+    (   option(backlog(Backlog), Options)
+    ->  must_be(nonneg, Backlog)
+    ;   '$usock_somaxconn'(Backlog)
+    ),
+    '$usock_socket_path'(Dir, Name, Path),
+    unix_domain_socket(S),
+    catch(( tcp_bind(S, Path),
+            '$usock_secure_socket'(Path),
+            tcp_listen(S, Backlog)
+          ),
+          E,
+          ( tcp_close_socket(S),
+            bound_error(E, Path, Error),
+            throw(Error)
+          )),
+    Socket = S,
+    option(path(Path), Options, _).
+
+bound_error(error(socket_error(eaddrinuse, _), _), Path, Error) :-
+    !,
+    format(string(Msg), "cannot bind ~w: the name is taken, and what is there was left in place", [Path]),
+    Error = error(usock_error(in_use, Msg), context(usock:usock_bind/3, _)).
+bound_error(E, Path, E) :-
+    % Bound but not usable: remove the socket we made, in a directory only we can write to.
+    catch(delete_file(Path), _, true).
+
+%!  usock_cleanup(+Dir) is det.
+%
+%   Remove the sockets in Dir (those bound by usock_bind/3 and other sockets of this user)
+%   and the directory itself. Anything else found there (a regular file, a subdirectory, an
+%   object swapped in) is left in place with the directory, and usock_error(changed, Message)
+%   names it. A second call does nothing. Close sockets with tcp_close_socket/1 first.
+
+usock_cleanup(Dir) :-
+    '$usock_cleanup'(Dir).
+
+check_name(Name) :-
+    must_be(text, Name),
+    atom_string(A, Name),
+    (   A == ''
+    ->  domain_error(usock_socket_name, Name)
+    ;   sub_atom(A, _, _, _, '/')
+    ->  domain_error(usock_socket_name, Name)
+    ;   memberchk(A, ['.', '..'])
+    ->  domain_error(usock_socket_name, Name)
+    ;   true
+    ).
+
+:- multifile prolog:error_message//1.
+
+prolog:error_message(usock_error(Code, Message)) -->
+    [ 'usock: ~w (~w)'-[Message, Code] ].

@@ -1,0 +1,355 @@
+/*  plunit tests of the usock pack. Run with test/run.pl, which prints "N passed, N failed"
+    and exits non-zero on any failure. $USOCK_PYTHON names a Python with swiplserver for the
+    Python client and MQI tests (default python3).
+*/
+:- use_module(library(plunit)).
+:- use_module(library(socket)).
+:- use_module(library(process)).
+:- use_module(library(readutil)).
+:- use_module(library(filesex)).
+:- use_module(library(unix)).
+:- use_module(library(mqi)).
+:- use_module('../prolog/usock').
+
+:- dynamic scratch_dir/2.
+
+%   A safe scratch parent for explicit-parent tests, 0755, removed at the end by the process
+%   that made it (halt/1 in a forked child unwinds through the unit's cleanup too).
+scratch(Dir) :-
+    scratch_dir(Dir, _), !.
+scratch(Dir) :-
+    current_prolog_flag(pid, Pid),
+    R is random(1<<40),
+    format(atom(Dir), '/tmp/usock-pltest-~w-~16r', [Pid, R]),   % not tmp_file/2: it is
+    make_directory(Dir),                                       % removed at halt, also in
+    chmod(Dir, 0o755),                                         % a forked child
+    assertz(scratch_dir(Dir, Pid)).
+
+remove_scratch :-
+    current_prolog_flag(pid, Pid),
+    (   scratch_dir(Dir, Pid)
+    ->  retractall(scratch_dir(_, _)),
+        delete_directory_and_contents(Dir)
+    ;   true
+    ).
+
+mode_of(Path, Mode) :-
+    process_create(path(stat), ['-c', '%a', Path], [stdout(pipe(Out))]),
+    read_line_to_string(Out, S),
+    close(Out),
+    number_codes(Mode, S).
+
+python(Py) :-
+    (   getenv('USOCK_PYTHON', Py)
+    ->  true
+    ;   Py = python3
+    ).
+
+%   Run a Python snippet with Args; Output is its stdout as a string.
+run_python(Code, Args, Output) :-
+    python(Py),
+    (   sub_atom(Py, 0, _, _, '/') -> Exe = Py ; Exe = path(Py) ),
+    process_create(Exe, ['-c', Code|Args], [stdout(pipe(Out)), process(Pid)]),
+    read_string(Out, _, Output),
+    close(Out),
+    process_wait(Pid, Status),
+    assertion(Status == exit(0)).
+
+serve_one(Listener, Reply) :-
+    tcp_accept(Listener, Client, _Peer),
+    setup_call_cleanup(
+        tcp_open_socket(Client, Stream),
+        ( read_line_to_string(Stream, Line),
+          string_concat(Reply, Line, Answer),
+          format(Stream, "~w~n", [Answer]),
+          flush_output(Stream)
+        ),
+        close(Stream)).
+
+empty_dir(Dir) :-
+    directory_files(Dir, Entries),
+    subtract(Entries, ['.', '..'], []).
+
+:- begin_tests(usock, [cleanup(remove_scratch)]).
+
+test(prolog_client_through_tcp_accept, Reply == "echo: hello") :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, Listener, [path(Path)]),
+    thread_create(serve_one(Listener, "echo: "), Server, []),
+    unix_domain_socket(C),
+    tcp_connect(C, Path),
+    tcp_open_socket(C, Stream),
+    format(Stream, "hello~n", []),
+    flush_output(Stream),
+    read_line_to_string(Stream, Reply),
+    close(Stream),
+    thread_join(Server, true),
+    tcp_close_socket(Listener),
+    usock_dir_path(Dir, DirPath),
+    usock_cleanup(Dir),
+    assertion(\+ exists_directory(DirPath)).
+
+test(python_client, Out == "python got: from python\n") :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, Listener, [name('py.sock'), path(Path)]),
+    thread_create(serve_one(Listener, "python got: "), Server, []),
+    run_python("import socket, sys\nc = socket.socket(socket.AF_UNIX)\nc.connect(sys.argv[1])\nc.sendall(b'from python\\n')\nprint(c.makefile().readline(), end='')",
+               [Path], Out),
+    thread_join(Server, true),
+    tcp_close_socket(Listener),
+    usock_cleanup(Dir).
+
+test(mode_bits) :-
+    scratch(Parent),
+    usock_create_dir(Dir, [parent(Parent)]),
+    usock_dir_path(Dir, DirPath),
+    file_directory_name(DirPath, Parent),
+    usock_bind(Dir, S, [path(Path), backlog(3)]),
+    mode_of(DirPath, DirMode),
+    mode_of(Path, SockMode),
+    assertion(DirMode == 700),
+    assertion(SockMode == 600),
+    tcp_close_socket(S),
+    usock_cleanup(Dir),
+    assertion(empty_dir(Parent)).
+
+test(mode_bits_under_umask_0777, Out == "700\n600\n") :-
+    % a fresh swipl process under umask 0777: the directory is still 0700, the socket 0600
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module('~w'), usock_create_dir(D,[]), usock_bind(D,S,[path(P)]), usock_dir_path(D,DP), \c
+            process_create(path(stat),['-c','%a',DP,P],[]), tcp_close_socket(S), usock_cleanup(D), halt",
+           [File]),
+    process_create(path(sh), ['-c', 'umask 0777 && exec swipl -q -g "$0"', Goal],
+                   [stdout(pipe(O)), process(Pid)]),
+    read_string(O, _, Out), close(O),
+    process_wait(Pid, exit(0)).
+
+test(socket_path_default_and_named) :-
+    usock_create_dir(Dir, []),
+    usock_dir_path(Dir, D),
+    usock_socket_path(Dir, Name, P1),
+    assertion(Name == sock),
+    atomic_list_concat([D, '/sock'], P1),
+    usock_socket_path(Dir, "api.sock", P2),
+    atomic_list_concat([D, '/api.sock'], P2),
+    usock_cleanup(Dir).
+
+test(socket_bound_by_caller_is_removed) :-
+    scratch(Parent),
+    usock_create_dir(Dir, [parent(Parent)]),
+    usock_socket_path(Dir, own, Path),
+    unix_domain_socket(S),
+    tcp_bind(S, Path),
+    tcp_close_socket(S),
+    usock_cleanup(Dir),
+    assertion(empty_dir(Parent)).
+
+test(cleanup_twice_is_harmless) :-
+    usock_create_dir(Dir, []),
+    usock_cleanup(Dir),
+    usock_cleanup(Dir).
+
+% Errors -----------------------------------------------------------------------------------
+
+test(type_error_options, error(type_error(list, foo))) :-
+    usock_create_dir(_, foo).
+
+test(type_error_handle, error(type_error(usock_dir, foo))) :-
+    usock_dir_path(foo, _).
+
+test(type_error_parent, error(type_error(text, 42))) :-
+    usock_create_dir(_, [parent(42)]).
+
+test(domain_error_name, error(domain_error(usock_socket_name, 'a/b'))) :-
+    usock_create_dir(Dir, []),
+    call_cleanup(usock_socket_path(Dir, 'a/b', _), usock_cleanup(Dir)).
+
+test(domain_error_dotdot, error(domain_error(usock_socket_name, '..'))) :-
+    usock_create_dir(Dir, []),
+    call_cleanup(usock_bind(Dir, _, [name('..')]), usock_cleanup(Dir)).
+
+test(domain_error_backlog, error(type_error(nonneg, -1))) :-
+    usock_create_dir(Dir, []),
+    call_cleanup(usock_bind(Dir, _, [backlog(-1)]), usock_cleanup(Dir)).
+
+test(unsafe_parent, [error(usock_error(unsafe, Msg), context(usock:usock_create_dir/2, _))]) :-
+    scratch(Parent),
+    directory_file_path(Parent, world, World),
+    make_directory(World),
+    chmod(World, 0o777),
+    call_cleanup(usock_create_dir(_, [parent(World)]),
+                 ( assertion(empty_dir(World)), delete_directory(World) )),
+    sub_string(Msg, _, _, _, "sticky").
+
+test(too_long_parent, [error(usock_error(too_long, _), _)]) :-
+    scratch(Parent),
+    length(Cs, 90), maplist(=(0'd), Cs), atom_codes(Long, Cs),
+    directory_file_path(Parent, Long, Deep),
+    make_directory(Deep),
+    call_cleanup(usock_create_dir(_, [parent(Deep)]),
+                 ( assertion(empty_dir(Deep)), delete_directory(Deep) )).
+
+test(too_long_name, [error(usock_error(too_long, Msg), _)]) :-
+    usock_create_dir(Dir, []),
+    length(Cs, 120), maplist(=(0'n), Cs), atom_codes(Name, Cs),
+    call_cleanup(usock_socket_path(Dir, Name, _), usock_cleanup(Dir)),
+    sub_string(Msg, _, _, _, "the limit here is 107").
+
+test(in_use, [error(usock_error(in_use, _), context(usock:usock_bind/3, _))]) :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, S, []),
+    call_cleanup(usock_bind(Dir, _, []),
+                 ( tcp_close_socket(S), usock_cleanup(Dir) )).
+
+test(in_use_leaves_file) :-
+    usock_create_dir(Dir, []),
+    usock_socket_path(Dir, notes, Path),
+    setup_call_cleanup(open(Path, write, Out), format(Out, "keep", []), close(Out)),
+    catch(usock_bind(Dir, _, [name(notes)]), error(usock_error(Code, _), _), true),
+    assertion(Code == in_use),
+    read_file_to_string(Path, Text, []),
+    assertion(Text == "keep"),
+    delete_file(Path),
+    usock_cleanup(Dir).
+
+test(changed, [error(usock_error(changed, Msg), context(usock:usock_cleanup/1, _))]) :-
+    usock_create_dir(Dir, []),
+    usock_dir_path(Dir, D),
+    directory_file_path(D, 'dropped.txt', F),
+    setup_call_cleanup(open(F, write, Out), true, close(Out)),
+    call_cleanup(usock_cleanup(Dir), ( delete_file(F), delete_directory(D) )),
+    sub_string(Msg, _, _, _, "dropped.txt (a regular file)").
+
+test(no_dir, [error(usock_error(no_dir, Msg), _)]) :-
+    % $XDG_RUNTIME_DIR and $TMPDIR unusable, /tmp and /var/tmp read-only in a private mount
+    % namespace of a child process (as root).
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module('~w'), catch(usock_create_dir(_,[]), error(E,_), (format('~~q.~~n',[E]), halt(0))), halt(1)",
+           [File]),
+    process_create(path(unshare),
+                   ['--mount', 'sh', '-c',
+                    'mount -t tmpfs -o ro tmpfs /tmp && mount -t tmpfs -o ro tmpfs /var/tmp && \c
+                     XDG_RUNTIME_DIR=relative TMPDIR=/nonexistent exec swipl -q -g "$0"', Goal],
+                   [stdout(pipe(O)), process(Pid)]),
+    read_term(O, E, []), close(O),
+    process_wait(Pid, exit(0)),
+    E = usock_error(Code, Msg),
+    throw(error(usock_error(Code, Msg), _)).
+
+test(use_after_cleanup, error(existence_error(usock_dir, _))) :-
+    usock_create_dir(Dir, []),
+    usock_cleanup(Dir),
+    usock_dir_path(Dir, _).
+
+% Lifetimes --------------------------------------------------------------------------------
+
+make_and_forget(Path) :-
+    usock_create_dir(Dir, []),
+    usock_dir_path(Dir, Path).
+
+test(garbage_collection_cleans_up) :-
+    findall(P, (between(1, 20, _), make_and_forget(P)), Paths),
+    garbage_collect,
+    garbage_collect_atoms,
+    include(exists_directory, Paths, Left),
+    assertion(Left == []).
+
+test(at_halt_cleans_up) :-
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module('~w'), usock_create_dir(D,[]), usock_dir_path(D,P), format('~~w~~n',[P]), halt",
+           [File]),
+    process_create(path(swipl), ['-q', '-g', Goal], [stdout(pipe(O)), process(Pid)]),
+    read_line_to_string(O, Path), close(O),
+    process_wait(Pid, exit(0)),
+    assertion(sub_string(Path, _, _, _, "usock-")),
+    assertion(\+ exists_directory(Path)).
+
+test(forked_child_removes_nothing) :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, S, [path(Path)]),
+    fork(Pid),
+    (   Pid == child
+    ->  usock_cleanup(Dir),
+        halt(0)                 % at_halt runs in the child too: it must remove nothing
+    ;   wait(Pid, exited(0)),
+        assertion(exists_file(Path) ; true),
+        unix_domain_socket(C),
+        tcp_connect(C, Path),   % the parent's socket is still there and answers
+        tcp_close_socket(C),
+        tcp_close_socket(S),
+        usock_dir_path(Dir, D),
+        usock_cleanup(Dir),
+        assertion(\+ exists_directory(D))
+    ).
+
+cycle(N, Paths) :-
+    findall(P,
+            ( between(1, N, _),
+              usock_create_dir(Dir, []),
+              usock_bind(Dir, S, [path(P)]),
+              tcp_close_socket(S),
+              usock_cleanup(Dir)
+            ),
+            Paths).
+
+test(concurrent_threads) :-
+    length(Ids, 4),
+    maplist([Id]>>thread_create(cycle(50, _), Id, []), Ids),
+    maplist([Id]>>thread_join(Id, true), Ids),
+    % and one directory shared by several threads
+    usock_create_dir(Dir, []),
+    numlist(1, 4, Ns),
+    maplist([N, T]>>thread_create(( format(atom(Name), "t~w", [N]),
+                                    usock_bind(Dir, S, [name(Name)]),
+                                    tcp_close_socket(S) ), T, []),
+            Ns, Ts),
+    maplist([T]>>thread_join(T, true), Ts),
+    usock_dir_path(Dir, D),
+    directory_files(D, Entries),
+    length(Entries, 6),
+    usock_cleanup(Dir),
+    assertion(\+ exists_directory(D)).
+
+% Packaging ----------------------------------------------------------------------------------
+
+test(pack_install_from_local_directory, Out == "installed pack works\n") :-
+    module_property(usock, file(File)),
+    file_directory_name(File, PrologDir),
+    file_directory_name(PrologDir, PackSource),
+    scratch(Scratch),
+    directory_file_path(Scratch, packs, Packs),
+    make_directory(Packs),
+    format(atom(Install),
+           "pack_install('file://~w', [package_directory('~w'), interactive(false), inquiry(false), silent(true)])",
+           [PackSource, Packs]),
+    process_create(path(swipl), ['-q', '-g', Install, '-t', halt], [process(P1)]),
+    process_wait(P1, exit(0)),
+    format(atom(Use),
+           "attach_packs('~w', [search(first)]), use_module(library(usock)), \c
+            module_property(usock, file(F)), sub_atom(F, 0, _, _, '~w'), \c
+            usock_create_dir(D, []), usock_bind(D, S, []), tcp_close_socket(S), usock_cleanup(D), \c
+            writeln('installed pack works'), halt",
+           [Packs, Packs]),
+    process_create(path(swipl), ['-q', '-g', Use, '-t', 'halt(1)'],
+                   [stdout(pipe(O)), process(P2)]),
+    read_string(O, _, Out), close(O),
+    process_wait(P2, exit(0)).
+
+% MQI --------------------------------------------------------------------------------------
+
+test(mqi_on_a_usock_path, Out == "[{'X': 'a'}, {'X': 'b'}]\n") :-
+    usock_create_dir(Dir, []),
+    usock_socket_path(Dir, mqi, Path),
+    Password = 'usock test password',
+    mqi_start([unix_domain_socket(Path), password(Password), server_thread(T)]),
+    run_python("import sys\nfrom swiplserver import PrologMQI\nwith PrologMQI(launch_mqi=False, unix_domain_socket=sys.argv[1], password=sys.argv[2]) as m:\n    with m.create_thread() as t:\n        print(t.query('member(X, [a, b])'))",
+               [Path, Password], Out),
+    mqi_stop(T),
+    usock_dir_path(Dir, D),
+    usock_cleanup(Dir),
+    assertion(\+ exists_directory(D)).
+
+:- end_tests(usock).
