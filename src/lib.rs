@@ -43,3 +43,7 @@ pub use bind::SocketType;
 pub use dir::{MAX_SOCKET_PATH, PrivateDir};
 pub use error::{Error, ErrorKind, Result};
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
+
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use name::testing;

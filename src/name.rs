@@ -24,6 +24,13 @@ pub const DEFAULT_SOCKET_NAME: &str = "sock";
 /// A fresh directory name, `usock-` and 13 characters carrying 65 bits from `getrandom`.
 pub fn random_dir_name() -> std::io::Result<CString> {
     let mut random = [0u8; 9]; // 72 bits; 65 are used
+    #[cfg(feature = "test-hooks")]
+    if let Some(forced) = testing::forced() {
+        random = forced;
+    } else {
+        sys::random_bytes(&mut random)?;
+    }
+    #[cfg(not(feature = "test-hooks"))]
     sys::random_bytes(&mut random)?;
     let mut bits: u128 = 0;
     for b in random {
@@ -59,6 +66,34 @@ pub fn socket_name(name: Option<&OsStr>) -> Result<CString> {
             show_bytes(bytes)
         ))),
         None => Ok(CString::new(bytes).expect("checked for NUL")),
+    }
+}
+
+/// Test builds only (feature `test-hooks`): force the bytes the random source returns on the
+/// calling thread, to test collisions and pre-emption.
+/// Test builds only (feature `test-hooks`): force the bytes the random source returns on the
+/// calling thread, to test collisions and pre-emption.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod testing {
+    use std::cell::Cell;
+
+    thread_local! {
+        static FORCED: Cell<Option<([u8; 9], usize)>> = const { Cell::new(None) };
+    }
+
+    /// The next `times` directory names made on this thread use `bytes` instead of the OS
+    /// random source (`usize::MAX`: until called again); `times == 0` ends forcing.
+    pub fn force_random(bytes: [u8; 9], times: usize) {
+        FORCED.with(|f| f.set((times > 0).then_some((bytes, times))));
+    }
+
+    pub(crate) fn forced() -> Option<[u8; 9]> {
+        FORCED.with(|f| {
+            let (bytes, times) = f.get()?;
+            f.set((times > 1).then_some((bytes, times.saturating_sub(1))));
+            Some(bytes)
+        })
     }
 }
 

@@ -78,6 +78,7 @@ fn other_users_cannot_connect_list_or_create_but_the_owner_can() {
                 connect: libc::EACCES,
                 list_dir: libc::EACCES,
                 create_file: libc::EACCES,
+                enter_dir: libc::EACCES,
             },
             "uid {uid}"
         );
@@ -85,6 +86,13 @@ fn other_users_cannot_connect_list_or_create_but_the_owner_can() {
     // The owner connects.
     UnixStream::connect(&path).unwrap();
     listener.accept().unwrap();
+    figure(
+        "attack",
+        "another user (uid 65534, uid 54321) connects to the socket, lists, enters or creates a file in the directory",
+        8,
+        8,
+        "tests/socket.rs::other_users_cannot_connect_list_or_create_but_the_owner_can",
+    );
     drop(listener);
     dir.cleanup().unwrap();
     assert!(scratch.entries("").is_empty());
@@ -108,7 +116,8 @@ fn the_access_probe_can_succeed() {
         Access {
             connect: 0,
             list_dir: 0,
-            create_file: 0
+            create_file: 0,
+            enter_dir: 0,
         }
     );
     drop(listener);

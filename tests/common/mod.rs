@@ -131,18 +131,20 @@ pub fn open_fds() -> usize {
 
 /// What another user sees: forks, drops privileges to `uid` (groups cleared, gid = uid), and
 /// reports the errno of each step (0: it worked): connecting to `socket`, listing `dir`,
-/// creating a file in `dir`. Only async-signal-safe calls run in the child, on buffers made
+/// creating a file in `dir`, entering `dir` (looking up `dir/.`). Only async-signal-safe calls run in the child, on buffers made
 /// before `fork`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Access {
     pub connect: i32,
     pub list_dir: i32,
     pub create_file: i32,
+    pub enter_dir: i32,
 }
 
 pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
     let dir_c = cstring(dir);
     let file_c = cstring(&dir.join("intruder"));
+    let inside_c = cstring(&dir.join("."));
     let socket_bytes = cstring(socket);
     // SAFETY: zeroed sockaddr_un is valid; filled before fork.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -159,7 +161,7 @@ pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
         if pid == 0 {
             libc::close(pipe[0]);
             let errno = || *libc::__errno_location();
-            let mut result = [0i32; 3];
+            let mut result = [0i32; 4];
             if libc::setgroups(0, std::ptr::null()) != 0
                 || libc::setgid(uid) != 0
                 || libc::setuid(uid) != 0
@@ -182,6 +184,12 @@ pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
                 0o600,
             );
             result[2] = if f >= 0 { 0 } else { errno() };
+            let mut st: libc::stat = std::mem::zeroed();
+            result[3] = if libc::stat(inside_c.as_ptr(), &mut st) == 0 {
+                0
+            } else {
+                errno()
+            };
             libc::write(
                 pipe[1],
                 result.as_ptr().cast(),
@@ -190,7 +198,7 @@ pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
             libc::_exit(0);
         }
         libc::close(pipe[1]);
-        let mut result = [0i32; 3];
+        let mut result = [0i32; 4];
         let n = libc::read(
             pipe[0],
             result.as_mut_ptr().cast(),
@@ -208,6 +216,23 @@ pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
             connect: result[0],
             list_dir: result[1],
             create_file: result[2],
+            enter_dir: result[3],
         }
+    }
+}
+
+/// Records one row of SECURITY.md's figures when `$USOCK_FIGURES` names a file (the Makefile
+/// sets it): category, what was tried, how many times, how many held, and the test's name.
+/// Called after the test's assertions passed, so a row is only written for a check that held.
+pub fn figure(category: &str, what: &str, tried: usize, held: usize, test: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("USOCK_FIGURES") {
+        let line = format!("{category}\t{what}\t{tried}\t{held}\t{test}\n");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.write_all(line.as_bytes()).unwrap();
     }
 }
