@@ -17,7 +17,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib prolog header demo test test-rust test-c test-python test-prolog install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build lib prolog header demo test test-rust test-c test-python test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 all: build
 
@@ -63,14 +63,20 @@ demo: deps-c build prolog
 test: deps-c deps-prolog test-rust test-c test-python test-prolog
 	@echo "== all suites passed"
 
+# Figures for SECURITY.md: each battery test that held appends a row here.
+FIGURES := target/security-figures.tsv
+
 test-rust:
-	@echo "== Rust: unit, integration and doc tests"
-	$(CARGO) test
+	@echo "== Rust: unit, integration and doc tests (with the attack and fault battery)"
+	@mkdir -p target && rm -f $(FIGURES)
+	USOCK_FIGURES=$(abspath $(FIGURES)) $(CARGO) test
 
 test-c: deps-c build
 	@echo "== C: tests under AddressSanitizer and UBSan, C++ header check, library checks"
 	$(CC) $(STRICT) -g $(SAN) -pthread -o $(OUT)/test_usock bindings/c/tests/test_usock.c -L$(REL) -lusock $(RPATH)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./$(OUT)/test_usock
+	@n=$$(grep -c '^    RUN(' bindings/c/tests/test_usock.c); \
+	  printf 'sanitizer\tC test suite under AddressSanitizer, LeakSanitizer and UBSan: clean\t%s\t%s\tbindings/c/tests/test_usock.c\n' $$n $$n >> $(FIGURES)
 	$(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -o $(OUT)/header_cxx bindings/c/tests/header_cxx.cpp -L$(REL) -lusock $(RPATH)
 	./$(OUT)/header_cxx
 	bindings/c/tests/check-library.sh $(LIB) $(VERSION)
@@ -92,6 +98,21 @@ test-python: lib venv
 test-prolog: prolog venv
 	@echo "== Prolog: plunit suite of the pack (clients in Prolog and Python, MQI, pack_install)"
 	USOCK_PYTHON=$(abspath $(VENV))/bin/python swipl bindings/prolog/test/run.pl
+
+# Fuzzing the C ABI (nightly Rust and cargo-fuzz; not part of make test): a fixed number of
+# executions, recorded for SECURITY.md.
+FUZZ_RUNS ?= 200000
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@mkdir -p fuzz/corpus/c_abi target
+	cd fuzz && $(CARGO) +nightly fuzz run c_abi -- -runs=$(FUZZ_RUNS) -max_len=512 2>&1 | tee ../target/fuzz.log | tail -n 3
+	@rm -rf /tmp/usock-fuzz-*
+	@runs=$$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' target/fuzz.log); test -n "$$runs"; \
+	  printf 'fuzz\tC ABI fuzzed with libFuzzer under AddressSanitizer: arbitrary parent and name bytes, flags, types, backlogs, buffer sizes; no crash, leak or undocumented status\t%s\t%s\tfuzz/fuzz_targets/c_abi.rs\n' $$runs $$runs > target/fuzz-figures.tsv
+
+# Runs the battery and the fuzzer, then rewrites the figures table of SECURITY.md.
+security-report: test fuzz
+	python3 tools/security-report.py $(FIGURES) target/fuzz-figures.tsv SECURITY.md
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

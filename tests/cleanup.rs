@@ -71,6 +71,13 @@ fn a_socket_swapped_for_another_object_is_left_in_place() {
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         drop(listener);
     }
+    figure(
+        "attack",
+        "socket swapped at cleanup for a regular file, a FIFO, a symlink (to a file that must survive) or a directory: left in place and named",
+        4,
+        4,
+        "tests/cleanup.rs::a_socket_swapped_for_another_object_is_left_in_place",
+    );
 }
 
 #[test]
@@ -98,6 +105,13 @@ fn a_file_dropped_into_the_directory_is_kept_but_our_sockets_go() {
     );
     assert_eq!(fs::read(path.join("sub/deep")).unwrap(), b"y");
     drop(listener);
+    figure(
+        "attack",
+        "a file and a non-empty subdirectory dropped into the directory: kept (nothing recursive), our socket removed",
+        2,
+        2,
+        "tests/cleanup.rs::a_file_dropped_into_the_directory_is_kept_but_our_sockets_go",
+    );
 }
 
 #[test]
@@ -114,6 +128,13 @@ fn a_socket_of_another_user_is_left() {
         "{err}"
     );
     drop(foreign);
+    figure(
+        "attack",
+        "a socket of another user in the directory: left in place",
+        1,
+        1,
+        "tests/cleanup.rs::a_socket_of_another_user_is_left",
+    );
 }
 
 #[test]
@@ -137,6 +158,13 @@ fn a_directory_moved_away_and_replaced_is_left_alone() {
     assert_eq!(fs::read(path.join("impostor")).unwrap(), b"z");
     assert!(fs::read_dir(&moved).unwrap().next().is_none());
     drop(listener);
+    figure(
+        "attack",
+        "the private directory renamed away and replaced by another: the replacement left alone",
+        1,
+        1,
+        "tests/cleanup.rs::a_directory_moved_away_and_replaced_is_left_alone",
+    );
 }
 
 #[test]
