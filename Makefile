@@ -17,7 +17,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib prolog header demo test test-rust test-c test-python test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build lib prolog header demo test test-rust test-c test-python test-python-asan test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 all: build
 
@@ -60,7 +60,7 @@ demo: deps-c build prolog
 	@echo "== usock demo: C server, C client"
 	./$(OUT)/usock-server ./$(OUT)/usock-client
 
-test: deps-c deps-prolog test-rust test-c test-python test-prolog
+test: deps-c deps-prolog test-rust test-c test-python test-python-asan test-prolog
 	@echo "== all suites passed"
 
 # Figures for SECURITY.md: each battery test that held appends a row here.
@@ -94,6 +94,23 @@ test-python: lib venv
 	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV) with its libusock)"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
+
+# The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
+# rustc's -Zsanitizer=address; GCC's runtime preloaded into the interpreter). Python's own
+# allocations are not leak-checked.
+ASAN_LIB := target/asan/x86_64-unknown-linux-gnu/release/libusock.so
+test-python-asan: venv
+	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
+	  echo "== Python under AddressSanitizer: skipped, no nightly Rust (rustup toolchain install nightly)"; \
+	else \
+	  echo "== Python: pytest suite against libusock built with AddressSanitizer"; \
+	  RUSTFLAGS="-Zsanitizer=address" $(CARGO) +nightly build --quiet --release --lib \
+	    --target x86_64-unknown-linux-gnu --target-dir target/asan && \
+	  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	    USOCK_LIBRARY=$(abspath $(ASAN_LIB)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests && \
+	  n=$$(grep -c '^def test_' bindings/python/tests/test_usock.py) && \
+	  printf 'sanitizer\tPython suite against libusock built with AddressSanitizer: clean\t%s\t%s\tbindings/python/tests/test_usock.py\n' $$n $$n >> $(FIGURES); \
+	fi
 
 test-prolog: prolog venv
 	@echo "== Prolog: plunit suite of the pack (clients in Prolog and Python, MQI, pack_install)"
