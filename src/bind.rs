@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 
 use crate::dir::{Bound, PrivateDir};
@@ -66,10 +67,16 @@ impl PrivateDir {
         backlog: Option<u32>,
     ) -> Result<OwnedFd> {
         let name = name::socket_name(name)?;
-        let path = self.socket_path_of(&name)?;
+        self.check_socket_path_len(&name)?;
+        let path = || self.path().join(OsStr::from_bytes(name.as_bytes()));
         let fd = sys::unix_socket(ty.raw())
             .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
-        if let Err(e) = sys::bind_unix(fd.as_fd(), path.as_os_str()) {
+        // The mode bind() will give the file, less what the umask removes; checked and, if the
+        // umask took owner bits, set again below.
+        sys::fchmod(fd.as_fd(), 0o600)
+            .map_err(|e| Error::system("cannot set the mode of a new socket", &e))?;
+        let parts = [self.path_c().to_bytes(), b"/", name.as_bytes()];
+        if let Err(e) = sys::bind_unix(fd.as_fd(), &parts) {
             return Err(if e.raw_os_error() == Some(libc::EADDRINUSE) {
                 let what = sys::lstat_at(At::Fd(self.dir.as_fd()), &name)
                     .map(|st| st.kind().describe())
@@ -78,12 +85,12 @@ impl PrivateDir {
                     ErrorKind::InUse,
                     format!(
                         "cannot bind {}: the name is taken by {what}, which was left in place",
-                        show(&path)
+                        show(&path())
                     ),
                 )
                 .with_errno(&e)
             } else {
-                Error::system(format_args!("cannot bind {}", show(&path)), &e)
+                Error::system(format_args!("cannot bind {}", show(&path())), &e)
             });
         }
         // From here on the file is ours: remove it again if anything fails.
@@ -91,26 +98,33 @@ impl PrivateDir {
             let _ = sys::unlink_at(At::Fd(self.dir.as_fd()), &name, false);
             err
         };
-        // bind() applied the umask; set the mode now, before listen(), so that no client ever
-        // connects under another mode. Nobody else can reach the file in the 0700 directory.
-        sys::chmod_at(At::Fd(self.dir.as_fd()), &name, 0o600).map_err(|e| {
-            undo(Error::system(
-                format_args!("cannot set mode 0600 on {}", show(&path)),
-                &e,
-            ))
-        })?;
-        let id = sys::lstat_at(At::Fd(self.dir.as_fd()), &name).map_err(|e| {
-            undo(Error::system(
-                format_args!("cannot stat {}", show(&path)),
-                &e,
-            ))
-        })?;
+        let stat = || {
+            sys::lstat_at(At::Fd(self.dir.as_fd()), &name).map_err(|e| {
+                undo(Error::system(
+                    format_args!("cannot stat {}", show(&path())),
+                    &e,
+                ))
+            })
+        };
+        let mut id = stat()?;
+        if id.perms() != 0o600 {
+            // The umask removed owner bits: set the mode now, before listen(), so that no client
+            // ever connects under another mode. Nobody else can reach the file in the 0700
+            // directory, and the umask only ever made it stricter than 0600.
+            sys::chmod_at(At::Fd(self.dir.as_fd()), &name, 0o600).map_err(|e| {
+                undo(Error::system(
+                    format_args!("cannot set mode 0600 on {}", show(&path())),
+                    &e,
+                ))
+            })?;
+            id = stat()?;
+        }
         if id.kind() != FileKind::Socket || id.perms() != 0o600 {
             return Err(undo(Error::new(
                 ErrorKind::Unsafe,
                 format!(
                     "{} is {} with mode {:04o} after bind, not a socket with mode 0600",
-                    show(&path),
+                    show(&path()),
                     id.kind().describe(),
                     id.perms()
                 ),
@@ -123,7 +137,7 @@ impl PrivateDir {
             };
             sys::listen(fd.as_fd(), backlog).map_err(|e| {
                 undo(Error::system(
-                    format_args!("cannot listen on {}", show(&path)),
+                    format_args!("cannot listen on {}", show(&path())),
                     &e,
                 ))
             })?;

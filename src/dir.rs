@@ -49,6 +49,8 @@ pub(crate) struct Bound {
 /// A `PrivateDir` may be shared between threads. After `fork`, the child's copy removes nothing.
 #[derive(Debug)]
 pub struct PrivateDir {
+    /// The directory's path, NUL-terminated for the C ABI; [`PrivateDir::path`] borrows it.
+    path_c: CString,
     path: PathBuf,
     name: CString,
     parent: OwnedFd,
@@ -95,6 +97,7 @@ impl PrivateDir {
     ///
     /// Fails with [`ErrorKind::NoDir`] naming every candidate and why it was skipped.
     pub fn new() -> Result<PrivateDir> {
+        let euid = sys::geteuid();
         let mut skipped = Vec::new();
         for candidate in parent::candidates() {
             let label = candidate.label();
@@ -107,7 +110,7 @@ impl PrivateDir {
                 skipped.push(format!("{label}: not an absolute path"));
                 continue;
             }
-            let parent = match parent::open_checked(path) {
+            let parent = match parent::open_checked(path, euid) {
                 Ok(parent) => parent,
                 Err(e) if e.kind() == ErrorKind::Unsafe || e.kind() == ErrorKind::System => {
                     skipped.push(format!("{label}: {e}"));
@@ -119,7 +122,7 @@ impl PrivateDir {
                 skipped.push(format!("{label}: {e}"));
                 continue;
             }
-            match PrivateDir::create_in(parent) {
+            match PrivateDir::create_in(parent, euid) {
                 Err(e)
                     if e.kind() == ErrorKind::System
                         && e.raw_os_error().is_some_and(|n| SKIPPABLE.contains(&n)) =>
@@ -147,9 +150,10 @@ impl PrivateDir {
         if parent.as_os_str().is_empty() {
             return Err(Error::invalid("the parent directory is an empty path"));
         }
-        let parent = parent::open_checked(parent)?;
+        let euid = sys::geteuid();
+        let parent = parent::open_checked(parent, euid)?;
         check_parent_len(&parent.path)?;
-        PrivateDir::create_in(parent)
+        PrivateDir::create_in(parent, euid)
     }
 
     /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
@@ -160,7 +164,7 @@ impl PrivateDir {
         }
     }
 
-    fn create_in(parent: Parent) -> Result<PrivateDir> {
+    fn create_in(parent: Parent, euid: u32) -> Result<PrivateDir> {
         let at = At::Fd(parent.fd.as_fd());
         let mut attempt = 0;
         let name = loop {
@@ -190,15 +194,16 @@ impl PrivateDir {
             }
         };
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        match secure_new_dir(&parent, &name, &path) {
+        match secure_new_dir(&parent, &name, &path, euid) {
             Ok((dir, id)) => Ok(PrivateDir {
+                path_c: CString::new(path.as_os_str().as_bytes()).expect("paths have no NUL"),
                 path,
                 name,
                 parent: parent.fd,
                 dir,
                 id,
                 pid: sys::getpid(),
-                euid: sys::geteuid(),
+                euid,
                 bound: Mutex::new(Vec::new()),
                 done: false,
             }),
@@ -214,6 +219,27 @@ impl PrivateDir {
     /// The directory's path: absolute, with no symbolic links in it.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// [`path`](PrivateDir::path) as a C string, for the C ABI.
+    pub(crate) fn path_c(&self) -> &std::ffi::CStr {
+        &self.path_c
+    }
+
+    /// Checks that `<dir>/<name>` fits in `sun_path` without building it.
+    pub(crate) fn check_socket_path_len(&self, name: &CString) -> Result<()> {
+        let len = self.path_c.as_bytes().len() + 1 + name.as_bytes().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(too_long(
+                format_args!(
+                    "socket path {}/{}",
+                    show(&self.path),
+                    show_bytes(name.as_bytes())
+                ),
+                len,
+            ));
+        }
+        Ok(())
     }
 
     /// The path of socket `name` inside the directory (`None`: `sock`), for callers that bind
@@ -381,7 +407,12 @@ fn io_reason(err: &io::Error) -> String {
 /// Opens the directory just made without following symlinks, and makes sure it is what we asked
 /// for: a directory, owned by us, mode exactly 0700 (set through the open descriptor when the
 /// umask took bits away or the parent's setgid bit added one).
-fn secure_new_dir(parent: &Parent, name: &CString, path: &Path) -> Result<(OwnedFd, Stat)> {
+fn secure_new_dir(
+    parent: &Parent,
+    name: &CString,
+    path: &Path,
+    euid: u32,
+) -> Result<(OwnedFd, Stat)> {
     let dir = sys::open_dir_path(At::Fd(parent.fd.as_fd()), name)
         .map_err(|e| Error::system(format_args!("cannot open {}", show(path)), &e))?;
     let stat = |dir: &OwnedFd| {
@@ -389,7 +420,6 @@ fn secure_new_dir(parent: &Parent, name: &CString, path: &Path) -> Result<(Owned
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))
     };
     let mut st = stat(&dir)?;
-    let euid = sys::geteuid();
     if st.kind() != FileKind::Directory || st.uid != euid {
         return Err(Error::new(
             ErrorKind::Unsafe,

@@ -8,7 +8,7 @@
 //! owned by root or the effective user: a link another user planted cannot steer usock.
 
 use std::collections::VecDeque;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -56,9 +56,70 @@ fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
     Ok(())
 }
 
-/// Resolves `path` and checks it and every ancestor; see the module documentation.
-pub fn open_checked(path: &Path) -> Result<Parent> {
-    let euid = sys::geteuid();
+/// Resolves `path` and checks it and every ancestor; see the module documentation. `euid` is
+/// the effective user id, read once by the caller.
+pub fn open_checked(path: &Path, euid: u32) -> Result<Parent> {
+    match open_plain(path, euid)? {
+        Some(parent) => Ok(parent),
+        None => walk(path, euid),
+    }
+}
+
+/// The fast path, for the common case of an absolute path of plain components with no symbolic
+/// links: each ancestor is checked with one `lstat` by path, then the directory itself is opened
+/// with one `openat2(RESOLVE_NO_SYMLINKS)` and checked with `fstat`.
+///
+/// Checking the ancestors by path before opening is sound because each one that passes can only
+/// be changed by root or the effective user: it is owned by one of them, and its own parent,
+/// checked before it, lets nobody else rename or replace its entries (not writable by others,
+/// or sticky). `None` hands over to [`walk`]: for symbolic links (resolved and checked one by
+/// one), `.` and `..`, relative paths, and for every error, which the walk reports precisely.
+fn open_plain(path: &Path, euid: u32) -> Result<Option<Parent>> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Ok(None);
+    }
+    // The canonical path, built with a NUL after it so that each prefix can be handed to the
+    // kernel in place: `/` and each ancestor are checked, the last component opened below.
+    let mut buf = Vec::with_capacity(bytes.len() + 2);
+    buf.push(b'/');
+    let mut parts = bytes
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    while let Some(part) = parts.next() {
+        if part == b"." || part == b".." {
+            return Ok(None);
+        }
+        buf.push(0);
+        let st = match sys::lstat_at(At::Cwd, CStr::from_bytes_with_nul(&buf).expect("one NUL")) {
+            Ok(st) if st.kind() == FileKind::Directory => st,
+            _ => return Ok(None),
+        };
+        buf.pop();
+        check_dir(&st, Path::new(OsStr::from_bytes(&buf)), euid)?;
+        if buf.len() > 1 {
+            buf.push(b'/');
+        }
+        buf.extend_from_slice(part);
+        if parts.peek().is_none() {
+            break;
+        }
+    }
+    let canonical = CString::new(buf).expect("components have no NUL");
+    let Ok(fd) = sys::open_dir_no_symlinks(&canonical) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(OsString::from_vec(canonical.into_bytes()));
+    let st = sys::fstat(fd.as_fd())
+        .map_err(|e| Error::system(format_args!("cannot stat {}", show(&path)), &e))?;
+    check_dir(&st, &path, euid)?;
+    Ok(Some(Parent { path, fd }))
+}
+
+/// The general path: opens `/` and each component relative to the one before with
+/// `O_PATH | O_NOFOLLOW`, resolving symbolic links by hand.
+fn walk(path: &Path, euid: u32) -> Result<Parent> {
     let mut pending: VecDeque<OsString> = VecDeque::new();
     if path.is_relative() {
         let cwd = std::env::current_dir()

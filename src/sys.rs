@@ -5,10 +5,9 @@
 //! (`BorrowedFd`, `&CStr`, byte slices), checks what it hands to the kernel, and returns
 //! `io::Result`. Everything above it is plain safe Rust.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 
 /// The size of `sockaddr_un.sun_path` on this platform, terminating NUL included.
 pub const SUN_PATH_LEN: usize = {
@@ -138,6 +137,33 @@ pub fn open_dir_read(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     )
 }
 
+/// `openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS)`: the directory at an absolute path, refusing (`ELOOP`) a symlink
+/// anywhere on the way. `ENOSYS` on kernels before 5.6.
+pub fn open_dir_no_symlinks(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: an all-zero open_how is valid (and its padding must be zero).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    retry(|| {
+        // SAFETY: path is NUL-terminated and how is a valid open_how of the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: openat2 returned a fresh, open descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    })
+}
+
 fn open(at: At<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     retry(|| {
         // SAFETY: name is a valid NUL-terminated string; the result is a new descriptor we own.
@@ -185,6 +211,14 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
     // SAFETY: path is NUL-terminated.
     cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t, 0) })?;
+    Ok(())
+}
+
+/// `fchmod(fd, mode)`. On a socket not yet bound, this is the mode `bind()` gives its file,
+/// less the bits the umask removes.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we borrow.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })?;
     Ok(())
 }
 
@@ -258,19 +292,21 @@ pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Binds `fd` to the filesystem path `path`, which must fit in `sun_path` with its NUL.
-pub fn bind_unix(fd: BorrowedFd<'_>, path: &OsStr) -> io::Result<()> {
-    let bytes = path.as_bytes();
-    if bytes.len() >= SUN_PATH_LEN || bytes.contains(&0) {
+/// Binds `fd` to the filesystem path made of `parts` (concatenated), which must fit in
+/// `sun_path` with its NUL.
+pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total >= SUN_PATH_LEN || parts.iter().any(|p| p.contains(&0)) {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
     // SAFETY: an all-zero sockaddr_un is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = parts.iter().flat_map(|p| p.iter());
     for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }
-    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + total + 1;
     // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
     cvt(unsafe {
         libc::bind(

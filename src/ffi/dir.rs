@@ -1,6 +1,6 @@
 //! Exports for the private directory: create, path, socket path, bind, cleanup.
 
-use std::ffi::{CString, OsStr, c_char, c_int};
+use std::ffi::{OsStr, c_char, c_int};
 use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -56,9 +56,7 @@ pub unsafe extern "C" fn usock_create_dir(
         let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
         match PrivateDir::create(parent) {
             Ok(inner) => {
-                let path = CString::new(inner.path().as_os_str().as_bytes())
-                    .expect("paths have no NUL");
-                let handle = Box::into_raw(Box::new(UsockDir { inner, path }));
+                let handle = Box::into_raw(Box::new(UsockDir { inner }));
                 // SAFETY: out_dir is non-NULL and the caller promises it is writable.
                 unsafe { *out_dir = handle };
                 super::USOCK_OK
@@ -80,7 +78,7 @@ pub unsafe extern "C" fn usock_dir_path(dir: *const UsockDir) -> *const c_char {
     ffi_boundary! {
         // SAFETY: the caller passes NULL or a live handle.
         match unsafe { dir.as_ref() } {
-            Some(dir) => dir.path.as_ptr(),
+            Some(dir) => dir.inner.path_c().as_ptr(),
             None => std::ptr::null(),
         }
     }

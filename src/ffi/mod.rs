@@ -53,7 +53,6 @@ pub const USOCK_ERR_PANIC: c_int = -10;
 /// A private socket directory (opaque). Made by `usock_create_dir`, freed by `usock_cleanup`.
 pub struct UsockDir {
     inner: crate::PrivateDir,
-    path: std::ffi::CString,
 }
 
 #[cfg(test)]
