@@ -188,6 +188,23 @@ int usock_socket_path(const usock_dir *dir, const char *name, char *buf, size_t 
 int usock_bind(usock_dir *dir, const char *name, int type, int backlog, int *out_fd);
 
 /**
+ * Takes a socket the caller bound itself at `usock_socket_path(dir, name, ...)` (with another
+ * socket library) into usock's care: checks that it is a socket owned by the effective user,
+ * sets its file's mode to 0600 whatever the umask, and records its device and inode so that
+ * `usock_cleanup` removes exactly it (and cheaply). Call it after `bind()` and before
+ * `listen()`, so that no client ever connects under another mode. `name` NULL means `sock`.
+ *
+ * Returns `USOCK_OK` (also when the socket was adopted before); `USOCK_ERR_INVALID` (`dir`
+ * NULL, a bad name, or the file is not a socket); `USOCK_ERR_UNSAFE` (the socket belongs to
+ * another user); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_SYSTEM` (`ENOENT`: nothing at that name).
+ * Thread-safe.
+ *
+ * # Safety
+ * `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
+ */
+int usock_adopt(usock_dir *dir, const char *name);
+
+/**
  * Removes the sockets in the directory and the directory itself, then frees the handle.
  *
  * Removed: the sockets `usock_bind` made (checked by device and inode) and other sockets owned

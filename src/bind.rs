@@ -149,6 +149,58 @@ impl PrivateDir {
         Ok(fd)
     }
 
+    /// Takes a socket the caller bound at [`socket_path`](PrivateDir::socket_path)`(name)` with
+    /// its own socket library into usock's care: checks that `<dir>/<name>` is a socket owned by
+    /// the effective user, sets its mode to 0600 whatever the umask, and records its device and
+    /// inode so that [`cleanup`](PrivateDir::cleanup) removes exactly it. Call it after binding
+    /// and before listening, so that no client connects under another mode.
+    ///
+    /// Fails with [`ErrorKind::Invalid`] for a bad name or when the file is not a socket,
+    /// [`ErrorKind::Unsafe`] when it belongs to another user, [`ErrorKind::System`] (`ENOENT`)
+    /// when nothing is there. Adopting the same socket twice is harmless.
+    pub fn adopt(&self, name: Option<&OsStr>) -> Result<()> {
+        let name = name::socket_name(name)?;
+        self.check_socket_path_len(&name)?;
+        let path = || self.path().join(OsStr::from_bytes(name.as_bytes()));
+        let at = At::Fd(self.dir.as_fd());
+        let stat = || {
+            sys::lstat_at(at, &name)
+                .map_err(|e| Error::system(format_args!("cannot stat {}", show(&path())), &e))
+        };
+        let mut id = stat()?;
+        if id.kind() != FileKind::Socket {
+            return Err(Error::invalid(format!(
+                "{} is {}, not a socket",
+                show(&path()),
+                id.kind().describe()
+            )));
+        }
+        if id.uid != sys::geteuid() {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "socket {} is owned by uid {}, not by the effective user",
+                    show(&path()),
+                    id.uid
+                ),
+            ));
+        }
+        if id.perms() != 0o600 {
+            sys::chmod_at(at, &name, 0o600).map_err(|e| {
+                Error::system(
+                    format_args!("cannot set mode 0600 on {}", show(&path())),
+                    &e,
+                )
+            })?;
+            id = stat()?;
+        }
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        if !bound.iter().any(|b| b.id.same_file(&id)) {
+            bound.push(Bound { name, id });
+        }
+        Ok(())
+    }
+
     /// A listening stream socket at `<dir>/<name>` (`None`: `sock`), as a `std` listener.
     pub fn listener(&self, name: Option<&OsStr>) -> Result<UnixListener> {
         self.bind(name, SocketType::Stream, None)

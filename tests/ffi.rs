@@ -196,6 +196,13 @@ fn null_and_bad_arguments_to_every_function() {
         assert_eq!(again, -7);
         drop(first);
 
+        // usock_adopt
+        assert_eq!(usock_adopt(ptr::null_mut(), ptr::null()), USOCK_ERR_INVALID);
+        assert_eq!(usock_adopt(dir, c"a/b".as_ptr()), USOCK_ERR_INVALID);
+        assert_eq!(usock_adopt(dir, c"nothing-here".as_ptr()), USOCK_ERR_SYSTEM);
+        assert_eq!(usock_last_errno(), libc::ENOENT);
+        assert_eq!(usock_adopt(dir, ptr::null()), USOCK_OK); // the socket bound above
+
         // usock_cleanup
         assert_eq!(usock_cleanup(ptr::null_mut()), USOCK_OK);
         assert_eq!(usock_cleanup(dir), USOCK_OK);

@@ -79,6 +79,7 @@ fn header_declares_every_export_and_nothing_else() {
         "usock_dir_path",
         "usock_socket_path",
         "usock_bind",
+        "usock_adopt",
         "usock_cleanup",
         "usock_strerror",
         "usock_last_error",

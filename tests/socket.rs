@@ -242,3 +242,47 @@ fn socket_type_from_c_values() {
         );
     }
 }
+
+/// A socket bound by the caller's own library and adopted: mode 0600 whatever the umask (here
+/// the file starts 0777), removed at cleanup through the fast path; bad cases refused.
+#[test]
+fn adopting_a_socket_the_caller_bound() {
+    let scratch = Scratch::new("adopt");
+    let dir = PrivateDir::in_parent(scratch.path()).unwrap();
+    let path = dir.socket_path(Some(OsStr::new("own"))).unwrap();
+    let own = UnixListener::bind(&path).unwrap();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    dir.adopt(Some(OsStr::new("own"))).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    dir.adopt(Some(OsStr::new("own"))).unwrap(); // twice is harmless
+    UnixStream::connect(&path).unwrap();
+
+    fs::write(dir.path().join("file"), b"x").unwrap();
+    let err = dir.adopt(Some(OsStr::new("file"))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(
+        err.message().contains("a regular file, not a socket"),
+        "{err}"
+    );
+    fs::remove_file(dir.path().join("file")).unwrap();
+
+    let theirs = UnixListener::bind(dir.path().join("theirs")).unwrap();
+    chown(&dir.path().join("theirs"), NOBODY);
+    assert_eq!(
+        dir.adopt(Some(OsStr::new("theirs"))).unwrap_err().kind(),
+        ErrorKind::Unsafe
+    );
+    fs::remove_file(dir.path().join("theirs")).unwrap();
+    drop(theirs);
+
+    let err = dir.adopt(Some(OsStr::new("missing"))).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    assert_eq!(
+        dir.adopt(Some(OsStr::new("a/b"))).unwrap_err().kind(),
+        ErrorKind::Invalid
+    );
+
+    drop(own);
+    dir.cleanup().unwrap();
+    assert!(scratch.entries("").is_empty());
+}

@@ -192,6 +192,32 @@ pub unsafe extern "C" fn usock_bind(
     }
 }
 
+/// Takes a socket the caller bound itself at `usock_socket_path(dir, name, ...)` (with another
+/// socket library) into usock's care: checks that it is a socket owned by the effective user,
+/// sets its file's mode to 0600 whatever the umask, and records its device and inode so that
+/// `usock_cleanup` removes exactly it (and cheaply). Call it after `bind()` and before
+/// `listen()`, so that no client ever connects under another mode. `name` NULL means `sock`.
+///
+/// Returns `USOCK_OK` (also when the socket was adopted before); `USOCK_ERR_INVALID` (`dir`
+/// NULL, a bad name, or the file is not a socket); `USOCK_ERR_UNSAFE` (the socket belongs to
+/// another user); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_SYSTEM` (`ENOENT`: nothing at that name).
+/// Thread-safe.
+///
+/// # Safety
+/// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle; it is only read here.
+        let Some(dir) = (unsafe { dir.cast_const().as_ref() }) else {
+            return fail(&null_arg("dir"));
+        };
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+        status(dir.inner.adopt(name))
+    }
+}
+
 /// Removes the sockets in the directory and the directory itself, then frees the handle.
 ///
 /// Removed: the sockets `usock_bind` made (checked by device and inode) and other sockets owned

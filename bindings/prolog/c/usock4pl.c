@@ -145,8 +145,10 @@ static foreign_t pl_dir_path(term_t dir, term_t path) {
     return PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, u->path);
 }
 
-/* '$usock_socket_path'(+Dir, +Name, -Path): Name is text (checked in Prolog) */
-static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
+/* '$usock_socket_path'(+Dir, +Name, -Path): Name is text (checked in Prolog); Path an atom.
+ * '$usock_socket_path_string'(+Dir, +Name, -Path): the same with Path a string, which creates
+ * no atom (for usock_bind/3, which only hands it to tcp_bind/2). */
+static foreign_t socket_path(term_t dir, term_t name, term_t path, int type) {
     pl_usock *u = NULL;
     char *n;
     if (!get_usock(dir, &u)) return FALSE;
@@ -157,7 +159,15 @@ static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
     if (rc != USOCK_OK) return raise_usock(rc, "usock_socket_path", 3);
-    return PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, buf);
+    return PL_unify_chars(path, type | REP_MB, (size_t)-1, buf);
+}
+
+static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
+    return socket_path(dir, name, path, PL_ATOM);
+}
+
+static foreign_t pl_socket_path_string(term_t dir, term_t name, term_t path) {
+    return socket_path(dir, name, path, PL_STRING);
 }
 
 /* '$usock_cleanup'(+Dir) */
@@ -177,28 +187,19 @@ static foreign_t pl_cleanup_all(void) {
     return TRUE;
 }
 
-/* '$usock_secure_socket'(+Path): after tcp_bind/2, give the socket file mode 0600 whatever
- * the umask, before tcp_listen/2. The file is in a 0700 directory only we can reach, and is
- * checked to be a socket we own. */
-static foreign_t pl_secure_socket(term_t path) {
-    char *p;
-    if (!PL_get_file_name(path, &p, PL_FILE_OSPATH)) return FALSE;
-    struct stat st;
-    if (lstat(p, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid() ||
-        chmod(p, 0600) != 0) {
-        term_t ex = PL_new_term_ref();
-        char msg[USOCK_PATH_MAX + 64];
-        snprintf(msg, sizeof msg, "cannot set mode 0600 on socket %s: %s", p,
-                 errno ? strerror(errno) : "not a socket owned by this user");
-        return PL_unify_term(ex, PL_FUNCTOR_CHARS, "error", 2,
-                             PL_FUNCTOR_CHARS, "usock_error", 2, PL_CHARS, "system",
-                             PL_UTF8_STRING, msg,
-                             PL_FUNCTOR_CHARS, "context", 2,
-                               PL_FUNCTOR_CHARS, ":", 2, PL_CHARS, "usock",
-                               PL_FUNCTOR_CHARS, "/", 2, PL_CHARS, "usock_bind", PL_INT, 3,
-                               PL_VARIABLE) &&
-               PL_raise_exception(ex);
-    }
+/* '$usock_adopt'(+Dir, +Name): after tcp_bind/2 at usock_socket_path(Dir, Name), give the
+ * socket file mode 0600 whatever the umask (before tcp_listen/2) and have cleanup remove it by
+ * identity. */
+static foreign_t pl_adopt(term_t dir, term_t name) {
+    pl_usock *u = NULL;
+    char *n;
+    if (!get_usock(dir, &u)) return FALSE;
+    if (!PL_get_chars(name, &n, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION)) return FALSE;
+    pthread_mutex_lock(&u->lock);
+    int rc = u->dir ? usock_adopt(u->dir, n) : 1;
+    pthread_mutex_unlock(&u->lock);
+    if (rc == 1) return cleaned_error(dir);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_bind", 3);
     return TRUE;
 }
 
@@ -211,8 +212,9 @@ install_t install_usock4pl(void) {
     PL_register_foreign("$usock_create_dir", 2, pl_create_dir, 0);
     PL_register_foreign("$usock_dir_path", 2, pl_dir_path, 0);
     PL_register_foreign("$usock_socket_path", 3, pl_socket_path, 0);
+    PL_register_foreign("$usock_socket_path_string", 3, pl_socket_path_string, 0);
     PL_register_foreign("$usock_cleanup", 1, pl_cleanup, 0);
     PL_register_foreign("$usock_cleanup_all", 0, pl_cleanup_all, 0);
-    PL_register_foreign("$usock_secure_socket", 1, pl_secure_socket, 0);
+    PL_register_foreign("$usock_adopt", 2, pl_adopt, 0);
     PL_register_foreign("$usock_somaxconn", 1, pl_somaxconn, 0);
 }

@@ -65,6 +65,17 @@ arguments raise type_error or domain_error before the library is called.
 %   @error usock_error(unsafe, Message), usock_error(too_long, Message),
 %          usock_error(no_dir, Message), usock_error(system, Message)
 
+usock_create_dir(Dir, Options) :-              % the common cases, without option processing
+    var(Dir),
+    (   Options == []
+    ->  Parent = []
+    ;   Options = [parent(Parent)],
+        atom(Parent),
+        Parent \== '',
+        Parent \== []
+    ),
+    !,
+    '$usock_create_dir'(Parent, Dir).
 usock_create_dir(Dir, Options) :-
     must_be(var, Dir),
     must_be(list, Options),
@@ -125,10 +136,10 @@ usock_bind(Dir, Socket, Options) :-
     ->  must_be(nonneg, Backlog)
     ;   '$usock_somaxconn'(Backlog)
     ),
-    '$usock_socket_path'(Dir, Name, Path),
+    '$usock_socket_path_string'(Dir, Name, Path),
     unix_domain_socket(S),
     catch(( tcp_bind(S, Path),
-            '$usock_secure_socket'(Path),
+            '$usock_adopt'(Dir, Name),
             tcp_listen(S, Backlog)
           ),
           E,
@@ -137,7 +148,10 @@ usock_bind(Dir, Socket, Options) :-
             throw(Error)
           )),
     Socket = S,
-    option(path(Path), Options, _).
+    (   option(path(P), Options)
+    ->  atom_string(P, Path)
+    ;   true
+    ).
 
 bound_error(error(socket_error(eaddrinuse, _), _), Path, Error) :-
     !,
@@ -157,6 +171,8 @@ bound_error(E, Path, E) :-
 usock_cleanup(Dir) :-
     '$usock_cleanup'(Dir).
 
+check_name(sock) :-
+    !.
 check_name(Name) :-
     must_be(text, Name),
     atom_string(A, Name),

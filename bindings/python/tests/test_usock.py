@@ -95,6 +95,29 @@ def test_private_dir_socket_path_for_code_that_binds_itself(scratch):
         d.socket_path()
 
 
+def test_adopt_a_socket_bound_by_asyncio(scratch):
+    async def main():
+        with usock.private_dir(scratch) as d:
+            path = d.socket_path("api.sock")
+            server = await asyncio.start_unix_server(lambda r, w: w.close(), path=path)
+            os.chmod(path, 0o777)  # as a permissive umask would have left it
+            assert mode(path) == 0o777
+            d.adopt("api.sock")
+            assert mode(path) == 0o600
+            Path(d.path, "plain").write_text("x")
+            with pytest.raises(usock.InvalidArgumentError, match="not a socket"):
+                d.adopt("plain")
+            os.unlink(os.path.join(d.path, "plain"))
+            with pytest.raises(usock.Error) as info:
+                d.adopt("missing")
+            assert info.value.errno == __import__("errno").ENOENT
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+    assert list(scratch.iterdir()) == []
+
+
 def test_datagram_and_seqpacket(scratch):
     with usock.private_dir(scratch) as d:
         server = d.bind("dgram", type=socket.SOCK_DGRAM)

@@ -20,7 +20,7 @@ import ctypes
 import os
 import socket as _socket
 import threading
-import weakref
+import atexit
 from typing import Optional, Union
 
 from . import _lib
@@ -183,9 +183,26 @@ def _backlog_arg(backlog: Optional[int]) -> int:
 # The directory ----------------------------------------------------------------------------
 
 
-def _release(handle: "ctypes._Pointer[_lib._Dir]") -> int:
-    """Cleans up and frees a handle; run exactly once, by cleanup() or by the finalizer."""
+# Handles not yet cleaned up, by the id of the PrivateDir that owns them. Whoever pops a handle
+# from here (cleanup(), __del__ or the atexit hook) releases it: dict.pop is atomic under the
+# GIL, so each handle is released exactly once.
+_live: "dict[int, ctypes._Pointer[_lib._Dir]]" = {}
+
+
+def _release(key: int) -> Optional[int]:
+    """Cleans up and frees the handle registered under ``key``; ``None`` if already done."""
+    handle = _live.pop(key, None)
+    if handle is None:
+        return None
     return _lib.lib.usock_cleanup(handle)
+
+
+@atexit.register
+def _release_all() -> None:
+    """At interpreter exit, clean up every directory the program left (in a forked child the
+    library removes nothing)."""
+    for key in list(_live):
+        _release(key)
 
 
 class PrivateDir:
@@ -213,7 +230,7 @@ class PrivateDir:
         self._handle = handle
         self._lock = threading.Lock()
         self._path = os.fsdecode(_lib.lib.usock_dir_path(handle))
-        self._finalizer = weakref.finalize(self, _release, handle)
+        _live[id(self)] = handle
 
     @property
     def path(self) -> str:
@@ -223,10 +240,10 @@ class PrivateDir:
     @property
     def closed(self) -> bool:
         """True once the directory has been cleaned up."""
-        return not self._finalizer.alive
+        return id(self) not in _live
 
     def _live_handle(self) -> "ctypes._Pointer[_lib._Dir]":
-        if not self._finalizer.alive:
+        if id(self) not in _live:
             raise ValueError(f"the private directory {self._path} was already cleaned up")
         return self._handle
 
@@ -256,15 +273,31 @@ class PrivateDir:
 
         Raises :class:`NameInUseError` when the name is taken (the file there is left alone)
         and :class:`PathTooLongError` when the path would not fit."""
-        raw = _name_arg(name)
-        ty = _type_arg(type)
-        bl = _backlog_arg(backlog)
+        return self._bind(_name_arg(name), _type_arg(type), _backlog_arg(backlog))
+
+    def _bind(self, raw_name: Optional[bytes], ty: int, backlog: int) -> _socket.socket:
         fd = ctypes.c_int(-1)
         with self._lock:
-            status = _lib.lib.usock_bind(self._live_handle(), raw, ty, bl, ctypes.byref(fd))
+            status = _lib.lib.usock_bind(self._live_handle(), raw_name, ty, backlog, ctypes.byref(fd))
             if status != _lib.OK:
                 raise _error(status)
-        return _socket.socket(fileno=fd.value)
+        # Family and type given, so that socket() need not ask the kernel.
+        return _socket.socket(_socket.AF_UNIX, ty, 0, fileno=fd.value)
+
+    def adopt(self, name: Optional[Union[str, bytes]] = None) -> None:
+        """Takes a socket you bound yourself at :meth:`socket_path` into usock's care: checks
+        it is a socket you own, sets its mode to 0600 whatever the umask, and has cleanup remove
+        exactly it. Call it after binding and before listening (with asyncio, after
+        ``start_unix_server(path=...)`` returns, before clients are told the path).
+
+        Raises :class:`InvalidArgumentError` when the file is not a socket,
+        :class:`UnsafeDirectoryError` when another user owns it, :class:`Error` (ENOENT) when
+        nothing is there."""
+        raw = _name_arg(name)
+        with self._lock:
+            status = _lib.lib.usock_adopt(self._live_handle(), raw)
+            if status != _lib.OK:
+                raise _error(status)
 
     def cleanup(self) -> None:
         """Removes the sockets and the directory. A second call does nothing.
@@ -272,9 +305,15 @@ class PrivateDir:
         Raises :class:`ChangedError` when something usock did not make was found and left in
         place (with the directory), naming it."""
         with self._lock:
-            status = self._finalizer()
+            status = _release(id(self))
         if status is not None and status != _lib.OK:
             raise _error(status)
+
+    def __del__(self) -> None:
+        # Garbage collection of a directory never cleaned up: clean it, ignoring errors.
+        # (getattr: __init__ may have failed before registering.)
+        if getattr(self, "_handle", None) is not None:
+            _release(id(self))
 
     def __enter__(self) -> "PrivateDir":
         return self
@@ -337,13 +376,14 @@ def listen(
     """A socket bound at ``<private dir>/<name>`` (``None``: ``"sock"``) and listening, in a
     fresh private directory in ``parent`` (``None``: the automatic location)."""
     raw_name = _name_arg(name)
-    _type_arg(type)
-    _backlog_arg(backlog)
+    ty = _type_arg(type)
+    bl = _backlog_arg(backlog)
     d = PrivateDir(parent)
     try:
-        sock = d.bind(raw_name, type=type, backlog=backlog)
-        path = d.socket_path(raw_name)
+        sock = d._bind(raw_name, ty, bl)
     except BaseException:
         d.cleanup()
         raise
+    # The library checked that this path fits; no need to ask it again.
+    path = os.path.join(d.path, os.fsdecode(raw_name) if raw_name is not None else "sock")
     return Listener(d, sock, path)

@@ -91,6 +91,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_socket_path.restype = c_int
     lib.usock_bind.argtypes = [_DirPtr, c_char_p, c_int, c_int, ctypes.POINTER(c_int)]
     lib.usock_bind.restype = c_int
+    lib.usock_adopt.argtypes = [_DirPtr, c_char_p]
+    lib.usock_adopt.restype = c_int
     lib.usock_cleanup.argtypes = [_DirPtr]
     lib.usock_cleanup.restype = c_int
     lib.usock_strerror.argtypes = [c_int]

@@ -1,0 +1,90 @@
+//! Rust contenders and scale measurements for `make bench` (driven by bench/run.py).
+//!
+//!   usock-bench cycles usock|tempfile PARENT N      µs per create-bind-close-cleanup cycle
+//!   usock-bench threads T PARENT N                  cycles per second with T threads, N each
+//!   usock-bench cleanup K PARENT REPEAT             µs to clean a directory holding K sockets
+//!
+//! Each prints one number.
+
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Instant;
+
+use usock::{PrivateDir, SocketType};
+
+fn usock_cycle(parent: &Path) {
+    let dir = PrivateDir::in_parent(parent).unwrap();
+    let fd = dir.bind(None, SocketType::Stream, Some(128)).unwrap();
+    drop(fd);
+    dir.cleanup().unwrap();
+}
+
+/// The Rust ecosystem's answer today: tempfile's `Builder::make_in` binds a listener at a
+/// random path in the parent (no private directory); dropping it removes the path.
+fn tempfile_cycle(parent: &Path) {
+    let sock = tempfile::Builder::new()
+        .prefix("bench")
+        .make_in(parent, |path| UnixListener::bind(path))
+        .unwrap();
+    drop(sock);
+}
+
+fn time_cycles(cycle: fn(&Path), parent: &Path, n: u32) -> f64 {
+    for _ in 0..50 {
+        cycle(parent);
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        cycle(parent);
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let parent = Path::new(arg(3));
+    match arg(1) {
+        "cycles" => {
+            let cycle = match arg(2) {
+                "usock" => usock_cycle,
+                "tempfile" => tempfile_cycle,
+                other => panic!("unknown contender {other}"),
+            };
+            println!("{:.3}", time_cycles(cycle, parent, arg(4).parse().unwrap()));
+        }
+        "threads" => {
+            let threads: u32 = arg(2).parse().unwrap();
+            let n: u32 = arg(4).parse().unwrap();
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        for _ in 0..n {
+                            usock_cycle(parent);
+                        }
+                    });
+                }
+            });
+            let per_second = f64::from(threads * n) / start.elapsed().as_secs_f64();
+            println!("{per_second:.0}");
+        }
+        "cleanup" => {
+            let k: u32 = arg(2).parse().unwrap();
+            let repeat: u32 = arg(4).parse().unwrap();
+            let mut total = 0.0;
+            for _ in 0..repeat {
+                let dir = PrivateDir::in_parent(parent).unwrap();
+                for i in 0..k {
+                    let name = format!("s{i}");
+                    drop(dir.bind(Some(name.as_ref()), SocketType::Stream, Some(1)).unwrap());
+                }
+                let start = Instant::now();
+                dir.cleanup().unwrap();
+                total += start.elapsed().as_secs_f64();
+            }
+            println!("{:.3}", total * 1e6 / f64::from(repeat));
+        }
+        other => panic!("unknown command {other:?}"),
+    }
+}
