@@ -127,6 +127,16 @@ fuzz:
 	@runs=$$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' target/fuzz.log); test -n "$$runs"; \
 	  printf 'fuzz\tC ABI fuzzed with libFuzzer under AddressSanitizer: arbitrary parent and name bytes, flags, types, backlogs, buffer sizes; no crash, leak or undocumented status\t%s\t%s\tfuzz/fuzz_targets/c_abi.rs\n' $$runs $$runs > target/fuzz-figures.tsv
 
+# Benchmarks (not part of make test): usock against the bare system calls and today's recipes
+# in C, Rust, Python and Prolog, written to BENCHMARKS.md.
+bench: deps-c prolog venv
+	@tools/ensure-deps.sh bench
+	$(CC) -O2 -Iinclude -o $(OUT)/cycles bench/c/cycles.c -L$(REL) -lusock $(RPATH)
+	$(CC) -O2 -o $(OUT)/calibrate bench/c/calibrate.c
+	cd bench && $(CARGO) build --release --quiet
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
+	python3 bench/run.py BENCHMARKS.md
+
 # Runs the battery and the fuzzer, then rewrites the figures table of SECURITY.md.
 security-report: test fuzz
 	python3 tools/security-report.py $(FIGURES) target/fuzz-figures.tsv SECURITY.md

@@ -3,6 +3,8 @@
 # missing with apt-get; otherwise it stops with the exact command to run.
 #   tools/ensure-deps.sh c        # C compiler, C++ compiler, pkg-config, binutils
 #   tools/ensure-deps.sh prolog   # SWI-Prolog (swipl, swipl-ld, headers)
+#   tools/ensure-deps.sh python   # python3 -m venv
+#   tools/ensure-deps.sh bench    # strace, to count system calls
 set -euo pipefail
 
 missing=()
@@ -19,6 +21,7 @@ for what in "$@"; do
     c)      need cc gcc; need c++ g++; need pkg-config pkg-config; need nm binutils ;;
     prolog) need swipl swi-prolog-nox ;;
     python) python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
+    bench)  need strace strace ;;
     *) echo "ensure-deps: unknown group $what" >&2; exit 2 ;;
   esac
 done

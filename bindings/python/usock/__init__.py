@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import socket as _socket
+import sys
 import threading
 import atexit
 from typing import Optional, Union
@@ -43,6 +44,14 @@ __all__ = [
 ]
 
 PATH_MAX = _lib.PATH_MAX
+
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
+def _decode(raw: bytes) -> str:
+    """``os.fsdecode`` for bytes, without its type dispatch."""
+    return raw.decode(_FS_ENCODING, _FS_ERRORS)
 
 StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -229,7 +238,7 @@ class PrivateDir:
             raise _error(status)
         self._handle = handle
         self._lock = threading.Lock()
-        self._path = os.fsdecode(_lib.lib.usock_dir_path(handle))
+        self._path = _decode(_lib.lib.usock_dir_path(handle))
         _live[id(self)] = handle
 
     @property
@@ -385,5 +394,5 @@ def listen(
         d.cleanup()
         raise
     # The library checked that this path fits; no need to ask it again.
-    path = os.path.join(d.path, os.fsdecode(raw_name) if raw_name is not None else "sock")
+    path = d._path + "/" + (_decode(raw_name) if raw_name is not None else "sock")
     return Listener(d, sock, path)

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""`make bench`: usock against the bare system calls and the recipes people use today.
+
+One cycle = make a private directory, bind and listen on a socket in it, close it, remove
+everything. Every contender runs on the same parent directory in the same run; the rounds
+interleave the contenders so that a slow moment of the machine hits all of them alike. The
+result is written to BENCHMARKS.md (path given as the only argument).
+
+Run from the repository root after the Makefile has built the pieces (`make bench` does).
+"""
+
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C_CYCLES = os.path.join(ROOT, "target/c/cycles")
+C_CALIBRATE = os.path.join(ROOT, "target/c/calibrate")
+RUST = os.path.join(ROOT, "bench/target/release/usock-bench")
+PYTHON = os.path.join(ROOT, ".venv/bin/python")
+ROUNDS = int(os.environ.get("USOCK_BENCH_ROUNDS", "7"))
+
+
+def run(cmd, **kw):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, **kw)
+    return out.stdout.strip()
+
+
+def contenders(parent):
+    """(key, label, command giving µs per cycle) for one parent directory."""
+    py, pl = PYTHON, "swipl"
+    return [
+        ("limit", "C, bare system calls, no checks (the limit)", [C_CYCLES, "limit", parent, "3000"]),
+        ("usock_c", "usock from C (the C ABI)", [C_CYCLES, "usock", parent, "3000"]),
+        ("usock_rust", "usock from Rust (`PrivateDir`)", [RUST, "cycles", "usock", parent, "3000"]),
+        ("tempfile", "Rust `tempfile` `Builder::make_in` + `UnixListener` (no private directory)",
+         [RUST, "cycles", "tempfile", parent, "3000"]),
+        ("py_usock", "Python: `usock.listen()`", [py, "bench/python/cycles.py", "usock", parent, "2000"]),
+        ("py_mkdtemp", "Python: `tempfile.mkdtemp` + `bind` + `shutil.rmtree` (multiprocessing's recipe)",
+         [py, "bench/python/cycles.py", "mkdtemp", parent, "2000"]),
+        ("pl_usock", "SWI-Prolog: `usock_create_dir/2` + `usock_bind/3`", [pl, "bench/prolog/cycles.pl", "usock", parent, "2000"]),
+        ("pl_mqi", "SWI-Prolog: MQI's shipped recipe (`tmp_file`, `make_directory`, `chmod`, `tmp_file_stream`, `tcp_bind`, `delete_directory_and_contents`)",
+         [pl, "bench/prolog/cycles.pl", "mqi", parent, "2000"]),
+        ("pl_shell", "SWI-Prolog: shelling out to `mkdir -m 700` per socket", [pl, "bench/prolog/cycles.pl", "shell", parent, "40"]),
+    ]
+
+
+def measure(parent):
+    rows = contenders(parent)
+    samples = {key: [] for key, _, _ in rows}
+    for _ in range(ROUNDS):
+        for key, _, cmd in rows:
+            samples[key].append(float(run(cmd)))
+    return [(key, label, samples[key]) for key, label, _ in rows]
+
+
+def syscalls(parent, mode):
+    """System calls per cycle: strace -c of 1000 cycles less that of 0 (start-up, warm-up)."""
+    def total(n):
+        with tempfile.NamedTemporaryFile("r") as f:
+            run(["strace", "-f", "-c", "-o", f.name, C_CYCLES, mode, parent, str(n)])
+            text = f.read()
+        counts = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                counts[parts[-1]] = int(parts[3])
+        return counts
+    base, full = total(0), total(1000)
+    per = {k: (full.get(k, 0) - base.get(k, 0)) / 1000 for k in full}
+    return {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5}
+
+
+def stats(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def main():
+    out_path = sys.argv[1]
+    parents = []
+    if os.path.isdir("/dev/shm"):
+        parents.append(("/dev/shm", "tmpfs (`/dev/shm`)"))
+    auto = run([PYTHON, "-c", "import usock, os\nwith usock.private_dir() as d: print(os.path.dirname(d.path))"])
+    parents.append((auto, f"the default location (`{auto}`, usock's automatic choice here)"))
+
+    results = {}
+    for parent, _ in parents:
+        print(f"bench: {parent} ({ROUNDS} rounds)", flush=True)
+        results[parent] = measure(parent)
+
+    print("bench: system calls", flush=True)
+    sys_limit = syscalls(parents[0][0], "limit")
+    sys_usock = syscalls(parents[0][0], "usock")
+    calib = dict(line.split("\t") for line in run([C_CALIBRATE, parents[0][0]]).splitlines())
+
+    print("bench: scale", flush=True)
+    p0 = parents[0][0]
+    threads = {t: float(run([RUST, "threads", str(t), p0, "1500"])) for t in (1, 2, 8)}
+    cleanup = {k: float(run([RUST, "cleanup", str(k), p0, "3" if k >= 10000 else "20"])) for k in (1, 100, 10000)}
+    crowded_dir = tempfile.mkdtemp(prefix="usock-bench-crowded-", dir=p0)
+    os.chmod(crowded_dir, 0o755)
+    for i in range(100000):
+        open(os.path.join(crowded_dir, f"f{i:06d}"), "w").close()
+    crowded = {
+        "usock": statistics.median(float(run([C_CYCLES, "usock", crowded_dir, "2000"])) for _ in range(3)),
+        "limit": statistics.median(float(run([C_CYCLES, "limit", crowded_dir, "2000"])) for _ in range(3)),
+    }
+    shutil.rmtree(crowded_dir)
+
+    write(out_path, parents, results, sys_limit, sys_usock, calib, threads, cleanup, crowded)
+    print(f"bench: wrote {out_path}")
+
+
+def write(out_path, parents, results, sys_limit, sys_usock, calib, threads, cleanup, crowded):
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/run.py`); do not edit by hand.",
+        "",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}",
+        f"- Rounds: {ROUNDS} per contender, interleaved; each round times thousands of cycles "
+        "(40 for the shell recipe) after a warm-up, and reports µs per cycle.",
+        "",
+        "One cycle = make a private directory, bind and listen on a socket in it, close it, remove",
+        "everything. All contenders use the same parent directory in the same run.",
+        "",
+    ]
+    medians = {}
+    for parent, title in parents:
+        lines += [f"## µs per cycle on {title}", "",
+                  "| contender | median | min | max | vs. limit (median of per-round ratios) |",
+                  "|---|---:|---:|---:|---:|"]
+        rows = results[parent]
+        limit = dict((k, v) for k, _, v in rows)["limit"]
+        for key, label, values in rows:
+            med, lo, hi = stats(values)
+            medians[(parent, key)] = med
+            r = statistics.median(x / y for x, y in zip(values, limit))
+            lines.append(f"| {label} | {med:.1f} | {lo:.1f} | {hi:.1f} | {r:.2f}× |")
+        lines.append("")
+
+    p0 = parents[0][0]
+    m = lambda key, parent=p0: medians[(parent, key)]
+
+    def ratio(a, b, parent):
+        """Median over rounds of a/b, each round's two measurements taken moments apart, so
+        that the machine's drift in speed between rounds cancels out."""
+        samples = {k: v for k, _, v in results[parent]}
+        return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
+    total_limit, total_usock = sum(sys_limit.values()), sum(sys_usock.values())
+
+    def target(name, value, ok, goal):
+        return f"| {name} | {value} | {goal} | {'met' if ok else '**missed**'} |"
+
+    lines += ["## Targets", "", "| target | measured | goal | |", "|---|---:|---:|---|"]
+    for parent, title in parents:
+        r = ratio("usock_c", "limit", parent)
+        lines.append(target(f"usock from C vs. the limit, {title}", f"{r:.2f}×", r <= 1.3, "≤ 1.3×"))
+    r = total_usock / total_limit
+    lines.append(target("system calls per cycle, usock vs. the limit", f"{total_usock:.0f} vs. {total_limit:.0f} ({r:.1f}×)", r <= 2, "≤ 2×"))
+    for parent, title in parents:
+        r = ratio("py_usock", "py_mkdtemp", parent)
+        lines.append(target(f"Python binding vs. the mkdtemp recipe, {title}", f"{r:.2f}×", r <= 1.0, "≤ 1×"))
+        r = ratio("pl_usock", "pl_mqi", parent)
+        lines.append(target(f"Prolog binding vs. MQI's recipe, {title}", f"{r:.2f}×", r <= 0.5, "≤ 0.5×"))
+        r = ratio("pl_shell", "pl_usock", parent)
+        lines.append(target(f"Prolog binding vs. shelling out, {title}", f"{r:.0f}× faster", r >= 100, "≥ 100× faster"))
+        r = ratio("pl_shell", "limit", parent)
+        lines.append(f"| (for scale: the bare C limit vs. shelling out, {title}) | {r:.0f}× faster | | |")
+    lines.append("")
+
+    lines += ["## System calls per cycle (strace -c, on " + p0 + ")", "",
+              "| system call | limit | usock |", "|---|---:|---:|"]
+    for name in sorted(set(sys_limit) | set(sys_usock), key=lambda n: -(sys_usock.get(n, 0))):
+        lines.append(f"| `{name}` | {sys_limit.get(name, 0):.0f} | {sys_usock.get(name, 0):.0f} |")
+    lines.append(f"| **total** | **{total_limit:.0f}** | **{total_usock:.0f}** |")
+    lines += ["", "Measured cost of the cheap calls usock adds, on this machine (µs per call):", ""]
+    lines += [f"- {k}: {float(v):.2f}" for k, v in calib.items()]
+    lines.append("")
+
+    lines += ["## Scale (usock from Rust, on " + p0 + ")", "",
+              "| threads | cycles per second | per thread |", "|---:|---:|---:|"]
+    for t, rate in threads.items():
+        lines.append(f"| {t} | {rate:.0f} | {rate / t:.0f} |")
+    lines += ["", "| sockets in the directory | cleanup µs | µs per socket |", "|---:|---:|---:|"]
+    for k, us in cleanup.items():
+        lines.append(f"| {k} | {us:.1f} | {us / k:.2f} |")
+    lines += ["", f"A parent already holding 100 000 entries: usock {crowded['usock']:.1f} µs per cycle, "
+              f"the limit {crowded['limit']:.1f} µs ({crowded['usock'] / crowded['limit']:.2f}×); "
+              f"in an empty parent {m('usock_c'):.1f} and {m('limit'):.1f}.", ""]
+    with open(os.path.join(ROOT, "bench/NOTES.md"), encoding="utf-8") as f:
+        lines.append(f.read().rstrip() + "\n")
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
