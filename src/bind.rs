@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 
-use crate::dir::{Bound, PrivateDir};
+use crate::dir::PrivateDir;
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::name;
 use crate::sys::{self, At, FileKind};
@@ -145,7 +145,7 @@ impl PrivateDir {
         self.bound
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Bound { name, id });
+            .insert(name, id);
         Ok(fd)
     }
 
@@ -194,10 +194,10 @@ impl PrivateDir {
             })?;
             id = stat()?;
         }
-        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-        if !bound.iter().any(|b| b.id.same_file(&id)) {
-            bound.push(Bound { name, id });
-        }
+        self.bound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, id);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The private directory: made with an unpredictable name and mode 0700 in a checked parent,
 //! and removed again with nothing but what usock made.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -31,12 +32,9 @@ const SKIPPABLE: &[i32] = &[
     libc::EDQUOT,
 ];
 
-/// A socket usock bound, by name and by identity, so that cleanup removes that file and no other.
-#[derive(Debug)]
-pub(crate) struct Bound {
-    pub name: CString,
-    pub id: Stat,
-}
+/// The sockets usock bound or adopted: name in the directory → identity of the file, so that
+/// cleanup removes that file and no other. Binding again at a name replaces its entry.
+pub(crate) type Bound = HashMap<CString, Stat>;
 
 /// A private directory for Unix domain sockets.
 ///
@@ -58,7 +56,7 @@ pub struct PrivateDir {
     id: Stat,
     pid: u32,
     euid: u32,
-    pub(crate) bound: Mutex<Vec<Bound>>,
+    pub(crate) bound: Mutex<Bound>,
     done: bool,
 }
 
@@ -204,7 +202,7 @@ impl PrivateDir {
                 id,
                 pid: sys::getpid(),
                 euid,
-                bound: Mutex::new(Vec::new()),
+                bound: Mutex::new(HashMap::new()),
                 done: false,
             }),
             Err(e) => {
@@ -282,11 +280,11 @@ impl PrivateDir {
 
         // Fast path: remove the sockets we know, then the directory. Only when the directory
         // is not empty afterwards is it listed.
-        for socket in &bound {
-            if let Ok(st) = sys::lstat_at(dir, &socket.name) {
-                if st.kind() == FileKind::Socket && st.same_file(&socket.id) {
-                    if let Err(e) = sys::unlink_at(dir, &socket.name, false) {
-                        problems.push(self.cannot_remove(&socket.name, &e));
+        for (name, id) in &bound {
+            if let Ok(st) = sys::lstat_at(dir, name) {
+                if st.kind() == FileKind::Socket && st.same_file(id) {
+                    if let Err(e) = sys::unlink_at(dir, name, false) {
+                        problems.push(self.cannot_remove(name, &e));
                     }
                 }
             }
@@ -307,6 +305,7 @@ impl PrivateDir {
             }
         }
 
+        let identities: HashSet<(u64, u64)> = bound.values().map(|id| (id.dev, id.ino)).collect();
         let mut left = Vec::new();
         let names = sys::open_dir_read(dir, c".")
             .and_then(sys::list_dir)
@@ -321,7 +320,7 @@ impl PrivateDir {
                     continue;
                 }
             };
-            let ours = bound.iter().any(|b| b.id.same_file(&st));
+            let ours = identities.contains(&(st.dev, st.ino));
             if st.kind() == FileKind::Socket && (ours || st.uid == self.euid) {
                 if let Err(e) = sys::unlink_at(dir, &entry, false) {
                     problems.push(self.cannot_remove(&entry, &e));

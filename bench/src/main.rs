@@ -3,6 +3,7 @@
 //!   usock-bench cycles usock|tempfile PARENT N      µs per create-bind-close-cleanup cycle
 //!   usock-bench threads T PARENT N                  cycles per second with T threads, N each
 //!   usock-bench cleanup K PARENT REPEAT             µs to clean a directory holding K sockets
+//!   usock-bench cleanup-bare K PARENT REPEAT        the same with a bare lstat + unlink each
 //!
 //! Each prints one number.
 
@@ -81,6 +82,27 @@ fn main() {
                 }
                 let start = Instant::now();
                 dir.cleanup().unwrap();
+                total += start.elapsed().as_secs_f64();
+            }
+            println!("{:.3}", total * 1e6 / f64::from(repeat));
+        }
+        "cleanup-bare" => {
+            let k: u32 = arg(2).parse().unwrap();
+            let repeat: u32 = arg(4).parse().unwrap();
+            let mut total = 0.0;
+            for r in 0..repeat {
+                let dir = parent.join(format!("bare-cleanup-{}-{r}", std::process::id()));
+                std::fs::create_dir(&dir).unwrap();
+                let paths: Vec<_> = (0..k).map(|i| dir.join(format!("s{i}"))).collect();
+                for path in &paths {
+                    drop(UnixListener::bind(path).unwrap());
+                }
+                let start = Instant::now();
+                for path in &paths {
+                    std::fs::symlink_metadata(path).unwrap();
+                    std::fs::remove_file(path).unwrap();
+                }
+                std::fs::remove_dir(&dir).unwrap();
                 total += start.elapsed().as_secs_f64();
             }
             println!("{:.3}", total * 1e6 / f64::from(repeat));
