@@ -17,7 +17,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib prolog header demo test test-rust test-c test-python test-python-asan test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 all: build
 
@@ -44,6 +44,14 @@ header:
 deps-c:
 	@tools/ensure-deps.sh c
 
+# The security battery changes owners, drops privileges to other users and mounts file systems
+# in private namespaces: it needs root (in a container or VM is fine).
+root-check:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "usock: make test runs the attack and fault battery, which needs root; run: sudo make test" >&2; \
+	  exit 1; \
+	fi
+
 deps-prolog:
 	@tools/ensure-deps.sh prolog
 
@@ -60,7 +68,7 @@ demo: deps-c build prolog
 	@echo "== usock demo: C server, C client"
 	./$(OUT)/usock-server ./$(OUT)/usock-client
 
-test: deps-c deps-prolog test-rust test-c test-python test-python-asan test-prolog
+test: root-check deps-c deps-prolog test-rust test-c test-python test-python-asan test-prolog
 	@echo "== all suites passed"
 
 # Figures for SECURITY.md: each battery test that held appends a row here.

@@ -193,6 +193,28 @@ static void test_in_use_and_datagram(void) {
     CHECK(count_entries(scratch) == 0);
 }
 
+/* A socket bound by the caller at usock_socket_path, adopted: mode 0600, removed by cleanup. */
+static void test_adopt(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    if (!dir) return;
+    char path[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(dir, "own", path, sizeof path) == USOCK_OK);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    CHECK(chmod(path, 0777) == 0);
+    CHECK(usock_adopt(dir, "own") == USOCK_OK);
+    CHECK(mode_of(path) == 0600);
+    CHECK(listen(fd, 1) == 0);
+    CHECK(usock_adopt(NULL, "own") == USOCK_ERR_INVALID);
+    CHECK(usock_adopt(dir, "missing") == USOCK_ERR_SYSTEM && usock_last_errno() == ENOENT);
+    close(fd);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    CHECK(count_entries(scratch) == 0);
+}
+
 static void test_changed_and_unsafe(void) {
     usock_dir *dir = NULL;
     CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
@@ -259,6 +281,7 @@ int main(void) {
     RUN(test_full_cycle);
     RUN(test_buffers_and_names);
     RUN(test_in_use_and_datagram);
+    RUN(test_adopt);
     RUN(test_changed_and_unsafe);
     RUN(test_threads);
     rmdir(scratch);
