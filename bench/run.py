@@ -82,6 +82,8 @@ def stats(values):
 
 
 def main():
+    if len(sys.argv) != 2 or not sys.argv[1].endswith(".md"):
+        sys.exit("usage: bench/run.py BENCHMARKS.md   (run by `make bench`, which builds the pieces first)")
     out_path = sys.argv[1]
     parents = []
     if os.path.isdir("/dev/shm"):
@@ -187,6 +189,8 @@ def write(out_path, parents, results, sys_limit, sys_usock, calib, threads, clea
         lines.append(target(f"Prolog binding vs. shelling out, {title}", f"{r:.0f}× faster", r >= 100, "≥ 100× faster"))
         r = ratio("pl_shell", "limit", parent)
         lines.append(f"| (for scale: the bare C limit vs. shelling out, {title}) | {r:.0f}× faster | | |")
+        r = ratio("pl_shell", "usock_c", parent)
+        lines.append(f"| (for scale: usock from C vs. shelling out, {title}) | {r:.0f}× faster | | |")
     lines.append("")
 
     lines += ["## System calls per cycle (strace -c, on " + p0 + ")", "",
