@@ -19,6 +19,10 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 .PHONY: all build lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
+# The suites share target/ and the figures file: run targets one at a time (cargo and the
+# compilers parallelise inside).
+.NOTPARALLEL:
+
 all: build
 
 build: lib $(OUT)/usock-server $(OUT)/usock-client
