@@ -223,15 +223,19 @@ test(changed, [error(usock_error(changed, Msg), context(usock:usock_cleanup/1, _
 
 test(no_dir, [error(usock_error(no_dir, Msg), _)]) :-
     % $XDG_RUNTIME_DIR and $TMPDIR unusable, /tmp and /var/tmp read-only in a private mount
-    % namespace of a child process (as root).
+    % namespace of a child process (as root). The pack may itself live under /tmp (a CI clone),
+    % so the shell opens it as descriptor 3 before mounting, and swipl loads it through
+    % /proc/self/fd/3, which still names the directory hidden by the mount.
     module_property(usock, file(File)),
-    format(atom(Goal),
-           "use_module('~w'), catch(usock_create_dir(_,[]), error(E,_), (format('~~q.~~n',[E]), halt(0))), halt(1)",
-           [File]),
+    file_directory_name(File, PrologDir),
+    file_directory_name(PrologDir, PackDir),
+    Goal = "use_module('/proc/self/fd/3/prolog/usock'), \c
+            catch(usock_create_dir(_,[]), error(E,_), (format('~q.~n',[E]), halt(0))), halt(1)",
     process_create(path(unshare),
                    ['--mount', 'sh', '-c',
-                    'mount -t tmpfs -o ro tmpfs /tmp && mount -t tmpfs -o ro tmpfs /var/tmp && \c
-                     XDG_RUNTIME_DIR=relative TMPDIR=/nonexistent exec swipl -q -g "$0"', Goal],
+                    'exec 3<"$0" && mount -t tmpfs -o ro tmpfs /tmp && mount -t tmpfs -o ro tmpfs /var/tmp && \c
+                     XDG_RUNTIME_DIR=relative TMPDIR=/nonexistent exec swipl -q -g "$1"',
+                    PackDir, Goal],
                    [stdout(pipe(O)), process(Pid)]),
     read_term(O, E, []), close(O),
     process_wait(Pid, exit(0)),
