@@ -141,7 +141,7 @@ fuzz:
 
 # Benchmarks (not part of make test): usock against the bare system calls and today's recipes
 # in C, Rust, Python and Prolog, written to BENCHMARKS.md.
-bench: deps-c prolog venv
+bench: deps-c lib prolog venv | $(OUT)
 	@tools/ensure-deps.sh bench
 	$(CC) -O2 -Iinclude -o $(OUT)/cycles bench/c/cycles.c -L$(REL) -lusock $(RPATH)
 	$(CC) -O2 -o $(OUT)/calibrate bench/c/calibrate.c
