@@ -1,11 +1,15 @@
 //! Parent directories: resolving a path without trusting anything along it, checking each
 //! directory the way OpenSSH's StrictModes does, and choosing one automatically.
 //!
-//! The walk opens `/` and then each component with `O_PATH | O_NOFOLLOW`, relative to the
-//! directory before it, and checks what it opened with `fstat`. The descriptor it ends with is
-//! the very directory that was checked, so nothing can be swapped in between check and use.
-//! Symbolic links met on the way are resolved by hand (at most 40) and must themselves be
-//! owned by root or the effective user: a link another user planted cannot steer usock.
+//! Every directory from `/` down to the parent must be owned by root or the effective user and,
+//! if writable by group or others, have the sticky bit. The common case (an absolute path with
+//! no symbolic links) checks the ancestors with one `lstat` each and opens the parent with one
+//! `openat2(RESOLVE_NO_SYMLINKS)`, then checks the descriptor it got ([`open_plain`]). Anything
+//! else goes through [`walk`]: `/` and then each component opened with `O_PATH | O_NOFOLLOW`
+//! relative to the one before and checked with `fstat`, symbolic links resolved by hand (at most
+//! 40), each required to be owned by root or the effective user, so that a link another user
+//! planted cannot steer usock. Either way the descriptor returned is the very directory that was
+//! checked, and the path returned has no symbolic links, `.` or `..` in it.
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, OsStr, OsString};
