@@ -40,6 +40,14 @@ fn mount_tmpfs(target: &Path, options: &str, read_only: bool) {
     }
 }
 
+/// The number a child test printed as `steps: N` (after libtest's `test name ... `).
+fn child_steps(out: &str) -> usize {
+    out.lines()
+        .find_map(|l| l.split("steps: ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the child printed no `steps:` line:\n{out}"))
+}
+
 /// A complete create-bind-cleanup cycle; on failure, what failed.
 fn cycle(parent: &Path) -> Result<(), usock::Error> {
     let dir = PrivateDir::in_parent(parent)?;
@@ -82,13 +90,7 @@ fn child_read_only() {
 #[test]
 fn full_file_system() {
     let out = run_child("child_full", |_| {});
-    let steps: usize = out
-        .lines()
-        .find_map(|l| l.split("steps: ").nth(1))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let steps = child_steps(&out);
     figure(
         "fault",
         "file system out of inodes at each step (mkdir, bind) and out of space: clear ENOSPC, nothing left, no descriptor leaked",
@@ -171,13 +173,7 @@ fn child_full() {
 #[test]
 fn descriptor_exhaustion_at_each_step() {
     let out = run_child("child_nofile", |_| {});
-    let steps: usize = out
-        .lines()
-        .find_map(|l| l.split("steps: ").nth(1))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let steps = child_steps(&out);
     figure(
         "fault",
         "RLIMIT_NOFILE exhausted at each descriptor usock opens in create and bind (walk of /, parent, directory, socket, listing at cleanup)",
