@@ -34,9 +34,9 @@ def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def run_python(code, **kw):
+def run_python(code, extra_env=None, **kw):
     """Runs code in a fresh interpreter with this usock importable; returns stdout."""
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(usock.__file__).parent.parent)] + sys.path)
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -238,6 +238,38 @@ def test_no_directory_error(scratch):
     assert out.startswith(f"{_lib.ERR_NO_DIR} ")
     for part in ("$XDG_RUNTIME_DIR: not set", "$TMPDIR (/nonexistent)", "/tmp:", "/var/tmp:"):
         assert part in out
+
+
+def test_exhausted_error_when_the_random_source_repeats(scratch):
+    # A broken random source, for real: a preloaded getrandom() that always returns the same
+    # bytes (libusock calls the C library's getrandom, so the shim replaces it).
+    shim_dir = scratch / "shim"
+    shim_dir.mkdir()
+    parent = scratch / "parent"
+    parent.mkdir()
+    source = shim_dir / "repeat.c"
+    source.write_text(
+        "#include <string.h>\n#include <sys/types.h>\n"
+        "ssize_t getrandom(void *buf, size_t len, unsigned flags)"
+        " { (void)flags; memset(buf, 0x5a, len); return (ssize_t)len; }\n"
+    )
+    shim = shim_dir / "repeat.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source)], check=True)
+    out = run_python(
+        f"""
+        import usock
+        first = usock.private_dir({str(parent)!r})   # takes the one name the source gives
+        try:
+            usock.private_dir({str(parent)!r})
+        except usock.ExhaustedError as e:
+            print(e.status, "16 fresh random names" in str(e))
+        first.cleanup()
+        """,
+        # (after any preload already set, such as the AddressSanitizer runtime)
+        extra_env={"LD_PRELOAD": " ".join(filter(None, [os.environ.get("LD_PRELOAD"), str(shim)]))},
+    )
+    assert out.split() == [str(_lib.ERR_EXHAUSTED), "True"]
+    assert list(parent.iterdir()) == []
 
 
 def test_bad_python_arguments_fail_before_c(scratch):

@@ -321,7 +321,7 @@ class PrivateDir:
     def __del__(self) -> None:
         # Garbage collection of a directory never cleaned up: clean it, ignoring errors.
         # (getattr: __init__ may have failed before registering.)
-        if getattr(self, "_handle", None) is not None:
+        if getattr(self, "_handle", None) is not None and _live is not None:
             _release(id(self))
 
     def __enter__(self) -> "PrivateDir":
