@@ -242,6 +242,37 @@ test(no_dir, [error(usock_error(no_dir, Msg), _)]) :-
     E = usock_error(Code, Msg),
     throw(error(usock_error(Code, Msg), _)).
 
+test(exhausted, [error(usock_error(exhausted, Msg), _)]) :-
+    % A broken random source, for real: a preloaded getrandom() that always returns the same
+    % bytes, in a child swipl. Its first directory takes the one name; the second cannot.
+    scratch(Scratch),
+    directory_file_path(Scratch, 'repeat.c', Source),
+    directory_file_path(Scratch, 'repeat.so', Shim),
+    directory_file_path(Scratch, exhaust, Parent),
+    make_directory(Parent),
+    setup_call_cleanup(open(Source, write, Out),
+                       format(Out, "#include <string.h>~n#include <sys/types.h>~n\c
+                                    ssize_t getrandom(void *b, size_t n, unsigned f) \c
+                                    { (void)f; memset(b, 0x5a, n); return (ssize_t)n; }~n", []),
+                       close(Out)),
+    process_create(path(cc), ['-shared', '-fPIC', '-o', Shim, Source], [process(CC)]),
+    process_wait(CC, exit(0)),
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module('~w'), usock_create_dir(D1, [parent('~w')]), \c
+            catch(usock_create_dir(_, [parent('~w')]), error(E,_), true), \c
+            usock_cleanup(D1), format('~~q.~~n', [E]), halt",
+           [File, Parent, Parent]),
+    (   getenv('LD_PRELOAD', Pre) -> atomic_list_concat([Pre, ' ', Shim], Preload) ; Preload = Shim ),
+    process_create(path(swipl), ['-q', '-g', Goal],
+                   [stdout(pipe(O)), environment(['LD_PRELOAD'=Preload]), process(Pid)]),
+    read_term(O, E, []), close(O),
+    process_wait(Pid, exit(0)),
+    assertion(empty_dir(Parent)),
+    nonvar(E),                          % the second creation failed
+    E = usock_error(Code, Msg),
+    throw(error(usock_error(Code, Msg), _)).
+
 test(use_after_cleanup, error(existence_error(usock_dir, _))) :-
     usock_create_dir(Dir, []),
     usock_cleanup(Dir),
