@@ -23,7 +23,11 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 # compilers parallelise inside).
 .NOTPARALLEL:
 
+# `make`: the library, the C examples, and the Prolog pack's foreign part when SWI-Prolog is
+# installed (so the pack loads straight from the repository afterwards).
 all: build
+	@if command -v swipl >/dev/null 2>&1; then $(MAKE) --no-print-directory -s -C bindings/prolog; \
+	 else echo "usock: SWI-Prolog not installed, Prolog pack not built (make prolog installs it)"; fi
 
 build: lib $(OUT)/usock-server $(OUT)/usock-client
 
