@@ -121,3 +121,56 @@ pub unsafe fn opt_cstr<'a>(ptr: *const c_char) -> Option<&'a CStr> {
         Some(unsafe { CStr::from_ptr(ptr) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panicking_status() -> c_int {
+        ffi_boundary! {
+            if true {
+                panic!("boom in a status function");
+            }
+            0
+        }
+    }
+
+    fn panicking_pointer() -> *const c_char {
+        ffi_boundary! {
+            panic!("boom in a pointer function")
+        }
+    }
+
+    fn panicking_with_fallback() -> *const c_char {
+        ffi_boundary! { on_panic = c"fallback".as_ptr();
+            panic!("boom with a fallback")
+        }
+    }
+
+    fn message() -> String {
+        // SAFETY: last_message points to this thread's NUL-terminated message.
+        unsafe { CStr::from_ptr(last_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_the_failure_value_and_a_message() {
+        // (The panic messages go to this test's captured output, shown only if it fails.)
+        let status = panicking_status();
+        let status_message = message();
+        let pointer = panicking_pointer();
+        let fallback = panicking_with_fallback();
+
+        assert_eq!(status, super::super::USOCK_ERR_PANIC);
+        assert!(
+            status_message
+                .contains("internal error caught at the usock boundary: boom in a status function"),
+            "{status_message}"
+        );
+        assert!(pointer.is_null());
+        // SAFETY: the fallback is a static C string.
+        assert_eq!(unsafe { CStr::from_ptr(fallback) }, c"fallback");
+        assert!(message().contains("boom with a fallback"));
+    }
+}
