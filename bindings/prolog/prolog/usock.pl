@@ -138,13 +138,16 @@ usock_bind(Dir, Socket, Options) :-
     ),
     '$usock_socket_path_string'(Dir, Name, Path),
     unix_domain_socket(S),
+    Bound = bound(false),                   % nb_setarg/3 survives the exception's undoing
     catch(( tcp_bind(S, Path),
+            nb_setarg(1, Bound, true),
             '$usock_adopt'(Dir, Name),
             tcp_listen(S, Backlog)
           ),
           E,
           ( tcp_close_socket(S),
-            bound_error(E, Path, Error),
+            arg(1, Bound, WasBound),
+            bound_error(E, WasBound, Path, Error),
             throw(Error)
           )),
     Socket = S,
@@ -153,13 +156,16 @@ usock_bind(Dir, Socket, Options) :-
     ;   true
     ).
 
-bound_error(error(socket_error(eaddrinuse, _), _), Path, Error) :-
+bound_error(error(socket_error(eaddrinuse, _), _), false, Path, Error) :-
     !,
     format(string(Msg), "cannot bind ~w: the name is taken, and what is there was left in place", [Path]),
     Error = error(usock_error(in_use, Msg), context(usock:usock_bind/3, _)).
-bound_error(E, Path, E) :-
-    % Bound but not usable: remove the socket we made, in a directory only we can write to.
+bound_error(E, true, Path, E) :-
+    !,
+    % Bound but not usable: remove the socket we made (only that: it was bound a moment ago in a
+    % directory nobody else can write to).
     catch(delete_file(Path), _, true).
+bound_error(E, false, _, E).
 
 %!  usock_cleanup(+Dir) is det.
 %
