@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -49,7 +49,6 @@ pub(crate) type Bound = HashMap<CString, Stat>;
 pub struct PrivateDir {
     /// The directory's path, NUL-terminated for the C ABI; [`PrivateDir::path`] borrows it.
     path_c: CString,
-    path: PathBuf,
     name: CString,
     parent: OwnedFd,
     pub(crate) dir: OwnedFd,
@@ -194,8 +193,7 @@ impl PrivateDir {
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         match secure_new_dir(&parent, &name, &path, euid) {
             Ok((dir, id)) => Ok(PrivateDir {
-                path_c: CString::new(path.as_os_str().as_bytes()).expect("paths have no NUL"),
-                path,
+                path_c: CString::new(path.into_os_string().into_vec()).expect("paths have no NUL"),
                 name,
                 parent: parent.fd,
                 dir,
@@ -216,7 +214,7 @@ impl PrivateDir {
 
     /// The directory's path: absolute, with no symbolic links in it.
     pub fn path(&self) -> &Path {
-        &self.path
+        Path::new(OsStr::from_bytes(self.path_c.to_bytes()))
     }
 
     /// [`path`](PrivateDir::path) as a C string, for the C ABI.
@@ -231,7 +229,7 @@ impl PrivateDir {
             return Err(too_long(
                 format_args!(
                     "socket path {}/{}",
-                    show(&self.path),
+                    show(self.path()),
                     show_bytes(name.as_bytes())
                 ),
                 len,
@@ -249,7 +247,7 @@ impl PrivateDir {
     }
 
     pub(crate) fn socket_path_of(&self, name: &CString) -> Result<PathBuf> {
-        let path = self.path.join(OsStr::from_bytes(name.to_bytes()));
+        let path = self.path().join(OsStr::from_bytes(name.to_bytes()));
         let len = path.as_os_str().len();
         if len > MAX_SOCKET_PATH {
             return Err(too_long(format_args!("socket path {}", show(&path)), len));
@@ -298,7 +296,7 @@ impl PrivateDir {
                 Err(e) => {
                     problems.push(format!(
                         "cannot remove directory {}: {}",
-                        show(&self.path),
+                        show(self.path()),
                         io_reason(&e)
                     ));
                 }
@@ -309,9 +307,9 @@ impl PrivateDir {
         let mut left = Vec::new();
         let names = sys::open_dir_read(dir, c".")
             .and_then(sys::list_dir)
-            .map_err(|e| Error::system(format_args!("cannot list {}", show(&self.path)), &e))?;
+            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))?;
         for entry in names {
-            let shown = self.path.join(OsStr::from_bytes(entry.to_bytes()));
+            let shown = self.path().join(OsStr::from_bytes(entry.to_bytes()));
             let st = match sys::lstat_at(dir, &entry) {
                 Ok(st) => st,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
@@ -340,7 +338,7 @@ impl PrivateDir {
                 Ok(()) => return Ok(()),
                 Err(e) => problems.push(format!(
                     "cannot remove directory {}: {}",
-                    show(&self.path),
+                    show(self.path()),
                     io_reason(&e)
                 )),
             }
@@ -349,14 +347,14 @@ impl PrivateDir {
         if !still_ours {
             message.push(format!(
                 "{} no longer names the directory usock made (it was moved, removed or replaced); it was left alone",
-                show(&self.path)
+                show(self.path())
             ));
         }
         if !left.is_empty() {
             message.push(format!(
                 "left in place, not made by usock: {}; so directory {} was kept",
                 left.join(", "),
-                show(&self.path)
+                show(self.path())
             ));
         }
         if !problems.is_empty() {
@@ -371,7 +369,7 @@ impl PrivateDir {
             Ok(st) => Ok(st.kind() == FileKind::Directory && st.same_file(&self.id)),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(Error::system(
-                format_args!("cannot stat {}", show(&self.path)),
+                format_args!("cannot stat {}", show(self.path())),
                 &e,
             )),
         }
@@ -380,7 +378,7 @@ impl PrivateDir {
     fn cannot_remove(&self, name: &CString, err: &io::Error) -> String {
         format!(
             "cannot remove {}/{}: {}",
-            show(&self.path),
+            show(self.path()),
             show_bytes(name.to_bytes()),
             io_reason(err)
         )
