@@ -113,9 +113,11 @@ extern "C" {
  *
  * `parent`: the directory to create it in, or NULL to choose automatically, in order:
  * `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`, skipping each that is unset, missing,
- * unsafe, too long or not writable. A parent is safe when it and every ancestor is owned by
+ * unsafe, too long or not writable. A program running setuid or setgid (`AT_SECURE`) ignores
+ * both environment variables, which its invoker controls. A parent is safe when it and every ancestor is owned by
  * root or the effective user and, if writable by group or others, has the sticky bit; symbolic
- * links on the way must be owned by root or the effective user too. The path usock returns
+ * links on the way must be owned by root or the effective user too, and are never followed
+ * from a directory that group or others can write to. The path usock returns
  * has no symbolic links in it.
  *
  * `flags`: reserved; pass 0.
@@ -217,9 +219,14 @@ int usock_adopt(usock_dir *dir, const char *name);
  * descriptor the caller owns is closed: close sockets from `usock_bind` yourself.
  *
  * The handle is freed whatever the result; do not use it again. NULL is a no-op returning
- * `USOCK_OK`. Do not call this while another thread still uses the handle.
+ * `USOCK_OK`. Calls already running on the handle in other threads are waited for before
+ * anything is removed or freed; calls that begin after this one started fail with
+ * `USOCK_ERR_INVALID`. (A call that begins after the handle was freed cannot be detected:
+ * callers still must not use a handle after passing it here.)
  *
- * Returns `USOCK_OK`, `USOCK_ERR_CHANGED` or `USOCK_ERR_SYSTEM`.
+ * Returns `USOCK_OK`, `USOCK_ERR_CHANGED`, `USOCK_ERR_SYSTEM` (with the errno of the first
+ * system call that failed), or `USOCK_ERR_INVALID` when another `usock_cleanup` of the same
+ * handle is already running (that one frees it).
  *
  * # Safety
  * `dir` is NULL or a live handle from `usock_create_dir`, which this call consumes.

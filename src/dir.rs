@@ -1,9 +1,8 @@
 //! The private directory: made with an unpredictable name and mode 0700 in a checked parent,
 //! and removed again with nothing but what usock made.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -12,6 +11,7 @@ use std::sync::Mutex;
 use crate::error::{Error, ErrorKind, Result, show, show_bytes};
 use crate::name::{self, DEFAULT_SOCKET_NAME, DIR_NAME_LEN};
 use crate::parent::{self, Parent};
+use crate::sys::process::Creator;
 use crate::sys::{self, At, FileKind, Stat};
 
 /// Longest socket path, in bytes without the NUL, that fits in `sockaddr_un.sun_path`.
@@ -33,8 +33,9 @@ const SKIPPABLE: &[i32] = &[
 ];
 
 /// The sockets usock bound or adopted: name in the directory → identity of the file, so that
-/// cleanup removes that file and no other. Binding again at a name replaces its entry.
-pub(crate) type Bound = HashMap<CString, Stat>;
+/// cleanup removes that file and no other. Binding again at a name replaces its entry. (A
+/// B-tree, not a hash map: std's hash seeding would keep a descriptor of its own random source.)
+pub(crate) type Bound = BTreeMap<CString, Stat>;
 
 /// A private directory for Unix domain sockets.
 ///
@@ -44,19 +45,25 @@ pub(crate) type Bound = HashMap<CString, Stat>;
 /// [`socket_path`](PrivateDir::socket_path). [`cleanup`](PrivateDir::cleanup) (or dropping
 /// the value) removes the sockets and the directory, and nothing that usock did not make.
 ///
-/// A `PrivateDir` may be shared between threads. After `fork`, the child's copy removes nothing.
+/// A `PrivateDir` may be shared between threads. After `fork`, the child's copy removes nothing
+/// (also in a child that has its creator's pid number in another pid namespace).
+///
+/// Each holds two descriptors for its life: the parent (to remove the directory by name and
+/// check that name) and the directory itself, open for reading, so that cleanup can list it
+/// without opening anything, even at the process's descriptor limit.
 #[derive(Debug)]
 pub struct PrivateDir {
     /// The directory's path, NUL-terminated for the C ABI; [`PrivateDir::path`] borrows it.
     path_c: CString,
-    name: CString,
-    parent: OwnedFd,
+    pub(crate) name: CString,
+    pub(crate) parent: OwnedFd,
+    /// The directory, open for reading (listing, and the `*at` calls inside it).
     pub(crate) dir: OwnedFd,
-    id: Stat,
-    pid: u32,
-    euid: u32,
+    pub(crate) id: Stat,
+    pub(crate) creator: Creator,
+    pub(crate) euid: u32,
     pub(crate) bound: Mutex<Bound>,
-    done: bool,
+    pub(crate) done: bool,
 }
 
 /// The message for a socket path that would not fit.
@@ -90,7 +97,8 @@ fn check_parent_len(parent: &Path) -> Result<()> {
 impl PrivateDir {
     /// Makes a private directory at the automatic location: the first of `$XDG_RUNTIME_DIR`,
     /// `$TMPDIR`, `/tmp` and `/var/tmp` that exists, passes the safety checks, leaves room for a
-    /// socket path, and accepts a new directory.
+    /// socket path, and accepts a new directory. In a program running setuid or setgid
+    /// (`AT_SECURE`), the two environment variables are ignored: the invoker sets them.
     ///
     /// Fails with [`ErrorKind::NoDir`] naming every candidate and why it was skipped.
     pub fn new() -> Result<PrivateDir> {
@@ -98,6 +106,10 @@ impl PrivateDir {
         let mut skipped = Vec::new();
         for candidate in parent::candidates() {
             let label = candidate.label();
+            if let Some(why) = candidate.ignored {
+                skipped.push(format!("{label}: {why}"));
+                continue;
+            }
             let Some(path) = candidate.path.as_ref().filter(|p| !p.is_empty()) else {
                 skipped.push(format!("{label}: not set"));
                 continue;
@@ -198,9 +210,9 @@ impl PrivateDir {
                 parent: parent.fd,
                 dir,
                 id,
-                pid: sys::getpid(),
+                creator: Creator::current(),
                 euid,
-                bound: Mutex::new(HashMap::new()),
+                bound: Mutex::new(Bound::new()),
                 done: false,
             }),
             Err(e) => {
@@ -254,184 +266,52 @@ impl PrivateDir {
         }
         Ok(path)
     }
-
-    /// Removes the sockets in the directory, then the directory itself.
-    ///
-    /// A socket is removed when usock bound it (same device and inode) or when it is owned by
-    /// the effective user (bound by the caller at [`socket_path`](PrivateDir::socket_path)).
-    /// Anything else (a regular file, a subdirectory, a FIFO, a symlink, an object swapped in) is
-    /// left in place, nothing is followed or deleted recursively, and the result is
-    /// [`ErrorKind::Changed`] naming what was left. The directory is removed only while its name
-    /// in the parent still refers to the directory usock made. In a process other than the one
-    /// that made the directory (a child after `fork`), nothing is removed.
-    pub fn cleanup(mut self) -> Result<()> {
-        self.cleanup_now()
-    }
-
-    fn cleanup_now(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.done, true) || sys::getpid() != self.pid {
-            return Ok(());
-        }
-        let bound = std::mem::take(self.bound.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let dir = At::Fd(self.dir.as_fd());
-        let mut problems = Vec::new();
-
-        // Fast path: remove the sockets we know, then the directory. Only when the directory
-        // is not empty afterwards is it listed.
-        for (name, id) in &bound {
-            if let Ok(st) = sys::lstat_at(dir, name) {
-                if st.kind() == FileKind::Socket && st.same_file(id) {
-                    if let Err(e) = sys::unlink_at(dir, name, false) {
-                        problems.push(self.cannot_remove(name, &e));
-                    }
-                }
-            }
-        }
-        let still_ours = self.name_is_ours()?;
-        if still_ours {
-            match sys::unlink_at(At::Fd(self.parent.as_fd()), &self.name, true) {
-                Ok(()) if problems.is_empty() => return Ok(()),
-                Ok(()) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
-                Err(e) => {
-                    problems.push(format!(
-                        "cannot remove directory {}: {}",
-                        show(self.path()),
-                        io_reason(&e)
-                    ));
-                }
-            }
-        }
-
-        let identities: HashSet<(u64, u64)> = bound.values().map(|id| (id.dev, id.ino)).collect();
-        let mut left = Vec::new();
-        let names = sys::open_dir_read(dir, c".")
-            .and_then(sys::list_dir)
-            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))?;
-        for entry in names {
-            let shown = self.path().join(OsStr::from_bytes(entry.to_bytes()));
-            let st = match sys::lstat_at(dir, &entry) {
-                Ok(st) => st,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(e) => {
-                    problems.push(format!("cannot stat {}: {}", show(&shown), io_reason(&e)));
-                    continue;
-                }
-            };
-            let ours = identities.contains(&(st.dev, st.ino));
-            if st.kind() == FileKind::Socket && (ours || st.uid == self.euid) {
-                if let Err(e) = sys::unlink_at(dir, &entry, false) {
-                    problems.push(self.cannot_remove(&entry, &e));
-                }
-            } else if st.kind() == FileKind::Socket {
-                left.push(format!(
-                    "{} (a socket owned by uid {})",
-                    show(&shown),
-                    st.uid
-                ));
-            } else {
-                left.push(format!("{} ({})", show(&shown), st.kind().describe()));
-            }
-        }
-        if left.is_empty() && problems.is_empty() && still_ours {
-            match sys::unlink_at(At::Fd(self.parent.as_fd()), &self.name, true) {
-                Ok(()) => return Ok(()),
-                Err(e) => problems.push(format!(
-                    "cannot remove directory {}: {}",
-                    show(self.path()),
-                    io_reason(&e)
-                )),
-            }
-        }
-        let mut message = Vec::new();
-        if !still_ours {
-            message.push(format!(
-                "{} no longer names the directory usock made (it was moved, removed or replaced); it was left alone",
-                show(self.path())
-            ));
-        }
-        if !left.is_empty() {
-            message.push(format!(
-                "left in place, not made by usock: {}; so directory {} was kept",
-                left.join(", "),
-                show(self.path())
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(Error::new(ErrorKind::System, problems.join("; ")));
-        }
-        Err(Error::new(ErrorKind::Changed, message.join("; ")))
-    }
-
-    /// Does the directory's name in the parent still refer to the directory we made?
-    fn name_is_ours(&self) -> Result<bool> {
-        match sys::lstat_at(At::Fd(self.parent.as_fd()), &self.name) {
-            Ok(st) => Ok(st.kind() == FileKind::Directory && st.same_file(&self.id)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(Error::system(
-                format_args!("cannot stat {}", show(self.path())),
-                &e,
-            )),
-        }
-    }
-
-    fn cannot_remove(&self, name: &CString, err: &io::Error) -> String {
-        format!(
-            "cannot remove {}/{}: {}",
-            show(self.path()),
-            show_bytes(name.to_bytes()),
-            io_reason(err)
-        )
-    }
 }
 
-impl Drop for PrivateDir {
-    /// Cleans up a directory that was not cleaned explicitly, ignoring errors. Use
-    /// [`PrivateDir::cleanup`] to see them.
-    fn drop(&mut self) {
-        let _ = self.cleanup_now();
-    }
-}
-
-fn io_reason(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" (os error ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
-/// Opens the directory just made without following symlinks, and makes sure it is what we asked
-/// for: a directory, owned by us, mode exactly 0700 (set through the open descriptor when the
-/// umask took bits away or the parent's setgid bit added one).
+/// Opens the directory just made for reading, without following symlinks, and makes sure it is
+/// what we asked for: a directory, owned by us, mode exactly 0700 (set through the descriptor
+/// when the umask took bits away or the parent's setgid bit added one).
 fn secure_new_dir(
     parent: &Parent,
     name: &CString,
     path: &Path,
     euid: u32,
 ) -> Result<(OwnedFd, Stat)> {
-    let dir = sys::open_dir_path(At::Fd(parent.fd.as_fd()), name)
-        .map_err(|e| Error::system(format_args!("cannot open {}", show(path)), &e))?;
+    let at = At::Fd(parent.fd.as_fd());
+    let cannot_open = |e| Error::system(format_args!("cannot open {}", show(path)), &e);
+    let cannot_chmod =
+        |e| Error::system(format_args!("cannot set mode 0700 on {}", show(path)), &e);
     let stat = |dir: &OwnedFd| {
-        sys::fstat(dir.as_fd())
-            .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))
+        let st = sys::fstat(dir.as_fd())
+            .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))?;
+        if st.kind() != FileKind::Directory || st.uid != euid {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "{} is {} owned by uid {}, not a directory owned by uid {euid}",
+                    show(path),
+                    st.kind().describe(),
+                    st.uid
+                ),
+            ));
+        }
+        Ok(st)
+    };
+    let dir = match sys::open_dir_read(at, name) {
+        Ok(dir) => dir,
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+            // The umask took the owner's read or search bit: set the mode through a handle on
+            // exactly this inode that needs no permission, then open it for reading.
+            let handle = sys::open_dir_path(at, name).map_err(cannot_open)?;
+            stat(&handle)?;
+            sys::chmod_fd(handle.as_fd(), 0o700).map_err(cannot_chmod)?;
+            sys::open_dir_read(At::Fd(handle.as_fd()), c".").map_err(cannot_open)?
+        }
+        Err(e) => return Err(cannot_open(e)),
     };
     let mut st = stat(&dir)?;
-    if st.kind() != FileKind::Directory || st.uid != euid {
-        return Err(Error::new(
-            ErrorKind::Unsafe,
-            format!(
-                "{} is {} owned by uid {}, not a directory owned by uid {euid}",
-                show(path),
-                st.kind().describe(),
-                st.uid
-            ),
-        ));
-    }
     if st.perms() != 0o700 {
-        sys::chmod_fd(dir.as_fd(), 0o700).map_err(|e| {
-            Error::system(format_args!("cannot set mode 0700 on {}", show(path)), &e)
-        })?;
+        sys::fchmod(dir.as_fd(), 0o700).map_err(cannot_chmod)?;
         st = stat(&dir)?;
         if st.perms() != 0o700 {
             return Err(Error::new(

@@ -92,7 +92,10 @@ pub struct Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An error of `kind` with no errno. A [`ErrorKind::System`] error always has one: make it
+    /// with [`Error::system`] or [`Error::system_errno`].
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        debug_assert!(kind != ErrorKind::System, "System errors carry an errno");
         Error {
             kind,
             message: message.into(),
@@ -102,10 +105,18 @@ impl Error {
 
     /// A failed system call: `what` says what was being done, e.g. "cannot create directory /tmp/x".
     pub(crate) fn system(what: impl fmt::Display, err: &io::Error) -> Error {
+        Error::system_errno(
+            format!("{what}: {}", strip_os_error_suffix(err)),
+            errno_of(err),
+        )
+    }
+
+    /// A [`ErrorKind::System`] error with a message already composed and the errno behind it.
+    pub(crate) fn system_errno(message: impl Into<String>, errno: i32) -> Error {
         Error {
             kind: ErrorKind::System,
-            message: format!("{what}: {}", strip_os_error_suffix(err)),
-            errno: err.raw_os_error(),
+            message: message.into(),
+            errno: Some(errno),
         }
     }
 
@@ -134,8 +145,17 @@ impl Error {
     }
 }
 
+/// The errno of an I/O error; for one usock made itself (no errno), the closest: `ENOENT` for
+/// "not found", `EIO` for anything else. So a [`ErrorKind::System`] error always carries one.
+pub(crate) fn errno_of(err: &io::Error) -> i32 {
+    err.raw_os_error().unwrap_or(match err.kind() {
+        io::ErrorKind::NotFound => libc::ENOENT,
+        _ => libc::EIO,
+    })
+}
+
 /// `io::Error`'s Display appends " (os error N)"; our messages read better without it.
-fn strip_os_error_suffix(err: &io::Error) -> String {
+pub(crate) fn strip_os_error_suffix(err: &io::Error) -> String {
     let text = err.to_string();
     match text.rfind(" (os error ") {
         Some(at) => text[..at].to_string(),

@@ -32,6 +32,7 @@
 compile_error!("usock supports Linux for now (it relies on O_PATH and /proc/self/fd)");
 
 mod bind;
+mod cleanup;
 mod dir;
 mod error;
 pub mod ffi;

@@ -123,6 +123,11 @@ fn open_plain(path: &Path, euid: u32) -> Result<Option<Parent>> {
 
 /// The general path: opens `/` and each component relative to the one before with
 /// `O_PATH | O_NOFOLLOW`, resolving symbolic links by hand.
+///
+/// A symbolic link is followed only when it is owned by root or the effective user and the
+/// directory it was found in is not writable by group or others. The owner of a link's inode
+/// says nothing about who put the name there: with `fs.protected_hardlinks=0` anyone can
+/// hard-link root's (or the user's own) symlink into a sticky directory such as `/tmp`.
 fn walk(path: &Path, euid: u32) -> Result<Parent> {
     let mut pending: VecDeque<OsString> = VecDeque::new();
     if path.is_relative() {
@@ -131,16 +136,20 @@ fn walk(path: &Path, euid: u32) -> Result<Parent> {
         push_components(&mut pending, cwd.as_os_str(), false);
     }
     push_components(&mut pending, path.as_os_str(), false);
+    // Every failure names the parent that was asked for, then the component at fault.
+    let cannot_use =
+        |why: std::fmt::Arguments<'_>| format!("cannot use {} as a parent: {why}", show(path));
 
     let root = sys::open_dir_path(At::Cwd, c"/").map_err(|e| Error::system("cannot open /", &e))?;
     let st = sys::fstat(root.as_fd()).map_err(|e| Error::system("cannot stat /", &e))?;
     check_dir(&st, Path::new("/"), euid)?;
 
-    // The directories walked so far, `/` first; the path is rebuilt from their names.
-    let mut stack: Vec<(OwnedFd, OsString)> = vec![(root, OsString::from("/"))];
+    // The directories walked so far, `/` first, each with what fstat said of it; the path is
+    // rebuilt from their names.
+    let mut stack: Vec<(OwnedFd, OsString, Stat)> = vec![(root, OsString::from("/"), st)];
     let mut links = 0;
-    let current_path = |stack: &Vec<(OwnedFd, OsString)>| -> PathBuf {
-        stack.iter().map(|(_, name)| name.as_os_str()).collect()
+    let current_path = |stack: &Vec<(OwnedFd, OsString, Stat)>| -> PathBuf {
+        stack.iter().map(|(_, name, _)| name.as_os_str()).collect()
     };
 
     while let Some(component) = pending.pop_front() {
@@ -155,33 +164,57 @@ fn walk(path: &Path, euid: u32) -> Result<Parent> {
             _ => {}
         }
         let name = CString::new(component.as_bytes()).expect("path components have no NUL");
-        let here = current_path(&stack).join(&component);
-        let dir = stack.last().expect("root stays").0.as_fd();
+        let (dir, _, dir_st) = stack.last().expect("root stays");
+        let dir = dir.as_fd();
+        let dir_path = current_path(&stack);
+        let here = dir_path.join(&component);
         let st = sys::lstat_at(At::Fd(dir), &name).map_err(|e| {
-            Error::system(format_args!("cannot use {} as a parent", show(&here)), &e)
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                let missing = format!("{} does not exist", show(&here));
+                Error::system_errno(cannot_use(format_args!("{missing}")), libc::ENOENT)
+            } else {
+                Error::system(
+                    cannot_use(format_args!("cannot look up {}", show(&here))),
+                    &e,
+                )
+            }
         })?;
         match st.kind() {
             FileKind::Symlink => {
                 if st.uid != 0 && st.uid != euid {
                     return Err(Error::new(
                         ErrorKind::Unsafe,
-                        format!(
+                        cannot_use(format_args!(
                             "symbolic link {} is owned by uid {}, neither root nor the effective user (uid {euid})",
                             show(&here),
                             st.uid
-                        ),
+                        )),
+                    ));
+                }
+                if dir_st.perms() & 0o022 != 0 {
+                    return Err(Error::new(
+                        ErrorKind::Unsafe,
+                        cannot_use(format_args!(
+                            "symbolic link {} is in {}, which others can write to (mode {:04o}), so it is not followed whoever owns it",
+                            show(&here),
+                            show(&dir_path),
+                            dir_st.perms()
+                        )),
                     ));
                 }
                 links += 1;
                 if links > MAX_SYMLINKS {
                     let err = io::Error::from_raw_os_error(libc::ELOOP);
                     return Err(Error::system(
-                        format_args!("cannot resolve {}", show(path)),
+                        cannot_use(format_args!("more than {MAX_SYMLINKS} symbolic links")),
                         &err,
                     ));
                 }
                 let target = sys::readlink_at(At::Fd(dir), &name).map_err(|e| {
-                    Error::system(format_args!("cannot read link {}", show(&here)), &e)
+                    Error::system(
+                        cannot_use(format_args!("cannot read link {}", show(&here))),
+                        &e,
+                    )
                 })?;
                 if target.first() == Some(&b'/') {
                     stack.truncate(1);
@@ -190,29 +223,29 @@ fn walk(path: &Path, euid: u32) -> Result<Parent> {
             }
             FileKind::Directory => {
                 let fd = sys::open_dir_path(At::Fd(dir), &name).map_err(|e| {
-                    Error::system(format_args!("cannot open directory {}", show(&here)), &e)
+                    Error::system(
+                        cannot_use(format_args!("cannot open directory {}", show(&here))),
+                        &e,
+                    )
                 })?;
                 // Check what was opened, not what was looked at a moment before.
-                let st = sys::fstat(fd.as_fd())
-                    .map_err(|e| Error::system(format_args!("cannot stat {}", show(&here)), &e))?;
+                let st = sys::fstat(fd.as_fd()).map_err(|e| {
+                    Error::system(cannot_use(format_args!("cannot stat {}", show(&here))), &e)
+                })?;
                 check_dir(&st, &here, euid)?;
-                stack.push((fd, component));
+                stack.push((fd, component, st));
             }
             other => {
                 let err = io::Error::from_raw_os_error(libc::ENOTDIR);
                 return Err(Error::system(
-                    format_args!(
-                        "cannot use {} as a parent: it is {}",
-                        show(&here),
-                        other.describe()
-                    ),
+                    cannot_use(format_args!("{} is {}", show(&here), other.describe())),
                     &err,
                 ));
             }
         }
     }
     let path = current_path(&stack);
-    let (fd, _) = stack.pop().expect("root stays");
+    let (fd, _, _) = stack.pop().expect("root stays");
     Ok(Parent { path, fd })
 }
 
@@ -238,27 +271,36 @@ fn push_components(pending: &mut VecDeque<OsString>, path: &OsStr, front: bool) 
 pub struct Candidate {
     pub origin: &'static str,
     pub path: Option<OsString>,
+    /// Why the candidate is not even looked at (an environment variable in a setuid program).
+    pub ignored: Option<&'static str>,
 }
 
 /// The candidates, in order: `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`.
+///
+/// In a program running with `AT_SECURE` (setuid, setgid, file capabilities) the environment
+/// belongs to whoever started it, so both variables are ignored: glibc strips `TMPDIR` for such
+/// programs, but not `XDG_RUNTIME_DIR`.
 pub fn candidates() -> Vec<Candidate> {
+    let secure = sys::secure_execution();
+    let from_env = |origin: &'static str| Candidate {
+        origin,
+        path: if secure {
+            None
+        } else {
+            std::env::var_os(&origin[1..])
+        },
+        ignored: secure.then_some("ignored in a setuid or setgid program"),
+    };
+    let fixed = |origin: &'static str| Candidate {
+        origin,
+        path: Some(origin.into()),
+        ignored: None,
+    };
     vec![
-        Candidate {
-            origin: "$XDG_RUNTIME_DIR",
-            path: std::env::var_os("XDG_RUNTIME_DIR"),
-        },
-        Candidate {
-            origin: "$TMPDIR",
-            path: std::env::var_os("TMPDIR"),
-        },
-        Candidate {
-            origin: "/tmp",
-            path: Some("/tmp".into()),
-        },
-        Candidate {
-            origin: "/var/tmp",
-            path: Some("/var/tmp".into()),
-        },
+        from_env("$XDG_RUNTIME_DIR"),
+        from_env("$TMPDIR"),
+        fixed("/tmp"),
+        fixed("/var/tmp"),
     ]
 }
 

@@ -13,33 +13,6 @@ use std::path::Path;
 use common::*;
 use usock::{ErrorKind, PrivateDir};
 
-/// In the child: a private mount namespace, and a tmpfs with `options` at `target`.
-fn mount_tmpfs(target: &Path, options: &str, read_only: bool) {
-    let target_c = cstring(target);
-    let data = std::ffi::CString::new(options).unwrap();
-    // SAFETY: plain system calls in a single-threaded child process.
-    unsafe {
-        assert_eq!(
-            libc::unshare(libc::CLONE_NEWNS),
-            0,
-            "unshare a mount namespace"
-        );
-        let null = std::ptr::null();
-        let private = libc::MS_REC | libc::MS_PRIVATE;
-        assert_eq!(
-            libc::mount(c"none".as_ptr(), c"/".as_ptr(), null, private, null.cast()),
-            0
-        );
-        let flags = if read_only { libc::MS_RDONLY } else { 0 };
-        let fs = c"tmpfs".as_ptr();
-        assert_eq!(
-            libc::mount(fs, target_c.as_ptr(), fs, flags, data.as_ptr().cast()),
-            0,
-            "mount tmpfs at {target:?}"
-        );
-    }
-}
-
 /// The number a child test printed as `steps: N` (after libtest's `test name ... `).
 fn child_steps(out: &str) -> usize {
     out.lines()
@@ -191,43 +164,16 @@ fn child_nofile() {
     }
     let scratch = Scratch::new("nofile");
     let base = open_fds();
-    // Probed with fcntl, which opens nothing itself (a listing of /proc/self/fd would).
-    let open: Vec<u64> = (0..4096)
-        .filter(|&fd| unsafe { libc::fcntl(fd as libc::c_int, libc::F_GETFD) } >= 0)
-        .collect();
-    // The limit below which exactly `free` descriptor numbers are unused (inherited
-    // descriptors may sit anywhere, so count the gaps).
-    let limit_with_free = |free: u64| {
-        let mut seen = 0;
-        (0..).find(|&n| {
-            if seen == free {
-                return true;
-            }
-            if !open.contains(&n) {
-                seen += 1;
-            }
-            false
-        })
-    };
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
     let mut failures = 0;
     let mut steps = 0;
     for extra in 0..12 {
-        let lim = libc::rlimit {
-            rlim_cur: limit_with_free(extra).unwrap(),
-            rlim_max: old.rlim_max,
-        };
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let old = limit_descriptors_to(extra);
         let result = PrivateDir::in_parent(scratch.path()).and_then(|dir| {
             let bound = dir.listener(None).map(drop);
             let cleaned = dir.cleanup();
             bound.and(cleaned)
         });
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+        restore_descriptor_limit(old);
         steps += 1;
         match result {
             Ok(()) => {}

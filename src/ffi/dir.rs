@@ -18,9 +18,11 @@ use crate::{PrivateDir, SocketType};
 ///
 /// `parent`: the directory to create it in, or NULL to choose automatically, in order:
 /// `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`, skipping each that is unset, missing,
-/// unsafe, too long or not writable. A parent is safe when it and every ancestor is owned by
+/// unsafe, too long or not writable. A program running setuid or setgid (`AT_SECURE`) ignores
+/// both environment variables, which its invoker controls. A parent is safe when it and every ancestor is owned by
 /// root or the effective user and, if writable by group or others, has the sticky bit; symbolic
-/// links on the way must be owned by root or the effective user too. The path usock returns
+/// links on the way must be owned by root or the effective user too, and are never followed
+/// from a directory that group or others can write to. The path usock returns
 /// has no symbolic links in it.
 ///
 /// `flags`: reserved; pass 0.
@@ -56,7 +58,7 @@ pub unsafe extern "C" fn usock_create_dir(
         let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
         match PrivateDir::create(parent) {
             Ok(inner) => {
-                let handle = Box::into_raw(Box::new(UsockDir { inner }));
+                let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
                 // SAFETY: out_dir is non-NULL and the caller promises it is writable.
                 unsafe { *out_dir = handle };
                 super::USOCK_OK
@@ -77,8 +79,12 @@ pub unsafe extern "C" fn usock_create_dir(
 pub unsafe extern "C" fn usock_dir_path(dir: *const UsockDir) -> *const c_char {
     ffi_boundary! {
         // SAFETY: the caller passes NULL or a live handle.
-        match unsafe { dir.as_ref() } {
-            Some(dir) => dir.inner.path_c().as_ptr(),
+        match unsafe { dir.as_ref() }.map(UsockDir::enter) {
+            Some(Ok(dir)) => dir.path_c().as_ptr(),
+            Some(Err(err)) => {
+                fail(&err);
+                std::ptr::null()
+            }
             None => std::ptr::null(),
         }
     }
@@ -106,15 +112,17 @@ pub unsafe extern "C" fn usock_socket_path(
 ) -> c_int {
     ffi_boundary! {
         // SAFETY: the caller passes NULL or a live handle.
-        let Some(dir) = (unsafe { dir.as_ref() }) else {
-            return fail(&null_arg("dir"));
+        let dir = match unsafe { dir.as_ref() }.map(UsockDir::enter) {
+            Some(Ok(dir)) => dir,
+            Some(Err(err)) => return fail(&err),
+            None => return fail(&null_arg("dir")),
         };
         if buf.is_null() {
             return fail(&null_arg("buf"));
         }
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
-        let path = match dir.inner.socket_path(name) {
+        let path = match dir.socket_path(name) {
             Ok(path) => path,
             Err(err) => return fail(&err),
         };
@@ -168,8 +176,10 @@ pub unsafe extern "C" fn usock_bind(
     ffi_boundary! {
         // SAFETY: the caller passes NULL or a live handle; it is only read here (binding
         // records the socket behind a lock), so shared use from several threads is sound.
-        let Some(dir) = (unsafe { dir.cast_const().as_ref() }) else {
-            return fail(&null_arg("dir"));
+        let dir = match unsafe { dir.cast_const().as_ref() }.map(UsockDir::enter) {
+            Some(Ok(dir)) => dir,
+            Some(Err(err)) => return fail(&err),
+            None => return fail(&null_arg("dir")),
         };
         if out_fd.is_null() {
             return fail(&null_arg("out_fd"));
@@ -181,7 +191,7 @@ pub unsafe extern "C" fn usock_bind(
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
         let backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
-        match dir.inner.bind(name, ty, backlog) {
+        match dir.bind(name, ty, backlog) {
             Ok(fd) => {
                 // SAFETY: out_fd is non-NULL and the caller promises it is writable.
                 unsafe { *out_fd = fd.into_raw_fd() };
@@ -209,12 +219,14 @@ pub unsafe extern "C" fn usock_bind(
 pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) -> c_int {
     ffi_boundary! {
         // SAFETY: the caller passes NULL or a live handle; it is only read here.
-        let Some(dir) = (unsafe { dir.cast_const().as_ref() }) else {
-            return fail(&null_arg("dir"));
+        let dir = match unsafe { dir.cast_const().as_ref() }.map(UsockDir::enter) {
+            Some(Ok(dir)) => dir,
+            Some(Err(err)) => return fail(&err),
+            None => return fail(&null_arg("dir")),
         };
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
-        status(dir.inner.adopt(name))
+        status(dir.adopt(name))
     }
 }
 
@@ -230,9 +242,14 @@ pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) ->
 /// descriptor the caller owns is closed: close sockets from `usock_bind` yourself.
 ///
 /// The handle is freed whatever the result; do not use it again. NULL is a no-op returning
-/// `USOCK_OK`. Do not call this while another thread still uses the handle.
+/// `USOCK_OK`. Calls already running on the handle in other threads are waited for before
+/// anything is removed or freed; calls that begin after this one started fail with
+/// `USOCK_ERR_INVALID`. (A call that begins after the handle was freed cannot be detected:
+/// callers still must not use a handle after passing it here.)
 ///
-/// Returns `USOCK_OK`, `USOCK_ERR_CHANGED` or `USOCK_ERR_SYSTEM`.
+/// Returns `USOCK_OK`, `USOCK_ERR_CHANGED`, `USOCK_ERR_SYSTEM` (with the errno of the first
+/// system call that failed), or `USOCK_ERR_INVALID` when another `usock_cleanup` of the same
+/// handle is already running (that one frees it).
 ///
 /// # Safety
 /// `dir` is NULL or a live handle from `usock_create_dir`, which this call consumes.
@@ -243,6 +260,13 @@ pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
             return super::USOCK_OK;
         }
         // SAFETY: the caller hands over a live handle made by Box::into_raw in usock_create_dir.
+        if !unsafe { &*dir }.close() {
+            return fail(&Error::invalid(
+                "usock_cleanup was called twice on the same handle; the first call frees it",
+            ));
+        }
+        // SAFETY: no call is in flight on the handle any more and none can enter: this call owns
+        // it, as Box::into_raw in usock_create_dir made it.
         let handle = unsafe { Box::from_raw(dir) };
         status(handle.inner.cleanup())
     }

@@ -8,9 +8,11 @@
 
 pub mod boundary;
 mod dir;
+mod handle;
 mod info;
 
 pub use dir::*;
+pub use handle::UsockDir;
 pub use info::*;
 
 use std::ffi::c_int;
@@ -49,11 +51,6 @@ pub const USOCK_ERR_SYSTEM: c_int = -8;
 pub const USOCK_ERR_BUFFER: c_int = -9;
 /// An internal error was caught at the boundary.
 pub const USOCK_ERR_PANIC: c_int = -10;
-
-/// A private socket directory (opaque). Made by `usock_create_dir`, freed by `usock_cleanup`.
-pub struct UsockDir {
-    inner: crate::PrivateDir,
-}
 
 #[cfg(test)]
 mod tests {

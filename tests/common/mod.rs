@@ -236,3 +236,180 @@ pub fn figure(category: &str, what: &str, tried: usize, held: usize, test: &str)
         file.write_all(line.as_bytes()).unwrap();
     }
 }
+
+/// In a child process: a private mount namespace (mounts made now stay in this process and its
+/// children).
+pub fn private_mount_namespace() {
+    // SAFETY: plain system calls, in a child process made for this.
+    unsafe {
+        assert_eq!(
+            libc::unshare(libc::CLONE_NEWNS),
+            0,
+            "unshare a mount namespace"
+        );
+        let null = std::ptr::null();
+        let private = libc::MS_REC | libc::MS_PRIVATE;
+        assert_eq!(
+            libc::mount(c"none".as_ptr(), c"/".as_ptr(), null, private, null.cast()),
+            0
+        );
+    }
+}
+
+/// In a child process: a private mount namespace and a tmpfs with `options` at `target`.
+pub fn mount_tmpfs(target: &Path, options: &str, read_only: bool) {
+    private_mount_namespace();
+    mount_tmpfs_here(target, options, read_only);
+}
+
+/// A tmpfs with `options` at `target`, in the mount namespace the process already has.
+pub fn mount_tmpfs_here(target: &Path, options: &str, read_only: bool) {
+    let target_c = cstring(target);
+    let data = CString::new(options).unwrap();
+    let flags = if read_only { libc::MS_RDONLY } else { 0 };
+    let fs = c"tmpfs".as_ptr();
+    // SAFETY: NUL-terminated strings; a plain system call.
+    let ret = unsafe { libc::mount(fs, target_c.as_ptr(), fs, flags, data.as_ptr().cast()) };
+    assert_eq!(ret, 0, "mount tmpfs at {target:?}");
+}
+
+/// Remounts the file system at `target` read-only.
+pub fn remount_read_only(target: &Path) {
+    let target_c = cstring(target);
+    let flags = libc::MS_REMOUNT | libc::MS_RDONLY;
+    let null = std::ptr::null();
+    // SAFETY: NUL-terminated string; a plain system call.
+    let ret = unsafe { libc::mount(null, target_c.as_ptr(), null, flags, null.cast()) };
+    assert_eq!(ret, 0, "remount {target:?} read-only");
+}
+
+/// In a child process: from now on, system call `nr` fails with `errno` in this thread (a
+/// seccomp filter, as a container runtime or an old kernel would have it).
+pub fn deny_syscall(nr: libc::c_long, errno: i32) {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, sock_filter};
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    // seccomp_data: nr at offset 0, arch at offset 4.
+    let filter = [
+        stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1),
+        stmt(
+            BPF_RET | BPF_K,
+            libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+        ),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut sock_filter,
+    };
+    // SAFETY: prog points to a valid filter that outlives the call (the kernel copies it).
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog
+            ),
+            0,
+            "install a seccomp filter"
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// In a child process: drops root to `uid` (groups cleared, gid = uid), for good.
+pub fn become_user(uid: u32) {
+    // SAFETY: plain system calls; glibc applies them to every thread of the process.
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+        assert_eq!(libc::setgid(uid), 0);
+        assert_eq!(libc::setuid(uid), 0);
+    }
+}
+
+/// Runs `f` in a forked child and says whether it returned normally (a panic or an assertion
+/// that fails there is reported as `false`, never unwound into the caller). Call it only from a
+/// single-threaded process, such as a child made by [`run_child`].
+pub fn in_forked_child(f: impl FnOnce()) -> bool {
+    // SAFETY: the caller promises a single-threaded process.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+        // SAFETY: leaves the child at once, running no destructor or exit handler of the parent's.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    wait_ok(pid)
+}
+
+/// Waits for child `pid`; true when it exited with status 0.
+pub fn wait_ok(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: plain system call on our own child.
+    let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+    ret == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+/// The descriptor numbers open now, probed with `fcntl` (which opens nothing itself).
+pub fn open_fd_numbers() -> Vec<u64> {
+    (0..4096)
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        .filter(|&fd| unsafe { libc::fcntl(fd as libc::c_int, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+/// Sets `RLIMIT_NOFILE` so that exactly `free` more descriptors can be opened (inherited
+/// descriptors may sit anywhere, so the gaps are counted); returns the old limit.
+pub fn limit_descriptors_to(free: u64) -> libc::rlimit {
+    let open = open_fd_numbers();
+    let mut seen = 0;
+    let limit = (0..)
+        .find(|n| {
+            if seen == free {
+                return true;
+            }
+            if !open.contains(n) {
+                seen += 1;
+            }
+            false
+        })
+        .unwrap();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid pointers.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut old);
+        let lim = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    old
+}
+
+pub fn restore_descriptor_limit(old: libc::rlimit) {
+    // SAFETY: plain system call with a valid pointer.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+}

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -268,6 +269,90 @@ static void test_threads(void) {
     CHECK(count_entries(scratch) == 0);
 }
 
+/*
+ * This program's own listen(): it interposes the C library's for libusock too. While a test
+ * holds `listen_gate` closed, a call entering listen() says so and waits until the test opens it,
+ * so that a test can act while another thread is inside usock_bind.
+ */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_changed = PTHREAD_COND_INITIALIZER;
+static int listen_gate_closed, inside_listen;
+
+int listen(int fd, int backlog) {
+    static int (*real_listen)(int, int);
+    if (!real_listen) *(void **)(&real_listen) = dlsym(RTLD_NEXT, "listen");
+    pthread_mutex_lock(&gate_lock);
+    if (listen_gate_closed) {
+        inside_listen = 1;
+        pthread_cond_broadcast(&gate_changed);
+        while (listen_gate_closed) pthread_cond_wait(&gate_changed, &gate_lock);
+        inside_listen = 0;
+    }
+    pthread_mutex_unlock(&gate_lock);
+    return real_listen(fd, backlog);
+}
+
+static void set_listen_gate(int closed) {
+    pthread_mutex_lock(&gate_lock);
+    listen_gate_closed = closed;
+    pthread_cond_broadcast(&gate_changed);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void wait_inside_listen(void) {
+    pthread_mutex_lock(&gate_lock);
+    while (!inside_listen) pthread_cond_wait(&gate_changed, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+struct bind_call {
+    usock_dir *dir;
+    int status, fd;
+};
+
+static void *bind_in_thread(void *arg) {
+    struct bind_call *call = arg;
+    call->status = usock_bind(call->dir, "busy", 0, 0, &call->fd);
+    return NULL;
+}
+
+static void *cleanup_in_thread(void *arg) {
+    struct bind_call *call = arg;
+    call->status = usock_cleanup(call->dir);
+    return NULL;
+}
+
+/*
+ * usock_cleanup while another thread is inside usock_bind on the same handle (as a binding's
+ * exit hook or garbage collector may do): cleanup waits for the call to leave before it frees
+ * the handle (AddressSanitizer would report the use after free), calls that begin meanwhile are
+ * refused, and afterwards nothing is left.
+ */
+static void test_cleanup_waits_for_calls_in_flight(void) {
+    struct bind_call bind = {.fd = -1}, cleanup = {0};
+    CHECK(usock_create_dir(scratch, 0, &bind.dir) == USOCK_OK);
+    cleanup.dir = bind.dir;
+    set_listen_gate(1);
+    pthread_t binder, cleaner;
+    pthread_create(&binder, NULL, bind_in_thread, &bind);
+    wait_inside_listen();
+    pthread_create(&cleaner, NULL, cleanup_in_thread, &cleanup);
+    /* A call that begins once cleanup has started is refused; the bind holds the handle. */
+    char path[USOCK_PATH_MAX];
+    int status;
+    while ((status = usock_socket_path(bind.dir, NULL, path, sizeof path)) == USOCK_OK)
+        usleep(1000);
+    CHECK(status == USOCK_ERR_INVALID);
+    CHECK(strstr(usock_last_error(), "being cleaned up") != NULL);
+    set_listen_gate(0);
+    pthread_join(binder, NULL);
+    pthread_join(cleaner, NULL);
+    CHECK(bind.status == USOCK_OK);
+    CHECK(cleanup.status == USOCK_OK);
+    if (bind.fd >= 0) close(bind.fd);
+    CHECK(count_entries(scratch) == 0);
+}
+
 int main(void) {
     snprintf(scratch, sizeof scratch, "/tmp/usock-ctest-XXXXXX");
     if (!mkdtemp(scratch)) {
@@ -284,6 +369,7 @@ int main(void) {
     RUN(test_adopt);
     RUN(test_changed_and_unsafe);
     RUN(test_threads);
+    RUN(test_cleanup_waits_for_calls_in_flight);
     rmdir(scratch);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;

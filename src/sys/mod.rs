@@ -3,9 +3,18 @@
 //!
 //! This is the only module of the core that holds `unsafe`: each wrapper takes Rust types
 //! (`BorrowedFd`, `&CStr`, byte slices), checks what it hands to the kernel, and returns
-//! `io::Result`. Everything above it is plain safe Rust.
+//! `io::Result`. Everything above it is plain safe Rust. What only Linux has lives in
+//! [`linux`]; the random source in [`random`]; telling the creating process from a forked
+//! child in [`process`].
 
-use std::ffi::{CStr, CString};
+mod linux;
+pub mod process;
+pub mod random;
+
+pub use linux::{chmod_fd, list_dir, open_dir_no_symlinks, secure_execution};
+pub use random::random_bytes;
+
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -92,7 +101,7 @@ pub enum At<'a> {
 }
 
 impl At<'_> {
-    fn raw(self) -> RawFd {
+    pub(crate) fn raw(self) -> RawFd {
         match self {
             At::Fd(fd) => fd.as_raw_fd(),
             At::Cwd => libc::AT_FDCWD,
@@ -100,7 +109,7 @@ impl At<'_> {
     }
 }
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -109,7 +118,7 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// Retries a call interrupted by a signal, so that callers never see `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -137,34 +146,7 @@ pub fn open_dir_read(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     )
 }
 
-/// `openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_SYMLINKS |
-/// RESOLVE_NO_MAGICLINKS)`: the directory at an absolute path, refusing (`ELOOP`) a symlink
-/// anywhere on the way. `ENOSYS` on kernels before 5.6.
-pub fn open_dir_no_symlinks(path: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: an all-zero open_how is valid (and its padding must be zero).
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-    retry(|| {
-        // SAFETY: path is NUL-terminated and how is a valid open_how of the size passed.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: openat2 returned a fresh, open descriptor that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-    })
-}
-
-fn open(at: At<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn open(at: At<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     retry(|| {
         // SAFETY: name is a valid NUL-terminated string; the result is a new descriptor we own.
         let fd = cvt(unsafe { libc::openat(at.raw(), name.as_ptr(), flags) })?;
@@ -204,16 +186,6 @@ pub fn unlink_at(at: At<'_>, name: &CStr, dir: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Sets the permission bits of exactly the inode `fd` refers to, even when `fd` was opened with
-/// `O_PATH` and the mode is 000 (so the file cannot be opened any other way): through
-/// `/proc/self/fd/N`, which names that inode and not whatever holds its old name now.
-pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
-    // SAFETY: path is NUL-terminated.
-    cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t, 0) })?;
-    Ok(())
-}
-
 /// `fchmod(fd, mode)`. On a socket not yet bound, this is the mode `bind()` gives its file,
 /// less the bits the umask removes.
 pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
@@ -247,41 +219,6 @@ pub fn readlink_at(at: At<'_>, name: &CStr) -> io::Result<Vec<u8>> {
         }
         buf.resize(buf.len() * 2, 0);
     }
-}
-
-/// The names in a directory, `.` and `..` left out. `dir` must be open for reading.
-pub fn list_dir(dir: OwnedFd) -> io::Result<Vec<CString>> {
-    // SAFETY: fdopendir takes ownership of the descriptor on success; we release it from the
-    // OwnedFd only then.
-    let raw = dir.as_raw_fd();
-    let stream = unsafe { libc::fdopendir(raw) };
-    if stream.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(dir);
-    let mut names = Vec::new();
-    let result = loop {
-        // readdir signals errors only through errno, so clear it first.
-        // SAFETY: errno is thread-local.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: stream is a valid DIR* until closedir below.
-        let entry = unsafe { libc::readdir(stream) };
-        if entry.is_null() {
-            let err = io::Error::last_os_error();
-            break match err.raw_os_error() {
-                Some(0) | None => Ok(()),
-                Some(_) => Err(err),
-            };
-        }
-        // SAFETY: d_name is a NUL-terminated array inside the entry readdir returned.
-        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
-        if name.to_bytes() != b"." && name.to_bytes() != b".." {
-            names.push(name.to_owned());
-        }
-    };
-    // SAFETY: stream came from fdopendir and is closed exactly once.
-    unsafe { libc::closedir(stream) };
-    result.map(|()| names)
 }
 
 /// A new `AF_UNIX` socket of `ty` (a `SOCK_*` value, flags allowed), always close-on-exec.
@@ -334,12 +271,4 @@ pub fn geteuid() -> u32 {
 pub fn getpid() -> u32 {
     // SAFETY: getpid cannot fail.
     unsafe { libc::getpid() as u32 }
-}
-
-/// Fills `buf` from the operating system's random source.
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    getrandom::fill(buf).map_err(|e| match e.raw_os_error() {
-        Some(errno) => io::Error::from_raw_os_error(errno),
-        None => io::Error::other(e.to_string()),
-    })
 }
