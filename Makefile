@@ -91,8 +91,12 @@ test-c: deps-c build
 	@echo "== C: tests under AddressSanitizer and UBSan, C++ header check, library checks"
 	$(CC) $(STRICT) -g $(SAN) -pthread -o $(OUT)/test_usock bindings/c/tests/test_usock.c -L$(REL) -lusock $(RPATH)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./$(OUT)/test_usock
-	@n=$$(grep -c '^    RUN(' bindings/c/tests/test_usock.c); \
-	  printf 'sanitizer\tC test suite under AddressSanitizer, LeakSanitizer and UBSan: clean\t%s\t%s\tbindings/c/tests/test_usock.c\n' $$n $$n >> $(FIGURES)
+	$(CC) $(STRICT) -g $(SAN) -pthread -o $(OUT)/test_lifetimes bindings/c/tests/test_lifetimes.c -L$(REL) -lusock $(RPATH)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./$(OUT)/test_lifetimes
+	@printf 'fault\tC: usock_cleanup while another thread is inside usock_bind on the handle: waits for it, refuses calls that begin meanwhile, frees once (AddressSanitizer)\t1\t1\tbindings/c/tests/test_usock.c::test_cleanup_waits_for_calls_in_flight\n' >> $(FIGURES)
+	@printf 'fault\tC: usock calls from an atexit handler and a pthread_key destructor, after thread-local destructors ran: real statuses, errno and messages, earlier message pointer still valid (AddressSanitizer)\t2\t2\tbindings/c/tests/test_lifetimes.c\n' >> $(FIGURES)
+	@n=$$(( $$(grep -c '^    RUN(' bindings/c/tests/test_usock.c) + $$(grep -c '^    test_.*();' bindings/c/tests/test_lifetimes.c) )); \
+	  printf 'sanitizer\tC test suites under AddressSanitizer, LeakSanitizer and UBSan: clean\t%s\t%s\tbindings/c/tests/\n' $$n $$n >> $(FIGURES)
 	$(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -o $(OUT)/header_cxx bindings/c/tests/header_cxx.cpp -L$(REL) -lusock $(RPATH)
 	./$(OUT)/header_cxx
 	bindings/c/tests/check-library.sh $(LIB) $(VERSION)
@@ -109,7 +113,7 @@ $(VENV)/.ready: bindings/python/pyproject.toml
 test-python: lib venv
 	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV) with its libusock)"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
+	USOCK_FIGURES=$(abspath $(FIGURES)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
 # The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
 # rustc's -Zsanitizer=address; GCC's runtime preloaded into the interpreter). Python's own
@@ -130,7 +134,7 @@ test-python-asan: venv
 
 test-prolog: prolog venv
 	@echo "== Prolog: plunit suite of the pack (clients in Prolog and Python, MQI, pack_install)"
-	USOCK_PYTHON=$(abspath $(VENV))/bin/python swipl bindings/prolog/test/run.pl
+	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_PYTHON=$(abspath $(VENV))/bin/python swipl bindings/prolog/test/run.pl
 
 # Fuzzing the C ABI (nightly Rust and cargo-fuzz; not part of make test): a fixed number of
 # executions, recorded for SECURITY.md.

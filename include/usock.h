@@ -190,6 +190,27 @@ int usock_socket_path(const usock_dir *dir, const char *name, char *buf, size_t 
 int usock_bind(usock_dir *dir, const char *name, int type, int backlog, int *out_fd);
 
 /**
+ * Binds a socket the caller made itself at `<dir>/<name>`, sets its file's mode to 0600
+ * whatever the umask, and listens with `backlog` (0 or less: `SOMAXCONN`) unless it is a
+ * datagram socket: `usock_bind` for a descriptor that a language runtime's socket object already
+ * owns, so that no descriptor changes hands (and none can be lost between two steps).
+ *
+ * `fd`: an `AF_UNIX` socket of type `SOCK_STREAM`, `SOCK_SEQPACKET` or `SOCK_DGRAM`, not yet
+ * bound. It stays the caller's: usock never closes it. The socket file is removed by
+ * `usock_cleanup`. On failure nothing is left at the name; a socket that was bound before a
+ * later step failed stays bound to the removed path, so close it.
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` NULL, a bad name, `fd` not an unbound Unix
+ * domain socket of those types); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `fd` stays open
+ * during the call.
+ */
+int usock_bind_fd(usock_dir *dir, const char *name, int fd, int backlog);
+
+/**
  * Takes a socket the caller bound itself at `usock_socket_path(dir, name, ...)` (with another
  * socket library) into usock's care: checks that it is a socket owned by the effective user,
  * sets its file's mode to 0600 whatever the umask, and records its device and inode so that
@@ -215,7 +236,9 @@ int usock_adopt(usock_dir *dir, const char *name);
  * followed through a symbolic link and nothing is deleted recursively: a regular file, a
  * subdirectory or an object swapped in is left in place, with the directory, and the result is
  * `USOCK_ERR_CHANGED` with a message naming it. In a process other than the one that created
- * the directory (a child after `fork`), the handle is freed and nothing is removed. No
+ * the directory (a child after `fork`, whatever its pid), nothing is removed and the handle is
+ * freed (or, when the parent's threads were inside calls on it at the moment of `fork`, left
+ * allocated: those calls never finish in the child). No
  * descriptor the caller owns is closed: close sockets from `usock_bind` yourself.
  *
  * The handle is freed whatever the result; do not use it again. NULL is a no-op returning

@@ -1,14 +1,15 @@
 //! Binding sockets inside a private directory.
 
-use std::ffi::OsStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::path::PathBuf;
 
 use crate::dir::PrivateDir;
-use crate::error::{Error, ErrorKind, Result, show};
+use crate::error::{Error, ErrorKind, Result, show, strip_os_error_suffix};
 use crate::name;
-use crate::sys::{self, At, FileKind};
+use crate::sys::{self, At, FileKind, Stat};
 
 /// The socket types usock binds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -68,85 +69,151 @@ impl PrivateDir {
     ) -> Result<OwnedFd> {
         let name = name::socket_name(name)?;
         self.check_socket_path_len(&name)?;
-        let path = || self.path().join(OsStr::from_bytes(name.as_bytes()));
         let fd = sys::unix_socket(ty.raw())
             .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
-        // The mode bind() will give the file, less what the umask removes; checked and, if the
-        // umask took owner bits, set again below.
-        sys::fchmod(fd.as_fd(), 0o600)
-            .map_err(|e| Error::system("cannot set the mode of a new socket", &e))?;
-        let parts = [self.path_c().to_bytes(), b"/", name.as_bytes()];
-        if let Err(e) = sys::bind_unix(fd.as_fd(), &parts) {
-            return Err(if e.raw_os_error() == Some(libc::EADDRINUSE) {
-                let what = sys::lstat_at(At::Fd(self.dir.as_fd()), &name)
-                    .map(|st| st.kind().describe())
-                    .unwrap_or("something");
-                Error::new(
-                    ErrorKind::InUse,
-                    format!(
-                        "cannot bind {}: the name is taken by {what}, which was left in place",
-                        show(&path())
-                    ),
-                )
-                .with_errno(&e)
-            } else {
-                Error::system(format_args!("cannot bind {}", show(&path())), &e)
-            });
-        }
-        // From here on the file is ours: remove it again if anything fails.
+        self.bind_steps(&name, fd.as_fd(), ty, backlog)?;
+        Ok(fd)
+    }
+
+    /// Binds a socket the caller made (an `AF_UNIX` socket of any type, not yet bound) at
+    /// `<dir>/<name>` (`None`: `sock`), sets the file's mode to 0600 whatever the umask, and
+    /// listens with `backlog` unless it is a datagram socket: [`bind`](PrivateDir::bind) for a
+    /// descriptor the caller already owns (a language runtime's socket object, say), so that no
+    /// descriptor ever changes hands. The descriptor stays the caller's.
+    ///
+    /// Fails with [`ErrorKind::Invalid`] when `fd` is not an unbound Unix domain socket.
+    pub fn bind_socket(
+        &self,
+        name: Option<&OsStr>,
+        fd: BorrowedFd<'_>,
+        backlog: Option<u32>,
+    ) -> Result<()> {
+        let name = name::socket_name(name)?;
+        self.check_socket_path_len(&name)?;
+        let ty = match sys::unix_socket_type(fd) {
+            Ok(Some(raw)) => SocketType::try_from(raw)?,
+            Ok(None) => {
+                return Err(Error::invalid(format!(
+                    "descriptor {} is not a Unix domain socket",
+                    fd.as_raw_fd()
+                )));
+            }
+            Err(e) => {
+                let what = format!("descriptor {} is not a socket", fd.as_raw_fd());
+                return Err(Error::invalid(format!(
+                    "{what}: {}",
+                    strip_os_error_suffix(&e)
+                )));
+            }
+        };
+        self.bind_steps(&name, fd, ty, backlog)
+    }
+
+    /// The steps of binding, in order: bind at the name, make the file's mode 0600, listen,
+    /// record the file's identity for cleanup. After the bind, a failure removes the file again.
+    fn bind_steps(
+        &self,
+        name: &CString,
+        fd: BorrowedFd<'_>,
+        ty: SocketType,
+        backlog: Option<u32>,
+    ) -> Result<()> {
+        self.bind_at(name, fd)?;
         let undo = |err: Error| {
-            let _ = sys::unlink_at(At::Fd(self.dir.as_fd()), &name, false);
+            let _ = sys::unlink_at(At::Fd(self.dir.as_fd()), name, false);
             err
         };
-        let stat = || {
-            sys::lstat_at(At::Fd(self.dir.as_fd()), &name).map_err(|e| {
-                undo(Error::system(
-                    format_args!("cannot stat {}", show(&path())),
-                    &e,
-                ))
-            })
-        };
-        let mut id = stat()?;
-        if id.perms() != 0o600 {
-            // The umask removed owner bits: set the mode now, before listen(), so that no client
-            // ever connects under another mode. Nobody else can reach the file in the 0700
-            // directory, and the umask only ever made it stricter than 0600.
-            sys::chmod_at(At::Fd(self.dir.as_fd()), &name, 0o600).map_err(|e| {
-                undo(Error::system(
-                    format_args!("cannot set mode 0600 on {}", show(&path())),
-                    &e,
-                ))
-            })?;
-            id = stat()?;
-        }
-        if id.kind() != FileKind::Socket || id.perms() != 0o600 {
-            return Err(undo(Error::new(
-                ErrorKind::Unsafe,
-                format!(
-                    "{} is {} with mode {:04o} after bind, not a socket with mode 0600",
-                    show(&path()),
-                    id.kind().describe(),
-                    id.perms()
-                ),
-            )));
-        }
+        let id = self.secure_socket_file(name).map_err(undo)?;
         if ty != SocketType::Datagram {
             let backlog = match backlog {
                 None | Some(0) => libc::SOMAXCONN,
                 Some(n) => libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX),
             };
-            sys::listen(fd.as_fd(), backlog).map_err(|e| {
+            sys::listen(fd, backlog).map_err(|e| {
                 undo(Error::system(
-                    format_args!("cannot listen on {}", show(&path())),
+                    format_args!("cannot listen on {}", show(&self.entry_path(name))),
                     &e,
                 ))
             })?;
         }
+        self.record(name.clone(), id);
+        Ok(())
+    }
+
+    /// `bind()` at `<dir>/<name>`. A name already taken is [`ErrorKind::InUse`], and what is
+    /// there is left alone.
+    fn bind_at(&self, name: &CString, fd: BorrowedFd<'_>) -> Result<()> {
+        // On Linux the socket's own mode is the one bind() gives its file, less the umask; with
+        // it set first, the file usually needs no chmod afterwards. Where the kernel refuses
+        // (EINVAL on some systems) the mode is set by name below, as for any umask.
+        let _ = sys::fchmod(fd, 0o600);
+        let parts = [self.path_c().to_bytes(), b"/", name.as_bytes()];
+        sys::bind_unix(fd, &parts).map_err(|e| {
+            let path = show(&self.entry_path(name));
+            if e.raw_os_error() == Some(libc::EADDRINUSE) {
+                let what = sys::lstat_at(At::Fd(self.dir.as_fd()), name)
+                    .map(|st| st.kind().describe())
+                    .unwrap_or("something");
+                Error::new(
+                    ErrorKind::InUse,
+                    format!(
+                        "cannot bind {path}: the name is taken by {what}, which was left in place"
+                    ),
+                )
+                .with_errno(&e)
+            } else if e.raw_os_error() == Some(libc::EINVAL) {
+                Error::invalid(format!(
+                    "cannot bind {path}: the socket is already bound (a socket binds once)"
+                ))
+                .with_errno(&e)
+            } else {
+                Error::system(format_args!("cannot bind {path}"), &e)
+            }
+        })
+    }
+
+    /// Makes the socket file at `<dir>/<name>` mode 0600 and returns its identity: checked with
+    /// `lstat`, set by name when the umask (or the system) gave it another mode, checked again.
+    /// Nobody else can reach the file meanwhile: the directory is 0700.
+    fn secure_socket_file(&self, name: &CStr) -> Result<Stat> {
+        let at = At::Fd(self.dir.as_fd());
+        let path = || show(&self.entry_path(name));
+        let stat = || {
+            sys::lstat_at(at, name)
+                .map_err(|e| Error::system(format_args!("cannot stat {}", path()), &e))
+        };
+        let mut id = stat()?;
+        if id.kind() == FileKind::Socket && id.perms() != 0o600 {
+            sys::chmod_at(at, name, 0o600).map_err(|e| {
+                Error::system(format_args!("cannot set mode 0600 on {}", path()), &e)
+            })?;
+            id = stat()?;
+        }
+        if id.kind() != FileKind::Socket || id.perms() != 0o600 {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "{} is {} with mode {:04o}, not a socket with mode 0600",
+                    path(),
+                    id.kind().describe(),
+                    id.perms()
+                ),
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Remembers the socket file at `name` for cleanup; binding again at a name replaces it.
+    fn record(&self, name: CString, id: Stat) {
         self.bound
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, id);
-        Ok(fd)
+    }
+
+    /// `<dir>/<name>`, for messages.
+    fn entry_path(&self, name: &CStr) -> PathBuf {
+        self.path().join(OsStr::from_bytes(name.to_bytes()))
     }
 
     /// Takes a socket the caller bound at [`socket_path`](PrivateDir::socket_path)`(name)` with
@@ -161,43 +228,28 @@ impl PrivateDir {
     pub fn adopt(&self, name: Option<&OsStr>) -> Result<()> {
         let name = name::socket_name(name)?;
         self.check_socket_path_len(&name)?;
-        let path = || self.path().join(OsStr::from_bytes(name.as_bytes()));
-        let at = At::Fd(self.dir.as_fd());
-        let stat = || {
-            sys::lstat_at(at, &name)
-                .map_err(|e| Error::system(format_args!("cannot stat {}", show(&path())), &e))
-        };
-        let mut id = stat()?;
-        if id.kind() != FileKind::Socket {
+        let path = || show(&self.entry_path(&name));
+        let st = sys::lstat_at(At::Fd(self.dir.as_fd()), &name)
+            .map_err(|e| Error::system(format_args!("cannot stat {}", path()), &e))?;
+        if st.kind() != FileKind::Socket {
             return Err(Error::invalid(format!(
                 "{} is {}, not a socket",
-                show(&path()),
-                id.kind().describe()
+                path(),
+                st.kind().describe()
             )));
         }
-        if id.uid != sys::geteuid() {
+        if st.uid != self.euid {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
                     "socket {} is owned by uid {}, not by the effective user",
-                    show(&path()),
-                    id.uid
+                    path(),
+                    st.uid
                 ),
             ));
         }
-        if id.perms() != 0o600 {
-            sys::chmod_at(at, &name, 0o600).map_err(|e| {
-                Error::system(
-                    format_args!("cannot set mode 0600 on {}", show(&path())),
-                    &e,
-                )
-            })?;
-            id = stat()?;
-        }
-        self.bound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, id);
+        let id = self.secure_socket_file(&name)?;
+        self.record(name, id);
         Ok(())
     }
 

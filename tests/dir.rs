@@ -334,3 +334,32 @@ fn child_no_dir() {
         assert!(msg.contains(part), "missing {part:?} in {msg}");
     }
 }
+
+/// What a live handle costs: two descriptors (the parent and the directory), none after cleanup,
+/// and binding adds none but the socket's own. (Counted in a child process: other test threads
+/// open descriptors too.)
+#[test]
+fn a_live_directory_holds_two_descriptors() {
+    run_child("child_descriptor_cost", |_| {});
+}
+
+#[test]
+#[ignore = "run in a child process"]
+fn child_descriptor_cost() {
+    if !in_child() {
+        return;
+    }
+    let scratch = Scratch::new("fdcost");
+    let before = open_fd_numbers().len();
+    let dirs: Vec<PrivateDir> = (0..10)
+        .map(|_| PrivateDir::in_parent(scratch.path()).unwrap())
+        .collect();
+    assert_eq!(open_fd_numbers().len(), before + 20);
+    let listeners: Vec<_> = dirs.iter().map(|d| d.listener(None).unwrap()).collect();
+    assert_eq!(open_fd_numbers().len(), before + 30);
+    drop(listeners);
+    for dir in dirs {
+        dir.cleanup().unwrap();
+    }
+    assert_eq!(open_fd_numbers().len(), before);
+}

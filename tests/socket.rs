@@ -286,3 +286,61 @@ fn adopting_a_socket_the_caller_bound() {
     dir.cleanup().unwrap();
     assert!(scratch.entries("").is_empty());
 }
+
+/// A socket the caller made (as a language runtime's socket object is): bound, 0600, listening,
+/// still the caller's descriptor, removed by cleanup. Anything but an unbound Unix domain
+/// socket is refused and nothing is made.
+#[test]
+fn binding_a_socket_the_caller_made() {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    let scratch = Scratch::new("bindfd");
+    let dir = PrivateDir::in_parent(scratch.path()).unwrap();
+    // SAFETY: plain system call; the descriptor is owned right away.
+    let stream = unsafe {
+        OwnedFd::from_raw_fd(libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        ))
+    };
+    dir.bind_socket(Some(OsStr::new("s")), stream.as_fd(), Some(4))
+        .unwrap();
+    let path = dir.path().join("s");
+    assert_eq!(mode(&path), 0o600);
+    let listener = UnixListener::from(stream);
+    let _client = UnixStream::connect(&path).unwrap();
+    listener.accept().unwrap();
+
+    let datagram = UnixDatagram::unbound().unwrap();
+    dir.bind_socket(Some(OsStr::new("d")), datagram.as_fd(), None)
+        .unwrap();
+    assert_eq!(mode(&dir.path().join("d")), 0o600);
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"x", dir.path().join("d"))
+        .unwrap();
+
+    // Already bound, another family, not a socket: refused, nothing made.
+    let err = dir
+        .bind_socket(Some(OsStr::new("again")), listener.as_fd(), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = dir
+        .bind_socket(Some(OsStr::new("tcp")), tcp.as_fd(), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert!(err.message().contains("not a Unix domain socket"), "{err}");
+    let file = fs::File::open("/dev/null").unwrap();
+    let err = dir
+        .bind_socket(Some(OsStr::new("file")), file.as_fd(), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert_eq!(
+        scratch.entries(dir.path().file_name().unwrap().to_str().unwrap()),
+        ["d", "s"]
+    );
+    drop(listener);
+    dir.cleanup().unwrap();
+    assert!(scratch.entries("").is_empty());
+}

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::ffi::{CStr, c_char, c_int};
 
 use crate::error::{Error, ErrorKind};
 
@@ -53,23 +53,55 @@ impl OnPanic for *const c_char {
     }
 }
 
+/// Room for one message, NUL included; a longer one is cut at a character boundary with "…".
+const MESSAGE_CAP: usize = 2048;
+
+/// The calling thread's last failure. A fixed buffer, so that the thread-local needs no
+/// destructor: it stays usable after the C library has run the thread's (or, at `exit`, the
+/// process's) thread-local destructors, so `usock_cleanup` from an `atexit` handler or a
+/// `pthread_key` destructor still returns its real status and message, and a pointer from
+/// `usock_last_error()` stays valid for the thread's life.
 struct LastError {
-    message: CString,
+    message: [u8; MESSAGE_CAP],
     errno: c_int,
 }
 
+// No destructor may be registered for it (see LastError).
+const _: () = assert!(!std::mem::needs_drop::<RefCell<LastError>>());
+
 thread_local! {
     static LAST_ERROR: RefCell<LastError> =
-        RefCell::new(LastError { message: CString::default(), errno: 0 });
+        const { RefCell::new(LastError { message: [0; MESSAGE_CAP], errno: 0 }) };
 }
 
 /// Remembers `err` as this thread's last failure and returns its status code.
 pub fn fail(err: &Error) -> c_int {
-    let text = err.message().replace('\0', "\\0");
-    let message = CString::new(text).unwrap_or_default();
-    let errno = err.raw_os_error().unwrap_or(0);
-    LAST_ERROR.with(|last| *last.borrow_mut() = LastError { message, errno });
+    LAST_ERROR.with(|last| {
+        let mut last = last.borrow_mut();
+        write_message(&mut last.message, err.message());
+        last.errno = err.raw_os_error().unwrap_or(0);
+    });
     err.kind().code()
+}
+
+/// Copies `text` into `buf` NUL-terminated: NUL bytes shown as `\\0` (C would stop there),
+/// and a text too long for the buffer cut at a character boundary and ended with "…".
+fn write_message(buf: &mut [u8; MESSAGE_CAP], text: &str) {
+    const MORE: &str = "…";
+    let escaped = text.replace('\0', "\\0");
+    let room = MESSAGE_CAP - 1;
+    let (head, tail) = if escaped.len() <= room {
+        (escaped.as_str(), "")
+    } else {
+        let mut end = room - MORE.len();
+        while !escaped.is_char_boundary(end) {
+            end -= 1;
+        }
+        (&escaped[..end], MORE)
+    };
+    buf[..head.len()].copy_from_slice(head.as_bytes());
+    buf[head.len()..head.len() + tail.len()].copy_from_slice(tail.as_bytes());
+    buf[head.len() + tail.len()] = 0;
 }
 
 /// `USOCK_OK` for success; otherwise records the failure and returns its code.
@@ -86,7 +118,7 @@ pub fn record_panic(payload: Box<dyn Any + Send>) {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string());
-    // Recording must not panic again: fail() only allocates and touches a thread-local.
+    // Recording must not panic again: fail() only formats and touches a thread-local.
     let _ = std::panic::catch_unwind(|| {
         fail(&Error::new(
             ErrorKind::Panic,
@@ -97,7 +129,7 @@ pub fn record_panic(payload: Box<dyn Any + Send>) {
 
 /// Pointer to this thread's last failure message; valid until the thread's next failure.
 pub fn last_message() -> *const c_char {
-    LAST_ERROR.with(|last| last.borrow().message.as_ptr())
+    LAST_ERROR.with(|last| last.borrow().message.as_ptr().cast())
 }
 
 pub fn last_errno() -> c_int {
@@ -152,6 +184,22 @@ mod tests {
         unsafe { CStr::from_ptr(last_message()) }
             .to_string_lossy()
             .into_owned()
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary_and_nuls_shown() {
+        let mut buf = [0xffu8; MESSAGE_CAP];
+        write_message(&mut buf, "a\0b");
+        assert_eq!(CStr::from_bytes_until_nul(&buf).unwrap(), c"a\\0b");
+        let long = "é".repeat(MESSAGE_CAP);
+        write_message(&mut buf, &long);
+        let text = CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap();
+        assert!(
+            text.ends_with('…') && text.len() < MESSAGE_CAP,
+            "{}",
+            text.len()
+        );
+        assert!(text.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Exports for the private directory: create, path, socket path, bind, cleanup.
 
 use std::ffi::{OsStr, c_char, c_int};
-use std::os::fd::IntoRawFd;
+use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::UsockDir;
 use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
+use super::handle::Closed;
 use crate::error::{Error, ErrorKind, show};
 use crate::{PrivateDir, SocketType};
 
@@ -202,6 +203,50 @@ pub unsafe extern "C" fn usock_bind(
     }
 }
 
+/// Binds a socket the caller made itself at `<dir>/<name>`, sets its file's mode to 0600
+/// whatever the umask, and listens with `backlog` (0 or less: `SOMAXCONN`) unless it is a
+/// datagram socket: `usock_bind` for a descriptor that a language runtime's socket object already
+/// owns, so that no descriptor changes hands (and none can be lost between two steps).
+///
+/// `fd`: an `AF_UNIX` socket of type `SOCK_STREAM`, `SOCK_SEQPACKET` or `SOCK_DGRAM`, not yet
+/// bound. It stays the caller's: usock never closes it. The socket file is removed by
+/// `usock_cleanup`. On failure nothing is left at the name; a socket that was bound before a
+/// later step failed stays bound to the removed path, so close it.
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` NULL, a bad name, `fd` not an unbound Unix
+/// domain socket of those types); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
+/// Thread-safe.
+///
+/// # Safety
+/// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `fd` stays open
+/// during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_bind_fd(
+    dir: *mut UsockDir,
+    name: *const c_char,
+    fd: c_int,
+    backlog: c_int,
+) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle; it is only read here.
+        let dir = match unsafe { dir.cast_const().as_ref() }.map(UsockDir::enter) {
+            Some(Ok(dir)) => dir,
+            Some(Err(err)) => return fail(&err),
+            None => return fail(&null_arg("dir")),
+        };
+        if fd < 0 {
+            return fail(&Error::invalid(format!("descriptor {fd} is not a socket")));
+        }
+        // SAFETY: fd is non-negative; it is only borrowed for this call, and a number that is
+        // not an open descriptor makes the system calls fail with EBADF, nothing worse.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+        let backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
+        status(dir.bind_socket(name, fd, backlog))
+    }
+}
+
 /// Takes a socket the caller bound itself at `usock_socket_path(dir, name, ...)` (with another
 /// socket library) into usock's care: checks that it is a socket owned by the effective user,
 /// sets its file's mode to 0600 whatever the umask, and records its device and inode so that
@@ -238,7 +283,9 @@ pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) ->
 /// followed through a symbolic link and nothing is deleted recursively: a regular file, a
 /// subdirectory or an object swapped in is left in place, with the directory, and the result is
 /// `USOCK_ERR_CHANGED` with a message naming it. In a process other than the one that created
-/// the directory (a child after `fork`), the handle is freed and nothing is removed. No
+/// the directory (a child after `fork`, whatever its pid), nothing is removed and the handle is
+/// freed (or, when the parent's threads were inside calls on it at the moment of `fork`, left
+/// allocated: those calls never finish in the child). No
 /// descriptor the caller owns is closed: close sockets from `usock_bind` yourself.
 ///
 /// The handle is freed whatever the result; do not use it again. NULL is a no-op returning
@@ -260,10 +307,14 @@ pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
             return super::USOCK_OK;
         }
         // SAFETY: the caller hands over a live handle made by Box::into_raw in usock_create_dir.
-        if !unsafe { &*dir }.close() {
-            return fail(&Error::invalid(
-                "usock_cleanup was called twice on the same handle; the first call frees it",
-            ));
+        match unsafe { &*dir }.close() {
+            Closed::Free => {}
+            Closed::AlreadyClosing => {
+                return fail(&Error::invalid(
+                    "usock_cleanup was called twice on the same handle; the first call frees it",
+                ));
+            }
+            Closed::LeftInChild => return super::USOCK_OK,
         }
         // SAFETY: no call is in flight on the handle any more and none can enter: this call owns
         // it, as Box::into_raw in usock_create_dir made it.

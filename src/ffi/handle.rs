@@ -6,22 +6,21 @@
 //! refuses new calls, waits until the last call in flight has left, and only then removes the
 //! directory and frees the handle.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::PrivateDir;
 use crate::error::Error;
 
+/// The closing bit of [`UsockDir::calls`]; the bits below count calls in flight.
+const CLOSING: usize = 1 << (usize::BITS - 1);
+
 /// A private socket directory (opaque). Made by `usock_create_dir`, freed by `usock_cleanup`.
 pub struct UsockDir {
     pub(crate) inner: PrivateDir,
-    calls: Mutex<Calls>,
-    drained: Condvar,
-}
-
-#[derive(Default)]
-struct Calls {
-    in_flight: usize,
-    closing: bool,
+    /// Calls in flight, and whether cleanup has begun. An atomic, not a lock: a lock that a
+    /// thread of the parent held at `fork` would stay locked in the child forever.
+    calls: AtomicUsize,
 }
 
 /// Proof that a call is in flight on a handle; leaving drops it.
@@ -29,43 +28,54 @@ pub struct Entered<'a> {
     handle: &'a UsockDir,
 }
 
+/// What `usock_cleanup` may do with a handle, once [`UsockDir::close`] returns.
+pub(crate) enum Closed {
+    /// No call is in flight and none can begin: clean up and free it.
+    Free,
+    /// Another `usock_cleanup` of the same handle began first; it frees the handle.
+    AlreadyClosing,
+    /// A forked child whose count includes calls that were in flight in its parent's threads
+    /// at `fork` (they never finish here, so waiting would never end). A child removes nothing
+    /// anyway; the handle is left allocated rather than freed under a call that might be real.
+    LeftInChild,
+}
+
 impl UsockDir {
     pub(crate) fn new(inner: PrivateDir) -> UsockDir {
         UsockDir {
             inner,
-            calls: Mutex::new(Calls::default()),
-            drained: Condvar::new(),
+            calls: AtomicUsize::new(0),
         }
-    }
-
-    fn calls(&self) -> MutexGuard<'_, Calls> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts a call in; fails once `usock_cleanup` has begun on this handle.
     pub(crate) fn enter(&self) -> Result<Entered<'_>, Error> {
-        let mut calls = self.calls();
-        if calls.closing {
+        if self.calls.fetch_add(1, Ordering::AcqRel) & CLOSING != 0 {
+            self.calls.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::invalid(format!(
                 "the handle of {} is being cleaned up by another thread",
                 crate::error::show(self.inner.path())
             )));
         }
-        calls.in_flight += 1;
         Ok(Entered { handle: self })
     }
 
-    /// Refuses new calls and waits until every call in flight has left. False when another
-    /// `usock_cleanup` already began on this handle (it will free it; this one must not).
-    pub(crate) fn close(&self) -> bool {
-        let mut calls = self.calls();
-        if std::mem::replace(&mut calls.closing, true) {
-            return false;
+    /// Refuses new calls and waits until every call in flight has left (calls are a few
+    /// system calls long: polling costs nothing that matters).
+    pub(crate) fn close(&self) -> Closed {
+        let before = self.calls.fetch_or(CLOSING, Ordering::AcqRel);
+        if before & CLOSING != 0 {
+            return Closed::AlreadyClosing;
         }
-        while calls.in_flight > 0 {
-            calls = self.drained.wait(calls).unwrap_or_else(|e| e.into_inner());
+        if before != 0 && !self.inner.creator.is_current() {
+            return Closed::LeftInChild;
         }
-        true
+        let mut pause = Duration::from_micros(10);
+        while self.calls.load(Ordering::Acquire) != CLOSING {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+        Closed::Free
     }
 }
 
@@ -79,10 +89,6 @@ impl std::ops::Deref for Entered<'_> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        let mut calls = self.handle.calls();
-        calls.in_flight -= 1;
-        if calls.closing && calls.in_flight == 0 {
-            self.handle.drained.notify_all();
-        }
+        self.handle.calls.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -229,6 +229,40 @@ pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The `SOCK_*` type of `fd` when it is an `AF_UNIX` socket, `None` for another family;
+/// `ENOTSOCK` (or `EBADF`) when it is not a socket at all.
+pub fn unix_socket_type(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
+    let get = |option: libc::c_int| -> io::Result<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: value and len are valid out-pointers of the size given.
+        cvt(unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(value)
+    };
+    let ty = get(libc::SO_TYPE)?;
+    // The family from getsockname (SO_DOMAIN is not everywhere).
+    // SAFETY: an all-zero sockaddr_storage is valid; getsockname fills at most len bytes.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: addr and len are valid out-pointers of the size given.
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((libc::c_int::from(addr.ss_family) == libc::AF_UNIX).then_some(ty))
+}
+
 /// Binds `fd` to the filesystem path made of `parts` (concatenated), which must fit in
 /// `sun_path` with its NUL.
 pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {

@@ -269,6 +269,26 @@ static void test_threads(void) {
     CHECK(count_entries(scratch) == 0);
 }
 
+/* usock_bind_fd: the caller's own socket bound, 0600, listening; a bound one refused. */
+static void test_bind_fd(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(usock_bind_fd(dir, "mine", fd, 0) == USOCK_OK);
+    char path[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(dir, "mine", path, sizeof path) == USOCK_OK);
+    CHECK(mode_of(path) == 0600);
+    int client = connect_to(path);
+    CHECK(client >= 0);
+    CHECK(usock_bind_fd(dir, "again", fd, 0) == USOCK_ERR_INVALID);
+    CHECK(usock_bind_fd(dir, "neg", -1, 0) == USOCK_ERR_INVALID);
+    CHECK(usock_bind_fd(NULL, "x", fd, 0) == USOCK_ERR_INVALID);
+    if (client >= 0) close(client);
+    close(fd);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    CHECK(count_entries(scratch) == 0);
+}
+
 /*
  * This program's own listen(): it interposes the C library's for libusock too. While a test
  * holds `listen_gate` closed, a call entering listen() says so and waits until the test opens it,
@@ -369,6 +389,7 @@ int main(void) {
     RUN(test_adopt);
     RUN(test_changed_and_unsafe);
     RUN(test_threads);
+    RUN(test_bind_fd);
     RUN(test_cleanup_waits_for_calls_in_flight);
     rmdir(scratch);
     printf("%d passed, %d failed\n", passed, failed);

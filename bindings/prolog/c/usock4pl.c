@@ -20,9 +20,12 @@
 
 #include "usock.h"
 
-/* One private directory. `dir` becomes NULL when it has been cleaned up. */
+/* One private directory. `dir` becomes NULL when it has been cleaned up. `sockets` is set once a
+ * socket path was handed out (usock_socket_path/3, usock_bind/3): a socket may then be open in
+ * it, and garbage collection of the blob leaves the directory to the halt hook. */
 typedef struct pl_usock {
     usock_dir *dir;
+    int sockets;
     pthread_mutex_t lock;
     struct pl_usock *prev, *next; /* live handles, for usock_cleanup_all at halt */
     char path[USOCK_PATH_MAX];
@@ -30,14 +33,20 @@ typedef struct pl_usock {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pl_usock *registry;
+static int halting; /* set by the halt hook: no directory may be added after it ran */
 
-static void registry_add(pl_usock *u) {
+/* Adds u to the registry; FALSE (nothing added) once the halt hook has begun. */
+static int registry_add(pl_usock *u) {
     pthread_mutex_lock(&registry_lock);
-    u->next = registry;
-    u->prev = NULL;
-    if (registry) registry->prev = u;
-    registry = u;
+    int ok = !halting;
+    if (ok) {
+        u->next = registry;
+        u->prev = NULL;
+        if (registry) registry->prev = u;
+        registry = u;
+    }
     pthread_mutex_unlock(&registry_lock);
+    return ok;
 }
 
 static void registry_remove(pl_usock *u) {
@@ -58,9 +67,17 @@ static int cleanup_once(pl_usock *u) {
     return rc;
 }
 
+/* Atom garbage collection of a handle the program never cleaned up. Without sockets, clean up
+ * now. With a socket path handed out, a socket may still be serving (a blob is garbage as soon as
+ * no term refers to it, whatever became of its sockets): leave the directory alone, and leave
+ * it in the registry, which owns it from now on and cleans it up at halt. */
 static int release_usock(atom_t a) {
     pl_usock *u = PL_blob_data(a, NULL, NULL);
-    cleanup_once(u); /* never cleaned by the program: do it now, errors ignored */
+    pthread_mutex_lock(&u->lock);
+    int keep = u->dir && u->sockets;
+    pthread_mutex_unlock(&u->lock);
+    if (keep) return TRUE;
+    cleanup_once(u); /* errors ignored: nobody is left to tell */
     registry_remove(u);
     pthread_mutex_destroy(&u->lock);
     free(u);
@@ -112,11 +129,22 @@ static int get_usock(term_t t, pl_usock **u) {
     return PL_type_error("usock_dir", t);
 }
 
+/* Text for a C string argument. C stops at the first NUL, so text that contains one would name
+ * something else ('a\0b' would become "a"): refuse it as the invalid value it is. */
+static int get_c_text(term_t t, char **text, const char *domain) {
+    size_t len;
+    if (!PL_get_nchars(t, &len, text, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION))
+        return FALSE;
+    if (strlen(*text) != len) return PL_domain_error(domain, t);
+    return TRUE;
+}
+
 /* '$usock_create_dir'(+Parent, -Dir): Parent is a file name or [] for the automatic choice. */
 static foreign_t pl_create_dir(term_t parent, term_t dir) {
     char *parent_path = NULL;
     if (!PL_get_nil(parent) &&
-        !PL_get_file_name(parent, &parent_path, PL_FILE_OSPATH))
+        (!get_c_text(parent, &parent_path, "directory") ||
+         !PL_get_file_name(parent, &parent_path, PL_FILE_OSPATH)))
         return FALSE;
     usock_dir *d = NULL;
     int rc = usock_create_dir(parent_path, 0, &d);
@@ -129,7 +157,12 @@ static foreign_t pl_create_dir(term_t parent, term_t dir) {
     u->dir = d;
     pthread_mutex_init(&u->lock, NULL);
     strncpy(u->path, usock_dir_path(d), sizeof u->path - 1);
-    registry_add(u);
+    if (!registry_add(u)) { /* halt's cleanup already ran: nothing may be left behind */
+        usock_cleanup(d);
+        pthread_mutex_destroy(&u->lock);
+        free(u);
+        return PL_permission_error("create", "usock_dir", parent);
+    }
     return PL_unify_blob(dir, u, sizeof *u, &usock_blob);
 }
 
@@ -152,10 +185,11 @@ static foreign_t socket_path(term_t dir, term_t name, term_t path, int type) {
     pl_usock *u = NULL;
     char *n;
     if (!get_usock(dir, &u)) return FALSE;
-    if (!PL_get_chars(name, &n, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION)) return FALSE;
+    if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
     char buf[USOCK_PATH_MAX];
     pthread_mutex_lock(&u->lock);
     int rc = u->dir ? usock_socket_path(u->dir, n, buf, sizeof buf) : 1;
+    if (rc == USOCK_OK) u->sockets = 1;
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
     if (rc != USOCK_OK) return raise_usock(rc, "usock_socket_path", 3);
@@ -179,9 +213,12 @@ static foreign_t pl_cleanup(term_t dir) {
     return TRUE;
 }
 
-/* '$usock_cleanup_all': at halt, clean every directory the program left. */
+/* '$usock_cleanup_all': at halt, clean every directory the program left. Other threads may
+ * still run: from now on a new directory is cleaned up as soon as it is made (see
+ * pl_create_dir), so none is left behind. */
 static foreign_t pl_cleanup_all(void) {
     pthread_mutex_lock(&registry_lock);
+    halting = 1;
     for (pl_usock *u = registry; u; u = u->next) cleanup_once(u);
     pthread_mutex_unlock(&registry_lock);
     return TRUE;
@@ -194,7 +231,7 @@ static foreign_t pl_adopt(term_t dir, term_t name) {
     pl_usock *u = NULL;
     char *n;
     if (!get_usock(dir, &u)) return FALSE;
-    if (!PL_get_chars(name, &n, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION)) return FALSE;
+    if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
     pthread_mutex_lock(&u->lock);
     int rc = u->dir ? usock_adopt(u->dir, n) : 1;
     pthread_mutex_unlock(&u->lock);

@@ -26,8 +26,14 @@ them work unchanged.
    usock_cleanup(Dir).                          % removes the socket file and the directory
 ```
 
-Directories that are never cleaned up are removed when the blob is garbage-collected or at
-halt, exactly once, and never by a child process made with fork/1.
+Directories that are never cleaned up are removed at halt, exactly once, and never by a child
+process made with fork/1 (nor by one that has its creator's pid in another pid namespace). When
+the blob of a directory is garbage-collected before that, the directory is removed at once only
+if no socket path was handed out from it: once usock_bind/3 or usock_socket_path/3 was used, a
+socket in it may still be serving (a blob is garbage as soon as no term refers to it, whatever
+became of its sockets), so it is left alone until halt. Call usock_cleanup/1 when you are done.
+After halt has begun, a directory made by a thread that is still running is removed at once
+and usock_create_dir/2 raises a permission_error.
 
 Errors of the library are `error(usock_error(Code, Message), context(usock:Pred/Arity, _))`,
 where Code is one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`,
@@ -183,6 +189,8 @@ check_name(Name) :-
     must_be(text, Name),
     atom_string(A, Name),
     (   A == ''
+    ->  domain_error(usock_socket_name, Name)
+    ;   sub_atom(A, _, _, _, '\0\')             % C would cut the name there
     ->  domain_error(usock_socket_name, Name)
     ;   sub_atom(A, _, _, _, '/')
     ->  domain_error(usock_socket_name, Name)

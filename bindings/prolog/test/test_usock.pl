@@ -66,6 +66,16 @@ serve_one(Listener, Reply) :-
         ),
         close(Stream)).
 
+%   A row of SECURITY.md's figures, written when $USOCK_FIGURES names a file (make test sets it).
+figure(Category, What, Tried, Held, Test) :-
+    (   getenv('USOCK_FIGURES', File)
+    ->  setup_call_cleanup(open(File, append, S),
+                           format(S, "~w\t~w\t~w\t~w\tbindings/prolog/test/test_usock.pl::~w~n",
+                                  [Category, What, Tried, Held, Test]),
+                           close(S))
+    ;   true
+    ).
+
 empty_dir(Dir) :-
     directory_files(Dir, Entries),
     subtract(Entries, ['.', '..'], []).
@@ -168,6 +178,28 @@ test(domain_error_name, error(domain_error(usock_socket_name, 'a/b'))) :-
 test(domain_error_dotdot, error(domain_error(usock_socket_name, '..'))) :-
     usock_create_dir(Dir, []),
     call_cleanup(usock_bind(Dir, _, [name('..')]), usock_cleanup(Dir)).
+
+test(nul_in_name_socket_path, error(domain_error(usock_socket_name, 'a\0\b'))) :-
+    usock_create_dir(Dir, []),
+    call_cleanup(usock_socket_path(Dir, 'a\0\b', _), usock_cleanup(Dir)).
+
+test(nul_in_name_bind_binds_nothing) :-
+    usock_create_dir(Dir, []),
+    usock_dir_path(Dir, D),
+    catch(usock_bind(Dir, _, [name("a\0\b")]), E, true),
+    assertion(E = error(domain_error(usock_socket_name, _), _)),
+    assertion(empty_dir(D)),
+    % the glue refuses it too, whoever calls it
+    catch(usock:'$usock_socket_path'(Dir, 'a\0\b', _), E2, true),
+    assertion(E2 = error(domain_error(usock_socket_name, _), _)),
+    usock_cleanup(Dir),
+    figure(attack, 'Prolog: a NUL byte inside a socket name (which C would cut short), through usock_bind/3 and the glue: refused, nothing bound', 2, 2,
+           nul_in_name_bind_binds_nothing).
+
+test(nul_in_parent, error(domain_error(directory, _))) :-
+    scratch(Parent),
+    atom_concat(Parent, '\0\x', Bad),
+    usock_create_dir(_, [parent(Bad)]).
 
 test(domain_error_backlog, error(type_error(nonneg, -1))) :-
     usock_create_dir(Dir, []),
@@ -295,6 +327,55 @@ test(garbage_collection_cleans_up) :-
     garbage_collect_atoms,
     include(exists_directory, Paths, Left),
     assertion(Left == []).
+
+test(garbage_collection_leaves_a_directory_whose_socket_serves, Out == "served\ngone\n") :-
+    % In a fresh process: the blob is forgotten while its socket stays open; atom garbage
+    % collection must not remove the socket (a client still connects); halt removes it.
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module(library(socket)), use_module('~w'), \c
+            thread_create(( usock_create_dir(D, []), usock_bind(D, S, [path(P)]), \c
+                            thread_exit(S-P) ), T, []), \c
+            thread_join(T, exited(S-P)), \c
+            garbage_collect, garbage_collect_atoms, \c
+            unix_domain_socket(C), tcp_connect(C, P), tcp_close_socket(C), \c
+            writeln(served), file_directory_name(P, Dir), writeln(Dir), tcp_close_socket(S), halt",
+           [File]),
+    process_create(path(swipl), ['-q', '-g', Goal, '-t', 'halt(1)'],
+                   [stdout(pipe(O)), process(Pid)]),
+    read_line_to_string(O, Served),
+    read_line_to_string(O, Dir),
+    close(O),
+    process_wait(Pid, exit(0)),
+    (   exists_directory(Dir) -> Gone = "kept" ; Gone = "gone" ),
+    format(string(Out), "~w~n~w~n", [Served, Gone]),
+    figure(fault, 'Prolog: atom garbage collection of a directory blob while its socket serves: the socket still answers, halt removes it', 1, 1,
+           garbage_collection_leaves_a_directory_whose_socket_serves).
+
+test(halt_with_busy_threads_leaves_nothing) :-
+    % Threads keep creating (and binding) while the main thread halts, five times over.
+    scratch(Scratch),
+    directory_file_path(Scratch, busy, Parent),
+    make_directory(Parent),
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module('~w'), \c
+            forall(between(1, 4, _), \c
+                   thread_create(forall(between(1, inf, _), \c
+                                        catch(( usock_create_dir(D, [parent('~w')]), \c
+                                                usock_bind(D, S, []), tcp_close_socket(S) ), \c
+                                              _, true)), \c
+                                 _, [detached(true)])), \c
+            sleep(0.2), halt",
+           [File, Parent]),
+    forall(between(1, 5, _),
+           ( process_create(path(swipl), ['-q', '-g', Goal], [process(Pid)]),
+             process_wait(Pid, _) )),
+    directory_files(Parent, Entries),
+    subtract(Entries, ['.', '..'], Left),
+    assertion(Left == []),
+    figure(fault, 'Prolog: halt while 4 threads keep creating and binding, 5 runs: nothing left', 5, 5,
+           halt_with_busy_threads_leaves_nothing).
 
 test(at_halt_cleans_up) :-
     module_property(usock, file(File)),

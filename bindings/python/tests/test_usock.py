@@ -34,6 +34,15 @@ def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def figure(category, what, tried, held, test):
+    """A row of SECURITY.md's figures, written when $USOCK_FIGURES names a file (make test sets
+    it); called after the test's assertions held."""
+    target = os.environ.get("USOCK_FIGURES")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(f"{category}\t{what}\t{tried}\t{held}\tbindings/python/tests/test_usock.py::{test}\n")
+
+
 def run_python(code, extra_env=None, **kw):
     """Runs code in a fresh interpreter with this usock importable; returns stdout."""
     env = dict(os.environ, **(extra_env or {}))
@@ -333,6 +342,189 @@ def test_garbage_collection_and_interpreter_exit_clean_up(scratch):
     assert gc_left == "False"
     assert not os.path.exists(exit_path)
     assert list(scratch.iterdir()) == []
+
+
+def _slow_listen_shim(directory):
+    """A preloadable shim whose listen() takes 300 ms, to hold a thread inside usock_bind."""
+    source = directory / "slow_listen.c"
+    source.write_text(
+        "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <unistd.h>\n"
+        "int listen(int fd, int backlog) {\n"
+        "    int (*real)(int, int);\n"
+        "    *(void **)(&real) = dlsym(RTLD_NEXT, \"listen\");\n"
+        "    usleep(300000);\n"
+        "    return real(fd, backlog);\n"
+        "}\n"
+    )
+    shim = directory / "slow_listen.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source)], check=True)
+    return str(shim)
+
+
+def _preload(shim):
+    # (after any preload already set, such as the AddressSanitizer runtime)
+    return {"LD_PRELOAD": " ".join(filter(None, [os.environ.get("LD_PRELOAD"), shim]))}
+
+
+def test_exit_while_a_daemon_thread_is_inside_bind(scratch):
+    # The exit hook must not free a handle that a call is still using (AddressSanitizer, in the
+    # suite's second run, reported a use after free here): it waits for the call, then cleans.
+    shim_dir = scratch / "shim"
+    shim_dir.mkdir()
+    parent = scratch / "parent"
+    parent.mkdir()
+    out = run_python(
+        f"""
+        import atexit, threading, time
+        atexit.register(time.sleep, 0.5)        # runs after usock's hook: exit takes a while
+        import usock
+        d = usock.private_dir({str(parent)!r})
+        inside = threading.Event()
+        def late_bind():
+            inside.set()
+            d.bind("late")                      # listen() takes 300 ms
+        threading.Thread(target=late_bind, daemon=True).start()
+        inside.wait()
+        time.sleep(0.05)
+        print(d.path)
+        """,
+        extra_env=_preload(_slow_listen_shim(shim_dir)),
+    )
+    assert out.strip().startswith(str(parent))
+    assert list(parent.iterdir()) == []
+    figure("fault", "interpreter exit while a daemon thread is inside bind() (listen slowed to 300 ms): the exit hook waits for the call, then removes everything", 1, 1,
+           "test_exit_while_a_daemon_thread_is_inside_bind")
+
+
+def test_garbage_collection_never_removes_a_directory_whose_socket_serves(scratch):
+    # The README's pattern: only asyncio holds the socket; the Listener is garbage at once.
+    async def main():
+        async def echo(reader, writer):
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_unix_server(echo, sock=usock.listen(parent=scratch).socket)
+        gc.collect()
+        path = server.sockets[0].getsockname()
+        assert os.path.exists(path)
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"still here\n")
+        reply = await reader.readline()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return path, reply
+
+    path, reply = asyncio.run(main())
+    assert reply == b"still here\n"
+    gc.collect()
+    assert not os.path.exists(os.path.dirname(path))
+    assert list(scratch.iterdir()) == []
+    figure("fault", "Python: the Listener garbage-collected while asyncio serves its socket: the directory stays until the socket is closed", 1, 1,
+           "test_garbage_collection_never_removes_a_directory_whose_socket_serves")
+
+
+def test_exceptions_from_signal_handlers_leak_nothing(scratch):
+    # Ctrl-C's KeyboardInterrupt, for real: a timer signal whose handler raises, every 200 us,
+    # while listen(), PrivateDir(), bind() and cleanup() run in a loop.
+    out = run_python(
+        f"""
+        import gc, os, signal, usock
+        parent = {str(scratch)!r}
+        class Tick(Exception):
+            pass
+        armed = False
+        def on_alarm(*_):                       # raises only inside step(), never in the loop
+            global armed
+            if armed:
+                armed = False
+                raise Tick
+        def step(i):
+            which = i % 4
+            if which == 0:
+                with usock.listen(parent=parent):
+                    pass
+            elif which == 1:
+                usock.PrivateDir(parent).cleanup()
+            elif which == 2:
+                d = usock.PrivateDir(parent)
+                d.bind("x").close()
+                d.cleanup()
+            else:
+                usock.PrivateDir(parent)        # left to garbage collection
+        signal.signal(signal.SIGALRM, on_alarm)
+        before = len(os.listdir("/proc/self/fd"))
+        i = interrupted = 0
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        while i < 4000:
+            i += 1
+            try:
+                armed = True
+                step(i)
+                armed = False
+            except Tick:
+                interrupted += 1
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        gc.collect()
+        print(interrupted, before, len(os.listdir("/proc/self/fd")), len(os.listdir(parent)))
+        """
+    )
+    interrupted, before, after, left = map(int, out.split())
+    assert interrupted > 100, "the signals did not interrupt the calls often enough"
+    assert after == before, "descriptors leaked"
+    assert left == 0, "directories leaked"
+    figure("fault", "Python: an exception raised by a signal handler every 200 us inside listen(), PrivateDir(), bind(), cleanup() and garbage collection, 4000 calls: no directory or descriptor leaked", 4000, 4000,
+           "test_exceptions_from_signal_handlers_leak_nothing")
+
+
+def test_forked_children_do_not_hang_on_a_lock_a_parent_thread_held(scratch):
+    out = run_python(
+        f"""
+        import os, stat, threading, time, usock
+        d = usock.private_dir({str(scratch)!r})
+        s = d.bind()
+        stop = threading.Event()
+        def hammer():                           # holds the object's lock most of the time
+            while not stop.is_set():
+                d.socket_path()
+        t = threading.Thread(target=hammer)
+        t.start()
+        hung = failed = 0
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    d.socket_path()
+                    with d:
+                        pass                    # the child's cleanup removes nothing
+                    os._exit(0)
+                except BaseException:
+                    os._exit(3)
+            deadline = time.monotonic() + 3
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    failed += os.waitstatus_to_exitcode(status) != 0
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    hung += 1
+                    break
+                time.sleep(0.002)
+        stop.set()
+        t.join()
+        alive = stat.S_ISSOCK(os.lstat(os.path.join(d.path, "sock")).st_mode)
+        s.close()
+        d.cleanup()
+        print(hung, failed, alive)
+        """
+    )
+    assert out.split() == ["0", "0", "True"]
+    assert list(scratch.iterdir()) == []
+    figure("fault", "Python: 20 forks while another thread holds the object's lock: no child hangs, no child removes anything", 20, 20,
+           "test_forked_children_do_not_hang_on_a_lock_a_parent_thread_held")
 
 
 def test_forked_child_leaves_the_parents_socket_alone(scratch):

@@ -17,11 +17,13 @@ what was made (and sockets you bound at ``socket_path``), never anything swapped
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import socket as _socket
 import sys
 import threading
 import atexit
+import weakref
 from typing import Optional, Union
 
 from . import _lib
@@ -192,26 +194,101 @@ def _backlog_arg(backlog: Optional[int]) -> int:
 # The directory ----------------------------------------------------------------------------
 
 
-# Handles not yet cleaned up, by the id of the PrivateDir that owns them. Whoever pops a handle
-# from here (cleanup(), __del__ or the atexit hook) releases it: dict.pop is atomic under the
-# GIL, so each handle is released exactly once.
-_live: "dict[int, ctypes._Pointer[_lib._Dir]]" = {}
+class _Handle:
+    """A libusock directory handle and the lock that every call on it holds, release included.
+
+    ``cell`` holds the C pointer (NULL before creation and after release). ctypes lets go of
+    the GIL during each C call, so without the lock an exit hook could free the handle while
+    another thread is still inside ``usock_bind`` with it (libusock also waits for calls in
+    flight, but a call that began after the free would read freed memory).
+    """
+
+    __slots__ = ("cell", "lock")
+
+    def __init__(self) -> None:
+        self.cell = ctypes.c_void_p()
+        self.lock = threading.Lock()
+
+    def live(self, path: str) -> ctypes.c_void_p:
+        """The cell, for a call made under the lock; ValueError once released."""
+        if not self.cell.value:
+            raise ValueError(f"the private directory {path} was already cleaned up")
+        return self.cell
 
 
-def _release(key: int) -> Optional[int]:
-    """Cleans up and frees the handle registered under ``key``; ``None`` if already done."""
-    handle = _live.pop(key, None)
-    if handle is None:
-        return None
-    return _lib.lib.usock_cleanup(handle)
+def _release(cell: ctypes.c_void_p) -> int:
+    """Cleans up and frees the handle in ``cell``, once, and empties the cell.
+
+    The cell is emptied before ``usock_cleanup`` runs, and CPython runs signal handlers only at
+    a call's end, a loop's back edge or a function's start: an exception from a handler (Ctrl-C's
+    KeyboardInterrupt) can come before this function does anything, or after the handle is
+    freed, never in between. Returns the status, ``USOCK_OK`` when there was nothing to do."""
+    pointer = cell.value
+    cell.value = None
+    return _lib.lib.usock_cleanup(pointer) if pointer else _lib.OK
+
+
+class _Owner(weakref.ref):
+    """A weak reference to a :class:`PrivateDir` that carries its handle: when the directory
+    object is garbage, the handle is released (see :func:`_collected`)."""
+
+    __slots__ = ("handle",)
+
+
+# Every handle not yet released, by id, with a weak reference to the object it belongs to.
+# This table owns the handles: a release that an exception cut short (a finalizer that a signal
+# handler interrupted) leaves its entry here, and the next full garbage collection, or the exit
+# hook, finishes it.
+_owners: "dict[int, _Owner]" = {}
+
+
+def _collected(owner: _Owner) -> None:
+    """The directory object became garbage: release its handle (no other thread can be using
+    it: nothing refers to it any more)."""
+    _release(owner.handle.cell)
+    _owners.pop(id(owner.handle), None)
+
+
+def _finish_orphans(phase: str, info: "dict[str, int]") -> None:
+    """After a full garbage collection: release handles whose owner is gone but whose release
+    was cut short, and forget released ones."""
+    if phase != "stop" or info.get("generation") != 2:
+        return
+    for key, owner in list(_owners.items()):
+        if owner() is None:
+            _release(owner.handle.cell)
+        if not owner.handle.cell.value:
+            _owners.pop(key, None)
+
+
+gc.callbacks.append(_finish_orphans)
 
 
 @atexit.register
-def _release_all() -> None:
-    """At interpreter exit, clean up every directory the program left (in a forked child the
-    library removes nothing)."""
-    for key in list(_live):
-        _release(key)
+def _release_at_exit() -> None:
+    """At interpreter exit, clean up what the program left, under each handle's lock (a daemon
+    thread may still be inside a call). In a forked child the library removes nothing."""
+    for owner in list(_owners.values()):
+        with owner.handle.lock:
+            _release(owner.handle.cell)
+    _owners.clear()
+
+
+def _new_locks_in_child() -> None:
+    """A lock that a parent's thread held at fork stays locked in the child forever."""
+    for owner in list(_owners.values()):
+        owner.handle.lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
+class _Socket(_socket.socket):
+    """A socket bound by usock: a plain :class:`socket.socket` that keeps its
+    :class:`PrivateDir` alive, so that the directory is never cleaned up by garbage collection
+    while the socket is still open (for example when only ``asyncio`` holds the socket)."""
+
+    __slots__ = ("_usock_dir",)
 
 
 class PrivateDir:
@@ -223,8 +300,10 @@ class PrivateDir:
 
     Cleanup removes the sockets in it and the directory itself. It runs once: at
     :meth:`cleanup`, at the end of a ``with`` block, when the object is garbage-collected, or
-    when the interpreter exits, whichever comes first. In a child process made by
-    ``os.fork()`` it removes nothing (the parent still owns the directory).
+    when the interpreter exits, whichever comes first. A socket from :meth:`bind` keeps its
+    directory alive, so garbage collection never removes a directory whose socket is still in
+    use. In a child process made by ``os.fork()`` cleanup removes nothing (the parent still owns
+    the directory).
 
     Raises :class:`UnsafeDirectoryError`, :class:`PathTooLongError`,
     :class:`NoDirectoryError` or :class:`Error`; nothing is left on disk then.
@@ -232,14 +311,17 @@ class PrivateDir:
 
     def __init__(self, parent: Optional[StrPath] = None):
         raw_parent = _parent_arg(parent)
-        handle = _lib.DirPtr()
-        status = _lib.lib.usock_create_dir(raw_parent, 0, ctypes.byref(handle))
+        handle = _Handle()
+        self._handle = handle
+        # Registered before the handle exists, so that no moment leaves it unowned: the table
+        # and the weak reference release whatever usock_create_dir writes into the cell.
+        owner = _Owner(self, _collected)
+        owner.handle = handle
+        _owners[id(handle)] = owner
+        status = _lib.lib.usock_create_dir(raw_parent, 0, ctypes.byref(handle.cell))
         if status != _lib.OK:
             raise _error(status)
-        self._handle = handle
-        self._lock = threading.Lock()
-        self._path = _decode(_lib.lib.usock_dir_path(handle))
-        _live[id(self)] = handle
+        self._path = _decode(_lib.lib.usock_dir_path(handle.cell))
 
     @property
     def path(self) -> str:
@@ -249,12 +331,7 @@ class PrivateDir:
     @property
     def closed(self) -> bool:
         """True once the directory has been cleaned up."""
-        return id(self) not in _live
-
-    def _live_handle(self) -> "ctypes._Pointer[_lib._Dir]":
-        if id(self) not in _live:
-            raise ValueError(f"the private directory {self._path} was already cleaned up")
-        return self._handle
+        return not self._handle.cell.value
 
     def socket_path(self, name: Optional[Union[str, bytes]] = None) -> str:
         """The path of socket ``name`` (``None``: ``"sock"``) in the directory, for code that
@@ -263,8 +340,10 @@ class PrivateDir:
         Raises :class:`PathTooLongError` when the path would not fit ``sun_path``."""
         raw = _name_arg(name)
         buf = ctypes.create_string_buffer(PATH_MAX)
-        with self._lock:
-            status = _lib.lib.usock_socket_path(self._live_handle(), raw, buf, PATH_MAX)
+        handle = self._handle
+        with handle.lock:
+            cell = handle.live(self._path)
+            status = _lib.lib.usock_socket_path(cell, raw, buf, PATH_MAX)
             if status != _lib.OK:
                 raise _error(status)
         return os.fsdecode(buf.value)
@@ -278,20 +357,29 @@ class PrivateDir:
     ) -> _socket.socket:
         """A socket of ``type`` bound at ``<dir>/<name>`` (``None``: ``"sock"``), with mode
         0600, listening with ``backlog`` (``None``: ``SOMAXCONN``) unless it is a datagram
-        socket. The caller owns the socket; cleanup removes its file.
+        socket. The caller owns the socket; cleanup removes its file. The socket keeps this
+        directory alive until it is closed and dropped.
 
         Raises :class:`NameInUseError` when the name is taken (the file there is left alone)
         and :class:`PathTooLongError` when the path would not fit."""
         return self._bind(_name_arg(name), _type_arg(type), _backlog_arg(backlog))
 
     def _bind(self, raw_name: Optional[bytes], ty: int, backlog: int) -> _socket.socket:
-        fd = ctypes.c_int(-1)
-        with self._lock:
-            status = _lib.lib.usock_bind(self._live_handle(), raw_name, ty, backlog, ctypes.byref(fd))
-            if status != _lib.OK:
-                raise _error(status)
-        # Family and type given, so that socket() need not ask the kernel.
-        return _socket.socket(_socket.AF_UNIX, ty, 0, fileno=fd.value)
+        # The socket object owns its descriptor from the start; usock binds that descriptor,
+        # so none is ever handed over (and lost if an exception arrives in between).
+        sock = _Socket(_socket.AF_UNIX, ty)
+        sock._usock_dir = self
+        try:
+            handle = self._handle
+            with handle.lock:
+                cell = handle.live(self._path)
+                status = _lib.lib.usock_bind_fd(cell, raw_name, sock.fileno(), backlog)
+                if status != _lib.OK:
+                    raise _error(status)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def adopt(self, name: Optional[Union[str, bytes]] = None) -> None:
         """Takes a socket you bound yourself at :meth:`socket_path` into usock's care: checks
@@ -303,8 +391,10 @@ class PrivateDir:
         :class:`UnsafeDirectoryError` when another user owns it, :class:`Error` (ENOENT) when
         nothing is there."""
         raw = _name_arg(name)
-        with self._lock:
-            status = _lib.lib.usock_adopt(self._live_handle(), raw)
+        handle = self._handle
+        with handle.lock:
+            cell = handle.live(self._path)
+            status = _lib.lib.usock_adopt(cell, raw)
             if status != _lib.OK:
                 raise _error(status)
 
@@ -313,16 +403,13 @@ class PrivateDir:
 
         Raises :class:`ChangedError` when something usock did not make was found and left in
         place (with the directory), naming it."""
-        with self._lock:
-            status = _release(id(self))
-        if status is not None and status != _lib.OK:
-            raise _error(status)
-
-    def __del__(self) -> None:
-        # Garbage collection of a directory never cleaned up: clean it, ignoring errors.
-        # (getattr: __init__ may have failed before registering.)
-        if getattr(self, "_handle", None) is not None and _live is not None:
-            _release(id(self))
+        handle = self._handle
+        with handle.lock:
+            status = _release(handle.cell)
+            error = _error(status) if status != _lib.OK else None
+        _owners.pop(id(handle), None)
+        if error is not None:
+            raise error
 
     def __enter__(self) -> "PrivateDir":
         return self

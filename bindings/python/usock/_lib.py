@@ -74,26 +74,23 @@ def load() -> ctypes.CDLL:
     )
 
 
-class _Dir(ctypes.Structure):
-    """Opaque ``usock_dir``."""
-
-
-_DirPtr = ctypes.POINTER(_Dir)
-
-
 def _declare(lib: ctypes.CDLL) -> None:
-    c_int, c_char_p, c_size_t = ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t
-    lib.usock_create_dir.argtypes = [c_char_p, ctypes.c_uint32, ctypes.POINTER(_DirPtr)]
+    # A usock_dir * travels as c_void_p, so that a c_void_p object can hold it and be passed
+    # as it is (its value read at call time; NULL once released).
+    c_int, c_char_p, c_size_t, c_dir = ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p
+    lib.usock_create_dir.argtypes = [c_char_p, ctypes.c_uint32, ctypes.POINTER(c_dir)]
     lib.usock_create_dir.restype = c_int
-    lib.usock_dir_path.argtypes = [_DirPtr]
+    lib.usock_dir_path.argtypes = [c_dir]
     lib.usock_dir_path.restype = c_char_p
-    lib.usock_socket_path.argtypes = [_DirPtr, c_char_p, ctypes.c_char_p, c_size_t]
+    lib.usock_socket_path.argtypes = [c_dir, c_char_p, ctypes.c_char_p, c_size_t]
     lib.usock_socket_path.restype = c_int
-    lib.usock_bind.argtypes = [_DirPtr, c_char_p, c_int, c_int, ctypes.POINTER(c_int)]
+    lib.usock_bind.argtypes = [c_dir, c_char_p, c_int, c_int, ctypes.POINTER(c_int)]
     lib.usock_bind.restype = c_int
-    lib.usock_adopt.argtypes = [_DirPtr, c_char_p]
+    lib.usock_bind_fd.argtypes = [c_dir, c_char_p, c_int, c_int]
+    lib.usock_bind_fd.restype = c_int
+    lib.usock_adopt.argtypes = [c_dir, c_char_p]
     lib.usock_adopt.restype = c_int
-    lib.usock_cleanup.argtypes = [_DirPtr]
+    lib.usock_cleanup.argtypes = [c_dir]
     lib.usock_cleanup.restype = c_int
     lib.usock_strerror.argtypes = [c_int]
     lib.usock_strerror.restype = c_char_p
@@ -106,4 +103,3 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 lib = load()
-DirPtr = _DirPtr
