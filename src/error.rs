@@ -120,6 +120,12 @@ impl Error {
         }
     }
 
+    /// The same error with `context: ` before its message.
+    pub(crate) fn with_context(mut self, context: impl fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
     pub(crate) fn with_errno(mut self, err: &io::Error) -> Error {
         self.errno = err.raw_os_error();
         self

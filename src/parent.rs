@@ -63,9 +63,17 @@ fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
 /// Resolves `path` and checks it and every ancestor; see the module documentation. `euid` is
 /// the effective user id, read once by the caller.
 pub fn open_checked(path: &Path, euid: u32) -> Result<Parent> {
-    match open_plain(path, euid)? {
-        Some(parent) => Ok(parent),
-        None => walk(path, euid),
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(Error::invalid(format!(
+            "cannot use {} as a parent: a path cannot contain a NUL byte",
+            show(path)
+        )));
+    }
+    match open_plain(path, euid) {
+        Ok(Some(parent)) => Ok(parent),
+        Ok(None) => walk(path, euid),
+        // Name the parent that was asked for, then the directory at fault.
+        Err(e) => Err(e.with_context(format_args!("cannot use {} as a parent", show(path)))),
     }
 }
 
@@ -137,12 +145,13 @@ fn walk(path: &Path, euid: u32) -> Result<Parent> {
     }
     push_components(&mut pending, path.as_os_str(), false);
     // Every failure names the parent that was asked for, then the component at fault.
-    let cannot_use =
-        |why: std::fmt::Arguments<'_>| format!("cannot use {} as a parent: {why}", show(path));
-
-    let root = sys::open_dir_path(At::Cwd, c"/").map_err(|e| Error::system("cannot open /", &e))?;
-    let st = sys::fstat(root.as_fd()).map_err(|e| Error::system("cannot stat /", &e))?;
-    check_dir(&st, Path::new("/"), euid)?;
+    let context = format!("cannot use {} as a parent", show(path));
+    let cannot_use = |why: std::fmt::Arguments<'_>| format!("{context}: {why}");
+    let root = sys::open_dir_path(At::Cwd, c"/")
+        .map_err(|e| Error::system(format_args!("{context}: cannot open /"), &e))?;
+    let st = sys::fstat(root.as_fd())
+        .map_err(|e| Error::system(format_args!("{context}: cannot stat /"), &e))?;
+    check_dir(&st, Path::new("/"), euid).map_err(|e| e.with_context(&context))?;
 
     // The directories walked so far, `/` first, each with what fstat said of it; the path is
     // rebuilt from their names.
@@ -232,7 +241,7 @@ fn walk(path: &Path, euid: u32) -> Result<Parent> {
                 let st = sys::fstat(fd.as_fd()).map_err(|e| {
                     Error::system(cannot_use(format_args!("cannot stat {}", show(&here))), &e)
                 })?;
-                check_dir(&st, &here, euid)?;
+                check_dir(&st, &here, euid).map_err(|e| e.with_context(&context))?;
                 stack.push((fd, component, st));
             }
             other => {

@@ -363,3 +363,11 @@ fn child_descriptor_cost() {
     }
     assert_eq!(open_fd_numbers().len(), before);
 }
+
+/// A parent path with a NUL byte (which the C ABI cannot even express) is refused, not cut.
+#[test]
+fn a_parent_with_a_nul_byte_is_invalid() {
+    let err = PrivateDir::in_parent(Path::new(OsStr::from_bytes(b"/tmp\0/x"))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert!(err.message().contains("NUL"), "{err}");
+}
