@@ -120,7 +120,7 @@ impl PrivateDir {
     ) -> Result<()> {
         self.bind_at(name, fd)?;
         let undo = |err: Error| {
-            let _ = sys::unlink_at(At::Fd(self.dir.as_fd()), name, false);
+            let _ = sys::unlink_at(At::Fd(self.dir.fd()), name, false);
             err
         };
         let id = self.secure_socket_file(name).map_err(undo)?;
@@ -151,7 +151,7 @@ impl PrivateDir {
         sys::bind_unix(fd, &parts).map_err(|e| {
             let path = show(&self.entry_path(name));
             if e.raw_os_error() == Some(libc::EADDRINUSE) {
-                let what = sys::lstat_at(At::Fd(self.dir.as_fd()), name)
+                let what = sys::lstat_at(At::Fd(self.dir.fd()), name)
                     .map(|st| st.kind().describe())
                     .unwrap_or("something");
                 Error::new(
@@ -176,7 +176,7 @@ impl PrivateDir {
     /// `lstat`, set by name when the umask (or the system) gave it another mode, checked again.
     /// Nobody else can reach the file meanwhile: the directory is 0700.
     fn secure_socket_file(&self, name: &CStr) -> Result<Stat> {
-        let at = At::Fd(self.dir.as_fd());
+        let at = At::Fd(self.dir.fd());
         let path = || show(&self.entry_path(name));
         let stat = || {
             sys::lstat_at(at, name)
@@ -229,7 +229,7 @@ impl PrivateDir {
         let name = name::socket_name(name)?;
         self.check_socket_path_len(&name)?;
         let path = || show(&self.entry_path(&name));
-        let st = sys::lstat_at(At::Fd(self.dir.as_fd()), &name)
+        let st = sys::lstat_at(At::Fd(self.dir.fd()), &name)
             .map_err(|e| Error::system(format_args!("cannot stat {}", path()), &e))?;
         if st.kind() != FileKind::Socket {
             return Err(Error::invalid(format!(

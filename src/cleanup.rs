@@ -54,7 +54,7 @@ impl PrivateDir {
 
     /// Removes each socket usock recorded that is still the very file it bound.
     fn remove_recorded_sockets(&self, bound: &Bound, report: &mut Report) {
-        let dir = At::Fd(self.dir.as_fd());
+        let dir = At::Fd(self.dir.fd());
         for (name, id) in bound {
             if let Ok(st) = sys::lstat_at(dir, name) {
                 if st.kind() == FileKind::Socket && st.same_file(id) {
@@ -68,10 +68,9 @@ impl PrivateDir {
 
     /// Lists the directory and removes what is ours: sockets usock recorded, and sockets of the
     /// effective user. Everything else is noted as left in place.
-    fn remove_listed_sockets(&self, bound: &Bound, report: &mut Report) -> Result<()> {
-        let dir = At::Fd(self.dir.as_fd());
+    fn remove_listed_sockets(&mut self, bound: &Bound, report: &mut Report) -> Result<()> {
         let recorded: BTreeSet<(u64, u64)> = bound.values().map(|id| (id.dev, id.ino)).collect();
-        let names = match sys::list_dir(self.dir.as_fd()) {
+        let names = match self.dir.list() {
             Ok(names) => names,
             // The directory itself was removed (by its owner): nothing in it to judge.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Vec::new(),
@@ -80,6 +79,7 @@ impl PrivateDir {
                 return Err(Error::system(what, &e));
             }
         };
+        let dir = At::Fd(self.dir.fd());
         for name in names {
             let st = match sys::lstat_at(dir, &name) {
                 Ok(st) => st,

@@ -58,7 +58,7 @@ pub struct PrivateDir {
     pub(crate) name: CString,
     pub(crate) parent: OwnedFd,
     /// The directory, open for reading (listing, and the `*at` calls inside it).
-    pub(crate) dir: OwnedFd,
+    pub(crate) dir: sys::DirHandle,
     pub(crate) id: Stat,
     pub(crate) creator: Creator,
     pub(crate) euid: u32,
@@ -203,7 +203,12 @@ impl PrivateDir {
             }
         };
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        match secure_new_dir(&parent, &name, &path, euid) {
+        let made = secure_new_dir(&parent, &name, &path, euid).and_then(|(dir, id)| {
+            let dir = sys::DirHandle::new(dir)
+                .map_err(|e| Error::system(format_args!("cannot open {}", show(&path)), &e))?;
+            Ok((dir, id))
+        });
+        match made {
             Ok((dir, id)) => Ok(PrivateDir {
                 path_c: CString::new(path.into_os_string().into_vec()).expect("paths have no NUL"),
                 name,
@@ -300,12 +305,11 @@ fn secure_new_dir(
     let dir = match sys::open_dir_read(at, name) {
         Ok(dir) => dir,
         Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-            // The umask took the owner's read or search bit: set the mode through a handle on
-            // exactly this inode that needs no permission, then open it for reading.
-            let handle = sys::open_dir_path(at, name).map_err(cannot_open)?;
-            stat(&handle)?;
-            sys::chmod_fd(handle.as_fd(), 0o700).map_err(cannot_chmod)?;
-            sys::open_dir_read(At::Fd(handle.as_fd()), c".").map_err(cannot_open)?
+            // The umask took the owner's read or search bit: set the mode of exactly this
+            // directory without opening it for reading (the name is ours, in a parent where
+            // nobody else can rename entries), then open it.
+            sys::chmod_new_dir(parent.fd.as_fd(), name, 0o700).map_err(cannot_chmod)?;
+            sys::open_dir_read(at, name).map_err(cannot_open)?
         }
         Err(e) => return Err(cannot_open(e)),
     };

@@ -2,14 +2,18 @@
 //! directory the way OpenSSH's StrictModes does, and choosing one automatically.
 //!
 //! Every directory from `/` down to the parent must be owned by root or the effective user and,
-//! if writable by group or others, have the sticky bit. The common case (an absolute path with
-//! no symbolic links) checks the ancestors with one `lstat` each and opens the parent with one
-//! `openat2(RESOLVE_NO_SYMLINKS)`, then checks the descriptor it got ([`open_plain`]). Anything
-//! else goes through [`walk`]: `/` and then each component opened with `O_PATH | O_NOFOLLOW`
-//! relative to the one before and checked with `fstat`, symbolic links resolved by hand (at most
-//! 40), each required to be owned by root or the effective user, so that a link another user
-//! planted cannot steer usock. Either way the descriptor returned is the very directory that was
-//! checked, and the path returned has no symbolic links, `.` or `..` in it.
+//! if writable by group or others, have the sticky bit. The walk looks at each component with
+//! `lstat` on its absolute path, resolving symbolic links by hand (at most 40): a link is
+//! followed only when it is owned by root or the effective user and sits in a directory that
+//! group and others cannot write to. The parent itself is opened by its resolved path with
+//! `O_NOFOLLOW | O_DIRECTORY` (`O_PATH` on Linux, for reading elsewhere) and checked again
+//! through the descriptor, so the directory usock creates in is the one it checked.
+//!
+//! Checking ancestors by path is sound because each one that passes can only be changed by root
+//! or the effective user: it is owned by one of them, and its own parent, checked before it,
+//! lets nobody else rename or replace its entries. It needs search permission only, so
+//! execute-only ancestors (mode 0711) are fine on every system. The path returned has no
+//! symbolic links, `.` or `..` in it.
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, OsStr, OsString};
@@ -69,193 +73,179 @@ pub fn open_checked(path: &Path, euid: u32) -> Result<Parent> {
             show(path)
         )));
     }
-    match open_plain(path, euid) {
-        Ok(Some(parent)) => Ok(parent),
-        Ok(None) => walk(path, euid),
-        // Name the parent that was asked for, then the directory at fault.
-        Err(e) => Err(e.with_context(format_args!("cannot use {} as a parent", show(path)))),
-    }
+    Walk::new(path, euid).run()
 }
 
-/// The fast path, for the common case of an absolute path of plain components with no symbolic
-/// links: each ancestor is checked with one `lstat` by path, then the directory itself is opened
-/// with one `openat2(RESOLVE_NO_SYMLINKS)` and checked with `fstat`.
-///
-/// Checking the ancestors by path before opening is sound because each one that passes can only
-/// be changed by root or the effective user: it is owned by one of them, and its own parent,
-/// checked before it, lets nobody else rename or replace its entries (not writable by others,
-/// or sticky). `None` hands over to [`walk`]: for symbolic links (resolved and checked one by
-/// one), `.` and `..`, relative paths, and for every error, which the walk reports precisely.
-fn open_plain(path: &Path, euid: u32) -> Result<Option<Parent>> {
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.first() != Some(&b'/') {
-        return Ok(None);
-    }
-    // The canonical path, built with a NUL after it so that each prefix can be handed to the
-    // kernel in place: `/` and each ancestor are checked, the last component opened below.
-    let mut buf = Vec::with_capacity(bytes.len() + 2);
-    buf.push(b'/');
-    let mut parts = bytes
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty())
-        .peekable();
-    while let Some(part) = parts.next() {
-        if part == b"." || part == b".." {
-            return Ok(None);
-        }
-        buf.push(0);
-        let st = match sys::lstat_at(At::Cwd, CStr::from_bytes_with_nul(&buf).expect("one NUL")) {
-            Ok(st) if st.kind() == FileKind::Directory => st,
-            _ => return Ok(None),
-        };
-        buf.pop();
-        check_dir(&st, Path::new(OsStr::from_bytes(&buf)), euid)?;
-        if buf.len() > 1 {
-            buf.push(b'/');
-        }
-        buf.extend_from_slice(part);
-        if parts.peek().is_none() {
-            break;
-        }
-    }
-    let canonical = CString::new(buf).expect("components have no NUL");
-    let Ok(fd) = sys::open_dir_no_symlinks(&canonical) else {
-        return Ok(None);
-    };
-    let path = PathBuf::from(OsString::from_vec(canonical.into_bytes()));
-    let st = sys::fstat(fd.as_fd())
-        .map_err(|e| Error::system(format_args!("cannot stat {}", show(&path)), &e))?;
-    check_dir(&st, &path, euid)?;
-    Ok(Some(Parent { path, fd }))
+/// One resolution of a parent path, component by component.
+struct Walk<'a> {
+    asked: &'a Path,
+    euid: u32,
+    /// "cannot use <asked> as a parent", the start of every message.
+    context: String,
+    /// Components still to resolve (a symlink's target goes in front).
+    pending: VecDeque<OsString>,
+    /// The directories resolved so far, `/` first, each with what was found there.
+    resolved: Vec<(OsString, Stat)>,
+    links: usize,
 }
 
-/// The general path: opens `/` and each component relative to the one before with
-/// `O_PATH | O_NOFOLLOW`, resolving symbolic links by hand.
-///
-/// A symbolic link is followed only when it is owned by root or the effective user and the
-/// directory it was found in is not writable by group or others. The owner of a link's inode
-/// says nothing about who put the name there: with `fs.protected_hardlinks=0` anyone can
-/// hard-link root's (or the user's own) symlink into a sticky directory such as `/tmp`.
-fn walk(path: &Path, euid: u32) -> Result<Parent> {
-    let mut pending: VecDeque<OsString> = VecDeque::new();
-    if path.is_relative() {
-        let cwd = std::env::current_dir()
-            .map_err(|e| Error::system("cannot read the current directory", &e))?;
-        push_components(&mut pending, cwd.as_os_str(), false);
+impl Walk<'_> {
+    fn new(asked: &Path, euid: u32) -> Walk<'_> {
+        Walk {
+            asked,
+            euid,
+            context: format!("cannot use {} as a parent", show(asked)),
+            pending: VecDeque::new(),
+            resolved: Vec::new(),
+            links: 0,
+        }
     }
-    push_components(&mut pending, path.as_os_str(), false);
-    // Every failure names the parent that was asked for, then the component at fault.
-    let context = format!("cannot use {} as a parent", show(path));
-    let cannot_use = |why: std::fmt::Arguments<'_>| format!("{context}: {why}");
-    let root = sys::open_dir_path(At::Cwd, c"/")
-        .map_err(|e| Error::system(format_args!("{context}: cannot open /"), &e))?;
-    let st = sys::fstat(root.as_fd())
-        .map_err(|e| Error::system(format_args!("{context}: cannot stat /"), &e))?;
-    check_dir(&st, Path::new("/"), euid).map_err(|e| e.with_context(&context))?;
 
-    // The directories walked so far, `/` first, each with what fstat said of it; the path is
-    // rebuilt from their names.
-    let mut stack: Vec<(OwnedFd, OsString, Stat)> = vec![(root, OsString::from("/"), st)];
-    let mut links = 0;
-    let current_path = |stack: &Vec<(OwnedFd, OsString, Stat)>| -> PathBuf {
-        stack.iter().map(|(_, name, _)| name.as_os_str()).collect()
-    };
+    fn run(mut self) -> Result<Parent> {
+        if self.asked.is_relative() {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Error::system("cannot read the current directory", &e))?;
+            push_components(&mut self.pending, cwd.as_os_str(), false);
+        }
+        push_components(&mut self.pending, self.asked.as_os_str(), false);
+        let root = sys::lstat_at(At::Cwd, c"/")
+            .map_err(|e| Error::system(format_args!("{}: cannot stat /", self.context), &e))?;
+        self.check(&root, Path::new("/"))?;
+        self.resolved.push((OsString::from("/"), root));
 
-    while let Some(component) = pending.pop_front() {
-        match component.as_bytes() {
-            b"" | b"." => continue,
-            b".." => {
-                if stack.len() > 1 {
-                    stack.pop();
+        while let Some(component) = self.pending.pop_front() {
+            match component.as_bytes() {
+                b"" | b"." => continue,
+                b".." => {
+                    if self.resolved.len() > 1 {
+                        self.resolved.pop();
+                    }
+                    continue;
                 }
-                continue;
+                _ => {}
             }
-            _ => {}
+            let here = self.current().join(&component);
+            let here_c = CString::new(here.as_os_str().as_bytes()).expect("checked for NUL");
+            // The last component is opened straight away (one call instead of two in the
+            // common case); only when that fails is it looked at to learn why.
+            if self.pending.is_empty() {
+                if let Ok(fd) = sys::open_dir_search(At::Cwd, &here_c) {
+                    return self.opened(fd, here);
+                }
+            }
+            let st = sys::lstat_at(At::Cwd, &here_c).map_err(|e| self.lookup_error(&here, &e))?;
+            match st.kind() {
+                FileKind::Symlink => self.follow(&here, &here_c, &st)?,
+                FileKind::Directory => {
+                    self.check(&st, &here)?;
+                    self.resolved.push((component, st));
+                }
+                other => return Err(self.not_a_directory(&here, other)),
+            }
         }
-        let name = CString::new(component.as_bytes()).expect("path components have no NUL");
-        let (dir, _, dir_st) = stack.last().expect("root stays");
-        let dir = dir.as_fd();
-        let dir_path = current_path(&stack);
-        let here = dir_path.join(&component);
-        let st = sys::lstat_at(At::Fd(dir), &name).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                let missing = format!("{} does not exist", show(&here));
-                Error::system_errno(cannot_use(format_args!("{missing}")), libc::ENOENT)
-            } else {
-                Error::system(
-                    cannot_use(format_args!("cannot look up {}", show(&here))),
-                    &e,
-                )
-            }
+        // The path ended in `..` or `/`, or a symlink's target was a directory already walked.
+        let path = self.current();
+        let path_c = CString::new(path.as_os_str().as_bytes()).expect("checked for NUL");
+        let fd = sys::open_dir_search(At::Cwd, &path_c).map_err(|e| {
+            Error::system(
+                format_args!("{}: cannot open directory {}", self.context, show(&path)),
+                &e,
+            )
         })?;
-        match st.kind() {
-            FileKind::Symlink => {
-                if st.uid != 0 && st.uid != euid {
-                    return Err(Error::new(
-                        ErrorKind::Unsafe,
-                        cannot_use(format_args!(
-                            "symbolic link {} is owned by uid {}, neither root nor the effective user (uid {euid})",
-                            show(&here),
-                            st.uid
-                        )),
-                    ));
-                }
-                if dir_st.perms() & 0o022 != 0 {
-                    return Err(Error::new(
-                        ErrorKind::Unsafe,
-                        cannot_use(format_args!(
-                            "symbolic link {} is in {}, which others can write to (mode {:04o}), so it is not followed whoever owns it",
-                            show(&here),
-                            show(&dir_path),
-                            dir_st.perms()
-                        )),
-                    ));
-                }
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    let err = io::Error::from_raw_os_error(libc::ELOOP);
-                    return Err(Error::system(
-                        cannot_use(format_args!("more than {MAX_SYMLINKS} symbolic links")),
-                        &err,
-                    ));
-                }
-                let target = sys::readlink_at(At::Fd(dir), &name).map_err(|e| {
-                    Error::system(
-                        cannot_use(format_args!("cannot read link {}", show(&here))),
-                        &e,
-                    )
-                })?;
-                if target.first() == Some(&b'/') {
-                    stack.truncate(1);
-                }
-                push_components(&mut pending, OsStr::from_bytes(&target), true);
-            }
-            FileKind::Directory => {
-                let fd = sys::open_dir_path(At::Fd(dir), &name).map_err(|e| {
-                    Error::system(
-                        cannot_use(format_args!("cannot open directory {}", show(&here))),
-                        &e,
-                    )
-                })?;
-                // Check what was opened, not what was looked at a moment before.
-                let st = sys::fstat(fd.as_fd()).map_err(|e| {
-                    Error::system(cannot_use(format_args!("cannot stat {}", show(&here))), &e)
-                })?;
-                check_dir(&st, &here, euid).map_err(|e| e.with_context(&context))?;
-                stack.push((fd, component, st));
-            }
-            other => {
-                let err = io::Error::from_raw_os_error(libc::ENOTDIR);
-                return Err(Error::system(
-                    cannot_use(format_args!("{} is {}", show(&here), other.describe())),
-                    &err,
-                ));
-            }
+        self.opened(fd, path)
+    }
+
+    /// The directory the walk has reached, rebuilt from the components resolved.
+    fn current(&self) -> PathBuf {
+        self.resolved
+            .iter()
+            .map(|(name, _)| name.as_os_str())
+            .collect()
+    }
+
+    /// Checks the directory just opened (what was opened, not what was looked at before).
+    ///
+    /// Opening by the full path is sound: every ancestor passed [`check_dir`], so only root or
+    /// the effective user can rename or replace anything along it, and the last component is
+    /// opened with `O_NOFOLLOW | O_DIRECTORY`.
+    fn opened(&self, fd: OwnedFd, path: PathBuf) -> Result<Parent> {
+        let st = sys::fstat(fd.as_fd()).map_err(|e| {
+            Error::system(
+                format_args!("{}: cannot stat {}", self.context, show(&path)),
+                &e,
+            )
+        })?;
+        self.check(&st, &path)?;
+        Ok(Parent { path, fd })
+    }
+
+    fn check(&self, st: &Stat, path: &Path) -> Result<()> {
+        check_dir(st, path, self.euid).map_err(|e| e.with_context(&self.context))
+    }
+
+    /// Follows the symbolic link at `here`, if it may be followed: owned by root or the
+    /// effective user, in a directory that group and others cannot write to, and not the 41st.
+    fn follow(&mut self, here: &Path, here_c: &CStr, st: &Stat) -> Result<()> {
+        let unsafe_link = |why: String| {
+            Error::new(
+                ErrorKind::Unsafe,
+                format!("{}: symbolic link {} {why}", self.context, show(here)),
+            )
+        };
+        if st.uid != 0 && st.uid != self.euid {
+            return Err(unsafe_link(format!(
+                "is owned by uid {}, neither root nor the effective user (uid {})",
+                st.uid, self.euid
+            )));
+        }
+        let (_, container) = self.resolved.last().expect("root stays");
+        if container.perms() & 0o022 != 0 {
+            return Err(unsafe_link(format!(
+                "is in {}, which others can write to (mode {:04o}), so it is not followed whoever owns it",
+                show(&self.current()),
+                container.perms()
+            )));
+        }
+        self.links += 1;
+        if self.links > MAX_SYMLINKS {
+            let err = io::Error::from_raw_os_error(libc::ELOOP);
+            return Err(Error::system(
+                format_args!("{}: more than {MAX_SYMLINKS} symbolic links", self.context),
+                &err,
+            ));
+        }
+        let target = sys::readlink_at(At::Cwd, here_c).map_err(|e| {
+            Error::system(
+                format_args!("{}: cannot read link {}", self.context, show(here)),
+                &e,
+            )
+        })?;
+        if target.first() == Some(&b'/') {
+            self.resolved.truncate(1);
+        }
+        push_components(&mut self.pending, OsStr::from_bytes(&target), true);
+        Ok(())
+    }
+
+    fn lookup_error(&self, here: &Path, err: &io::Error) -> Error {
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            let message = format!("{}: {} does not exist", self.context, show(here));
+            Error::system_errno(message, libc::ENOENT)
+        } else {
+            Error::system(
+                format_args!("{}: cannot look up {}", self.context, show(here)),
+                err,
+            )
         }
     }
-    let path = current_path(&stack);
-    let (fd, _, _) = stack.pop().expect("root stays");
-    Ok(Parent { path, fd })
+
+    fn not_a_directory(&self, here: &Path, kind: FileKind) -> Error {
+        let err = io::Error::from_raw_os_error(libc::ENOTDIR);
+        Error::system(
+            format_args!("{}: {} is {}", self.context, show(here), kind.describe()),
+            &err,
+        )
+    }
 }
 
 /// Queues the components of `path`; `front` puts them before what is already queued (a

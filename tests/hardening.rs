@@ -516,8 +516,11 @@ fn child_cleanup_erofs() {
 
 /// Umask 0777 as an ordinary user, in a mount namespace without /proc: the directory's mode is
 /// set without /proc (fchmodat2); where the kernel lacks fchmodat2 too (seccomp ENOSYS or
-/// EPERM), the error says that /proc is missing.
+/// EPERM), the error says that /proc is missing. (Native Linux path only: the portable path's
+/// `fchmodat(AT_SYMLINK_NOFOLLOW)` is emulated by glibc through /proc; macOS and the BSDs do it
+/// in the kernel. `an_ordinary_user_under_umask_0777_gets_0700_and_0600` covers both builds.)
 #[test]
+#[cfg(not(usock_portable))]
 fn without_proc_the_mode_is_set_or_the_error_says_proc_is_missing() {
     for errno in [0, libc::ENOSYS, libc::EPERM] {
         let scratch = Scratch::new("noproc");
@@ -539,6 +542,7 @@ fn without_proc_the_mode_is_set_or_the_error_says_proc_is_missing() {
 
 #[test]
 #[ignore = "run in a child process"]
+#[cfg(not(usock_portable))]
 fn child_no_proc() {
     if !in_child() {
         return;
@@ -566,6 +570,79 @@ fn child_no_proc() {
         }
     }
     assert!(fs::read_dir(&parent).unwrap().next().is_none());
+}
+
+// ---- Umask and execute-only ancestors as an ordinary user -----------------------------------
+
+/// Umask 0777 as uid 65534 (root could open a mode-000 directory anyway): the directory still
+/// gets 0700 and the socket 0600, through whichever mechanism the build uses.
+#[test]
+fn an_ordinary_user_under_umask_0777_gets_0700_and_0600() {
+    let scratch = Scratch::new("umaskuser");
+    let parent = scratch.subdir("parent", 0o755, NOBODY);
+    run_child("child_umask_0777_user", |cmd| {
+        cmd.env("USOCK_TEST_DIR", &parent);
+        cmd.uid(NOBODY).gid(NOBODY);
+        with_umask(cmd, 0o777);
+    });
+    assert!(scratch.entries("parent").is_empty());
+}
+
+#[test]
+#[ignore = "run in a child process"]
+fn child_umask_0777_user() {
+    if !in_child() {
+        return;
+    }
+    let parent = std::path::PathBuf::from(std::env::var_os("USOCK_TEST_DIR").unwrap());
+    let dir = PrivateDir::in_parent(&parent).unwrap();
+    let listener = dir.listener(None).unwrap();
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&dir.path().join("sock")), 0o600);
+    UnixStream::connect(dir.path().join("sock")).unwrap();
+    drop(listener);
+    dir.cleanup().unwrap();
+}
+
+/// Ancestors that an ordinary user may search but not read (mode 0711, as home directories
+/// often are): checked by path, without opening them, on every system.
+#[test]
+fn execute_only_ancestors_are_checked_without_being_opened() {
+    let scratch = Scratch::new("execonly");
+    let locked = scratch.subdir("locked", 0o711, 0);
+    let parent = locked.join("parent");
+    fs::create_dir(&parent).unwrap();
+    chown(&parent, NOBODY);
+    // and one reached through a symlink inside the execute-only directory
+    symlink("parent", locked.join("link")).unwrap();
+    run_child("child_execute_only", |cmd| {
+        cmd.env("USOCK_TEST_DIR", &locked);
+        cmd.uid(NOBODY).gid(NOBODY);
+    });
+    assert!(fs::read_dir(&parent).unwrap().next().is_none());
+    figure(
+        "fault",
+        "execute-only (0711) ancestor as uid 65534, directly and through a symlink inside it: checked by path, directory made, nothing left",
+        2,
+        2,
+        "tests/hardening.rs::execute_only_ancestors_are_checked_without_being_opened",
+    );
+}
+
+#[test]
+#[ignore = "run in a child process"]
+fn child_execute_only() {
+    if !in_child() {
+        return;
+    }
+    let locked = std::path::PathBuf::from(std::env::var_os("USOCK_TEST_DIR").unwrap());
+    assert!(fs::read_dir(&locked).is_err(), "the ancestor is readable");
+    for parent in [locked.join("parent"), locked.join("link")] {
+        let dir = PrivateDir::in_parent(&parent).unwrap();
+        assert_eq!(dir.path().parent().unwrap(), locked.join("parent"));
+        let _listener = dir.listener(None).unwrap();
+        dir.cleanup().unwrap();
+    }
 }
 
 // ---- Errors name the path that was asked for ------------------------------------------------

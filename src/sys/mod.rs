@@ -1,18 +1,30 @@
 //! Thin, safe wrappers over the few system calls usock needs that `std` does not offer
-//! (`mkdirat`, `openat` with `O_PATH`, `fstatat`, `unlinkat`, `readlinkat`, raw `socket`/`bind`).
+//! (`mkdirat`, `openat`, `fstatat`, `unlinkat`, `readlinkat`, raw `socket`/`bind`).
 //!
 //! This is the only module of the core that holds `unsafe`: each wrapper takes Rust types
 //! (`BorrowedFd`, `&CStr`, byte slices), checks what it hands to the kernel, and returns
-//! `io::Result`. Everything above it is plain safe Rust. What only Linux has lives in
-//! [`linux`]; the random source in [`random`]; telling the creating process from a forked
-//! child in [`process`].
+//! `io::Result`. Everything above it is plain safe Rust.
+//!
+//! What differs between systems by mechanism lives in one file each: [`linux`] for the native
+//! Linux path (`O_PATH`, `fchmodat2`, `getdents64`), [`portable`] for macOS and the BSDs (and
+//! for Linux built with `--cfg usock_portable`, which runs that path here), [`secure`] for
+//! `AT_SECURE`/`issetugid`, [`random`] for the random source and [`process`] for telling a
+//! forked child from its creator. What differs only by a constant is a `cfg` where it is used.
 
+#[cfg(all(target_os = "linux", not(usock_portable)))]
 mod linux;
+#[cfg(any(not(target_os = "linux"), usock_portable))]
+mod portable;
 pub mod process;
 pub mod random;
+mod secure;
 
-pub use linux::{chmod_fd, list_dir, open_dir_no_symlinks, secure_execution};
+#[cfg(all(target_os = "linux", not(usock_portable)))]
+pub use linux::{DirHandle, chmod_new_dir, open_dir_search};
+#[cfg(any(not(target_os = "linux"), usock_portable))]
+pub use portable::{DirHandle, chmod_new_dir, open_dir_search};
 pub use random::random_bytes;
+pub use secure::secure_execution;
 
 use std::ffi::CStr;
 use std::io;
@@ -127,16 +139,6 @@ pub(crate) fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// `openat(at, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)`: a handle on a directory
-/// that names exactly that inode, never a symlink's target, and needs no read permission.
-pub fn open_dir_path(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    open(
-        at,
-        name,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-    )
-}
-
 /// `openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)`: a directory to list.
 pub fn open_dir_read(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     open(
@@ -194,11 +196,17 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// `fchmodat(at, name, mode, 0)`. Follows a symlink at `name`: use it only inside a directory
-/// nobody else can write to.
+/// `fchmodat(at, name, mode, flags)`: sets the mode of an entry inside a directory nobody else
+/// can write to. On macOS and the BSDs with `AT_SYMLINK_NOFOLLOW`, which they implement in the
+/// kernel; on Linux without it (glibc before 2.39 emulates it through `/proc`), which changes a
+/// link's target at most, and only the user can have put a link in usock's directory.
 pub fn chmod_at(at: At<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", not(usock_portable)))]
+    let flags = 0;
+    #[cfg(any(not(target_os = "linux"), usock_portable))]
+    let flags = libc::AT_SYMLINK_NOFOLLOW;
     // SAFETY: name is NUL-terminated.
-    cvt(unsafe { libc::fchmodat(at.raw(), name.as_ptr(), mode as libc::mode_t, 0) })?;
+    cvt(unsafe { libc::fchmodat(at.raw(), name.as_ptr(), mode as libc::mode_t, flags) })?;
     Ok(())
 }
 
@@ -221,12 +229,29 @@ pub fn readlink_at(at: At<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     }
 }
 
-/// A new `AF_UNIX` socket of `ty` (a `SOCK_*` value, flags allowed), always close-on-exec.
+/// A new `AF_UNIX` socket of `ty` (a `SOCK_*` value), always close-on-exec.
+///
+/// Where `socket()` takes `SOCK_CLOEXEC`, atomically. macOS lacks it: there the flag is set
+/// with `fcntl` right after, and a `fork` + `exec` in another thread between the two calls can
+/// inherit the descriptor (the portable build on Linux takes that path too, to run it).
 pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain system call; the result is a new descriptor we own.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: socket returned a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    #[cfg(not(any(target_vendor = "apple", usock_portable)))]
+    {
+        // SAFETY: plain system call; the result is a new descriptor we own.
+        let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: socket returned a fresh descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+    #[cfg(any(target_vendor = "apple", usock_portable))]
+    {
+        // SAFETY: plain system call; the result is a new descriptor we own.
+        let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty, 0) })?;
+        // SAFETY: socket returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: plain system call on the descriptor we own.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        Ok(fd)
+    }
 }
 
 /// The `SOCK_*` type of `fd` when it is an `AF_UNIX` socket, `None` for another family;
@@ -278,6 +303,16 @@ pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
         *dst = *src as libc::c_char;
     }
     let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + total + 1;
+    #[cfg(any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    {
+        addr.sun_len = len as u8;
+    }
     // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
     cvt(unsafe {
         libc::bind(
