@@ -10,14 +10,35 @@ CXX        ?= c++
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR   := $(firstword $(subst ., ,$(VERSION)))
-REL     := target/release
-LIB     := $(REL)/libusock.so
-OUT     := target/c
+
+# The shared library's names: libusock.so.0 on Linux and the BSDs (use gmake there),
+# libusock.0.dylib on macOS, where build.rs gives it the install name @rpath/libusock.0.dylib.
+ifeq ($(shell uname -s),Darwin)
+  SOEXT     := dylib
+  SONAME    := libusock.$(MAJOR).dylib
+  VERSIONED := libusock.$(VERSION).dylib
+else
+  SOEXT     := so
+  SONAME    := libusock.so.$(MAJOR)
+  VERSIONED := libusock.so.$(VERSION)
+endif
+
+# PORTABLE=1 builds and tests, on Linux, the path macOS and the BSDs take (--cfg usock_portable;
+# see the README's "Platforms"), in a target directory of its own.
+ifeq ($(PORTABLE),1)
+  TARGET_DIR := target/portable
+  export RUSTFLAGS := --cfg usock_portable
+else
+  TARGET_DIR := target
+endif
+REL     := $(TARGET_DIR)/release
+LIB     := $(REL)/libusock.$(SOEXT)
+OUT     := $(TARGET_DIR)/c
 RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 # The suites share target/ and the figures file: run targets one at a time (cargo and the
 # compilers parallelise inside).
@@ -33,8 +54,8 @@ build: lib $(OUT)/usock-server $(OUT)/usock-client
 
 # cargo decides what is up to date; programs linked with -lusock look for the soname.
 lib:
-	@$(CARGO) build --release --quiet
-	@ln -sf libusock.so $(REL)/libusock.so.$(MAJOR)
+	@$(CARGO) build --release --quiet --target-dir $(TARGET_DIR)
+	@ln -sf libusock.$(SOEXT) $(REL)/$(SONAME)
 
 $(OUT):
 	@mkdir -p $(OUT)
@@ -76,16 +97,22 @@ demo: deps-c build prolog
 	@echo "== usock demo: C server, C client"
 	./$(OUT)/usock-server ./$(OUT)/usock-client
 
-test: root-check deps-c deps-prolog test-rust test-c test-python test-python-asan test-prolog
+test: root-check deps-c deps-prolog test-rust test-c test-python test-python-asan test-prolog test-portable check-ports
 	@echo "== all suites passed"
 
-# Figures for SECURITY.md: each battery test that held appends a row here.
-FIGURES := target/security-figures.tsv
+# The Rust battery, the C suite and the Python suite again, on the portable path.
+test-portable:
+	@echo "== The portable path (macOS and the BSDs), built on Linux with --cfg usock_portable"
+	@$(MAKE) --no-print-directory PORTABLE=1 test-rust test-c test-python
+
+# Figures for SECURITY.md: each battery test that held appends a row here (the portable run
+# keeps its own).
+FIGURES := $(TARGET_DIR)/security-figures.tsv
 
 test-rust:
-	@echo "== Rust: unit, integration and doc tests (with the attack and fault battery)"
-	@mkdir -p target && rm -f $(FIGURES)
-	USOCK_FIGURES=$(abspath $(FIGURES)) $(CARGO) test
+	@echo "== Rust: unit, integration and doc tests (with the attack and fault battery)$(if $(RUSTFLAGS), [$(RUSTFLAGS)])"
+	@mkdir -p $(TARGET_DIR) && rm -f $(FIGURES)
+	USOCK_FIGURES=$(abspath $(FIGURES)) $(CARGO) test --target-dir $(TARGET_DIR)
 
 test-c: deps-c build
 	@echo "== C: tests under AddressSanitizer and UBSan, C++ header check, library checks"
@@ -111,9 +138,9 @@ $(VENV)/.ready: bindings/python/pyproject.toml
 	@touch $@
 
 test-python: lib venv
-	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV) with its libusock)"
+	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV), against $(LIB))"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
-	USOCK_FIGURES=$(abspath $(FIGURES)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
+	USOCK_LIBRARY=$(abspath $(LIB)) USOCK_FIGURES=$(abspath $(FIGURES)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
 # The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
 # rustc's -Zsanitizer=address; GCC's runtime preloaded into the interpreter). Python's own
@@ -136,6 +163,14 @@ test-prolog: prolog venv
 	@echo "== Prolog: plunit suite of the pack (clients in Prolog and Python, MQI, pack_install)"
 	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_PYTHON=$(abspath $(VENV))/bin/python swipl bindings/prolog/test/run.pl
 
+# Type-checks macOS (x86_64, aarch64), FreeBSD, OpenBSD and NetBSD with clippy, warnings denied
+# (library and tests; std built from Debian's rust-web-src), then compiles the C examples, C
+# tests, the C++ header check and the Prolog glue for them with zig cc. Nothing runs there.
+check-ports: venv deps-prolog
+	@tools/ensure-deps.sh ports
+	@$(VENV)/bin/python -c 'import ziglang' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check "ziglang>=0.13"
+	ZIG="$(abspath $(VENV))/bin/python -m ziglang" tools/check-ports.sh
+
 # Fuzzing the C ABI (nightly Rust and cargo-fuzz; not part of make test): a fixed number of
 # executions, recorded for SECURITY.md.
 FUZZ_RUNS ?= 200000
@@ -152,6 +187,9 @@ fuzz:
 bench: deps-c lib prolog venv | $(OUT)
 	@tools/ensure-deps.sh bench
 	$(CC) -O2 -Iinclude -o $(OUT)/cycles bench/c/cycles.c -L$(REL) -lusock $(RPATH)
+	@$(MAKE) --no-print-directory PORTABLE=1 lib
+	@mkdir -p target/portable/c
+	$(CC) -O2 -Iinclude -o target/portable/c/cycles bench/c/cycles.c -Ltarget/portable/release -lusock -Wl,-rpath,$(abspath target/portable/release)
 	$(CC) -O2 -o $(OUT)/calibrate bench/c/calibrate.c
 	cd bench && $(CARGO) build --release --quiet
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
@@ -163,16 +201,16 @@ security-report: test fuzz
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
-	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libusock.so.$(VERSION)
-	ln -sf libusock.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libusock.so.$(MAJOR)
-	ln -sf libusock.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libusock.so
+	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/$(VERSIONED)
+	ln -sf $(VERSIONED) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libusock.$(SOEXT)
 	install -m 0644 $(REL)/libusock.a $(DESTDIR)$(LIBDIR)/libusock.a
 	install -m 0644 include/usock.h $(DESTDIR)$(INCLUDEDIR)/usock.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' bindings/c/usock.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/usock.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libusock.so* $(DESTDIR)$(LIBDIR)/libusock.a \
+	rm -f $(DESTDIR)$(LIBDIR)/libusock.so* $(DESTDIR)$(LIBDIR)/libusock*.dylib $(DESTDIR)$(LIBDIR)/libusock.a \
 	      $(DESTDIR)$(INCLUDEDIR)/usock.h $(DESTDIR)$(LIBDIR)/pkgconfig/usock.pc
 
 clean:

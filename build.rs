@@ -1,5 +1,5 @@
 //! Generates the C header into OUT_DIR (never into the source tree) and gives the shared
-//! library its soname. `tests/header.rs` compares OUT_DIR's header with `include/usock.h`.
+//! library its soname (its install name on macOS). `tests/header.rs` compares OUT_DIR's header with `include/usock.h`.
 
 use std::env;
 use std::path::PathBuf;
@@ -21,6 +21,16 @@ fn main() {
         .expect("cbindgen can read src/ffi")
         .write_to_file(out_dir.join("usock.h"));
 
-    // libusock.so.MAJOR: programs linked against this version keep working across minor ones.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libusock.so.{major}");
+    // Programs linked against this major version keep working across minor ones. Chosen by the
+    // target's system, not by cfg!() (which describes the machine running this script); the
+    // macOS linker has no -soname.
+    match env::var("CARGO_CFG_TARGET_OS")
+        .expect("set by cargo")
+        .as_str()
+    {
+        "macos" | "ios" => {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libusock.{major}.dylib")
+        }
+        _ => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libusock.so.{major}"),
+    }
 }

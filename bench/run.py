@@ -21,6 +21,9 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C_CYCLES = os.path.join(ROOT, "target/c/cycles")
+# The same program linked against the library built with --cfg usock_portable (the path macOS
+# and the BSDs take).
+C_CYCLES_PORTABLE = os.path.join(ROOT, "target/portable/c/cycles")
 C_CALIBRATE = os.path.join(ROOT, "target/c/calibrate")
 RUST = os.path.join(ROOT, "bench/target/release/usock-bench")
 PYTHON = os.path.join(ROOT, ".venv/bin/python")
@@ -38,6 +41,8 @@ def contenders(parent):
     return [
         ("limit", "C, bare system calls, no checks (the limit)", [C_CYCLES, "limit", parent, "3000"]),
         ("usock_c", "usock from C (the C ABI)", [C_CYCLES, "usock", parent, "3000"]),
+        ("usock_c_portable", "usock from C, the portable path (macOS and the BSDs; `--cfg usock_portable`)",
+         [C_CYCLES_PORTABLE, "usock", parent, "3000"]),
         ("usock_rust", "usock from Rust (`PrivateDir`)", [RUST, "cycles", "usock", parent, "3000"]),
         ("tempfile", "Rust `tempfile` `Builder::make_in` + `UnixListener` (no private directory)",
          [RUST, "cycles", "tempfile", parent, "3000"]),
@@ -60,11 +65,11 @@ def measure(parent):
     return [(key, label, samples[key]) for key, label, _ in rows]
 
 
-def syscalls(parent, mode):
+def syscalls(parent, mode, program=C_CYCLES):
     """System calls per cycle: strace -c of 1000 cycles less that of 0 (start-up, warm-up)."""
     def total(n):
         with tempfile.NamedTemporaryFile("r") as f:
-            run(["strace", "-f", "-c", "-o", f.name, C_CYCLES, mode, parent, str(n)])
+            run(["strace", "-f", "-c", "-o", f.name, program, mode, parent, str(n)])
             text = f.read()
         counts = {}
         for line in text.splitlines():
@@ -99,6 +104,7 @@ def main():
     print("bench: system calls", flush=True)
     sys_limit = syscalls(parents[0][0], "limit")
     sys_usock = syscalls(parents[0][0], "usock")
+    sys_portable = syscalls(parents[0][0], "usock", C_CYCLES_PORTABLE)
     calib = dict(line.split("\t") for line in run([C_CALIBRATE, parents[0][0]]).splitlines())
 
     print("bench: scale", flush=True)
@@ -122,11 +128,11 @@ def main():
             crowded[key].append(float(run([C_CYCLES, key, crowded_dir, "2000"])))
     shutil.rmtree(crowded_dir)
 
-    write(out_path, parents, results, sys_limit, sys_usock, calib, threads, cleanup, crowded)
+    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded)
     print(f"bench: wrote {out_path}")
 
 
-def write(out_path, parents, results, sys_limit, sys_usock, calib, threads, cleanup, crowded):
+def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -170,6 +176,7 @@ def write(out_path, parents, results, sys_limit, sys_usock, calib, threads, clea
         samples = {k: v for k, _, v in results[parent]}
         return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
     total_limit, total_usock = sum(sys_limit.values()), sum(sys_usock.values())
+    total_portable = sum(sys_portable.values())
 
     def target(name, value, ok, goal):
         return f"| {name} | {value} | {goal} | {'met' if ok else '**missed**'} |"
@@ -178,6 +185,8 @@ def write(out_path, parents, results, sys_limit, sys_usock, calib, threads, clea
     for parent, title in parents:
         r = ratio("usock_c", "limit", parent)
         lines.append(target(f"usock from C vs. the limit, {title}", f"{r:.2f}×", r <= 1.3, "≤ 1.3×"))
+        r = ratio("usock_c_portable", "limit", parent)
+        lines.append(f"| (the portable path from C vs. the limit, {title}) | {r:.2f}× | | |")
     r = total_usock / total_limit
     lines.append(target("system calls per cycle, usock vs. the limit", f"{total_usock:.0f} vs. {total_limit:.0f} ({r:.1f}×)", r <= 2, "≤ 2×"))
     for parent, title in parents:
@@ -194,10 +203,12 @@ def write(out_path, parents, results, sys_limit, sys_usock, calib, threads, clea
     lines.append("")
 
     lines += ["## System calls per cycle (strace -c, on " + p0 + ")", "",
-              "| system call | limit | usock |", "|---|---:|---:|"]
-    for name in sorted(set(sys_limit) | set(sys_usock), key=lambda n: -(sys_usock.get(n, 0))):
-        lines.append(f"| `{name}` | {sys_limit.get(name, 0):.0f} | {sys_usock.get(name, 0):.0f} |")
-    lines.append(f"| **total** | **{total_limit:.0f}** | **{total_usock:.0f}** |")
+              "| system call | limit | usock | usock, portable path |", "|---|---:|---:|---:|"]
+    names = set(sys_limit) | set(sys_usock) | set(sys_portable)
+    for name in sorted(names, key=lambda n: (-sys_usock.get(n, 0), -sys_portable.get(n, 0), n)):
+        lines.append(f"| `{name}` | {sys_limit.get(name, 0):.0f} | {sys_usock.get(name, 0):.0f} "
+                     f"| {sys_portable.get(name, 0):.0f} |")
+    lines.append(f"| **total** | **{total_limit:.0f}** | **{total_usock:.0f}** | **{total_portable:.0f}** |")
     lines += ["", "Measured cost of the cheap calls usock adds, on this machine (µs per call):", ""]
     lines += [f"- {k}: {float(v):.2f}" for k, v in calib.items()]
     lines.append("")

@@ -15,6 +15,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__)
+#define USOCK_PATH_MAX 104
+#else
+#define USOCK_PATH_MAX 108
+#endif
 
 
 
@@ -32,13 +38,6 @@
  * Patch version of usock.
  */
 #define USOCK_VERSION_PATCH 0
-
-/**
- * `sizeof(((struct sockaddr_un *)0)->sun_path)` on this platform, NUL included: a socket path
- * must be at most `USOCK_PATH_MAX - 1` bytes. A buffer of this size holds any path
- * `usock_socket_path` writes.
- */
-#define USOCK_PATH_MAX 108
 
 /**
  * Success.
@@ -287,6 +286,13 @@ int usock_last_errno(void);
  * header it was built with. A static string, never NULL.
  */
 const char *usock_version(void);
+
+/**
+ * `USOCK_PATH_MAX` of the platform the library was built for: the size of `sun_path`, NUL
+ * included (108 on Linux, 104 on macOS and the BSDs). For bindings that cannot read the
+ * header's macro. Thread-safe.
+ */
+size_t usock_path_max(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -144,8 +144,10 @@ impl PrivateDir {
     /// there is left alone.
     fn bind_at(&self, name: &CString, fd: BorrowedFd<'_>) -> Result<()> {
         // On Linux the socket's own mode is the one bind() gives its file, less the umask; with
-        // it set first, the file usually needs no chmod afterwards. Where the kernel refuses
-        // (EINVAL on some systems) the mode is set by name below, as for any umask.
+        // it set first, the file usually needs no chmod afterwards. macOS and FreeBSD refuse
+        // fchmod on a socket (EINVAL) and others ignore it: there the mode is set by name after
+        // bind() (secure_socket_file), as on Linux when the umask took owner bits.
+        #[cfg(all(target_os = "linux", not(usock_portable)))]
         let _ = sys::fchmod(fd, 0o600);
         let parts = [self.path_c().to_bytes(), b"/", name.as_bytes()];
         sys::bind_unix(fd, &parts).map_err(|e| {

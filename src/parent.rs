@@ -50,7 +50,8 @@ fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
         ));
     }
     let writable_by_others = st.perms() & 0o022 != 0;
-    let sticky = st.perms() & libc::S_ISVTX != 0;
+    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some systems
+    let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
     if writable_by_others && !sticky {
         return Err(Error::new(
             ErrorKind::Unsafe,
@@ -274,7 +275,9 @@ pub struct Candidate {
     pub ignored: Option<&'static str>,
 }
 
-/// The candidates, in order: `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`.
+/// The candidates, in order: on macOS the per-user temporary directory (which the system makes
+/// for each user, 0700, and the environment cannot steer), then `$XDG_RUNTIME_DIR`, `$TMPDIR`,
+/// `/tmp`, `/var/tmp`.
 ///
 /// In a program running with `AT_SECURE` (setuid, setgid, file capabilities) the environment
 /// belongs to whoever started it, so both variables are ignored: glibc strips `TMPDIR` for such
@@ -295,19 +298,31 @@ pub fn candidates() -> Vec<Candidate> {
         path: Some(origin.into()),
         ignored: None,
     };
-    vec![
+    let mut candidates = Vec::with_capacity(5);
+    if cfg!(target_vendor = "apple") {
+        candidates.push(Candidate {
+            origin: USER_TEMP_DIR,
+            path: sys::user_temp_dir(),
+            ignored: None,
+        });
+    }
+    candidates.extend([
         from_env("$XDG_RUNTIME_DIR"),
         from_env("$TMPDIR"),
         fixed("/tmp"),
         fixed("/var/tmp"),
-    ]
+    ]);
+    candidates
 }
+
+/// macOS's per-user temporary directory, by the name of the call that finds it.
+const USER_TEMP_DIR: &str = "confstr(_CS_DARWIN_USER_TEMP_DIR)";
 
 impl Candidate {
     /// Words for the "none fits" message: "$TMPDIR (/x/y)" or "/tmp".
     pub fn label(&self) -> String {
         match &self.path {
-            Some(path) if self.origin.starts_with('$') => {
+            Some(path) if self.origin.starts_with('$') || self.origin == USER_TEMP_DIR => {
                 format!("{} ({})", self.origin, show_bytes(path.as_bytes()))
             }
             _ => self.origin.to_string(),

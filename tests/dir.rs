@@ -288,6 +288,7 @@ fn automatic_skips_unsafe_missing_relative_and_too_long_candidates() {
 /// When no candidate fits, the error names every candidate and why it was skipped. The child
 /// gets a private mount namespace with read-only file systems over /tmp and /var/tmp.
 #[test]
+#[cfg(target_os = "linux")]
 fn no_dir_error_lists_every_candidate() {
     run_child("child_no_dir", |cmd| {
         cmd.env("XDG_RUNTIME_DIR", "relative")
@@ -297,31 +298,14 @@ fn no_dir_error_lists_every_candidate() {
 
 #[test]
 #[ignore = "run in a child process by no_dir_error_lists_every_candidate"]
+#[cfg(target_os = "linux")]
 fn child_no_dir() {
     if !in_child() {
         return;
     }
-    // SAFETY: plain system calls in a single-threaded child process.
-    unsafe {
-        assert_eq!(
-            libc::unshare(libc::CLONE_NEWNS),
-            0,
-            "unshare a mount namespace"
-        );
-        let private = libc::MS_REC | libc::MS_PRIVATE;
-        let null = std::ptr::null();
-        assert_eq!(
-            libc::mount(c"none".as_ptr(), c"/".as_ptr(), null, private, null.cast()),
-            0
-        );
-        for target in [c"/tmp", c"/var/tmp"] {
-            let fs = c"tmpfs".as_ptr();
-            assert_eq!(
-                libc::mount(fs, target.as_ptr(), fs, libc::MS_RDONLY, null.cast()),
-                0
-            );
-        }
-    }
+    private_mount_namespace();
+    mount_tmpfs_here(Path::new("/tmp"), "", true);
+    mount_tmpfs_here(Path::new("/var/tmp"), "", true);
     let err = PrivateDir::new().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoDir, "{err}");
     let msg = err.message();

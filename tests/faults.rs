@@ -5,6 +5,10 @@
 //! Mounts and resource limits are process-wide, so each test runs in a child process; mounts
 //! are made in a private mount namespace of that child (root only, as the suite runs).
 
+// Namespaces, mounts, seccomp and /proc: this battery runs on Linux (macOS and the BSDs
+// type-check the library and the portable tests only).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

@@ -162,7 +162,10 @@ fn null_and_bad_arguments_to_every_function() {
             3,
             99,
             libc::SOCK_RAW,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+            #[cfg(not(target_vendor = "apple"))]
+            (libc::SOCK_STREAM | libc::SOCK_NONBLOCK),
+            #[cfg(not(target_vendor = "apple"))]
+            (libc::SOCK_STREAM | libc::SOCK_CLOEXEC),
         ] {
             assert_eq!(
                 usock_bind(dir, ptr::null(), ty, 0, &mut fd),

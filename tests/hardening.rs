@@ -7,6 +7,10 @@
 //! Namespaces, seccomp filters, mounts, uid changes and limits belong to a process, so each
 //! test runs its body in a child process (see `common::run_child`).
 
+// Namespaces, mounts, seccomp and /proc: this battery runs on Linux (macOS and the BSDs
+// type-check the library and the portable tests only).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

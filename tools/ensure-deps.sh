@@ -5,6 +5,7 @@
 #   tools/ensure-deps.sh prolog   # SWI-Prolog (swipl, swipl-ld, headers)
 #   tools/ensure-deps.sh python   # python3 -m venv
 #   tools/ensure-deps.sh bench    # strace, to count system calls
+#   tools/ensure-deps.sh ports    # Debian's packaged Rust with std sources and clippy (check-ports)
 set -euo pipefail
 
 missing=()
@@ -22,6 +23,9 @@ for what in "$@"; do
     prolog) need swipl swi-prolog-nox ;;
     python) python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
     bench)  need strace strace ;;
+    ports)  for p in rustc-web cargo-web rust-web-src rust-web-clippy; do
+              dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+            done ;;
     *) echo "ensure-deps: unknown group $what" >&2; exit 2 ;;
   esac
 done

@@ -60,3 +60,13 @@ pub extern "C" fn usock_version() -> *const c_char {
         VERSION.as_ptr()
     }
 }
+
+/// `USOCK_PATH_MAX` of the platform the library was built for: the size of `sun_path`, NUL
+/// included (108 on Linux, 104 on macOS and the BSDs). For bindings that cannot read the
+/// header's macro. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn usock_path_max() -> usize {
+    ffi_boundary! { on_panic = super::USOCK_PATH_MAX;
+        super::USOCK_PATH_MAX
+    }
+}

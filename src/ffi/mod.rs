@@ -26,8 +26,11 @@ pub const USOCK_VERSION_PATCH: c_int = 0;
 
 /// `sizeof(((struct sockaddr_un *)0)->sun_path)` on this platform, NUL included: a socket path
 /// must be at most `USOCK_PATH_MAX - 1` bytes. A buffer of this size holds any path
-/// `usock_socket_path` writes.
-pub const USOCK_PATH_MAX: usize = 108;
+/// `usock_socket_path` writes. (The header defines it with the preprocessor, for the platform
+/// of the program that includes it: see `cbindgen.toml`.)
+///
+/// cbindgen:ignore
+pub const USOCK_PATH_MAX: usize = crate::sys::SUN_PATH_LEN;
 
 /// Success.
 pub const USOCK_OK: c_int = 0;

@@ -330,6 +330,32 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// macOS's per-user temporary directory, `confstr(_CS_DARWIN_USER_TEMP_DIR)` (for example
+/// `/var/folders/zz/…/T/`): the system makes it for every user, mode 0700, and sets it even
+/// where `$TMPDIR` is not. `None` elsewhere, or when the call fails.
+pub fn user_temp_dir() -> Option<std::ffi::OsString> {
+    #[cfg(target_vendor = "apple")]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let mut buf = vec![0u8; 1024];
+        // SAFETY: buf is writable for its length; confstr writes at most that, NUL included.
+        let n = unsafe {
+            libc::confstr(
+                libc::_CS_DARWIN_USER_TEMP_DIR,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n == 0 || n > buf.len() {
+            return None;
+        }
+        buf.truncate(n - 1);
+        Some(std::ffi::OsString::from_vec(buf))
+    }
+    #[cfg(not(target_vendor = "apple"))]
+    None
+}
+
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }

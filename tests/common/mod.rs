@@ -160,7 +160,7 @@ pub fn access_as(uid: u32, dir: &Path, socket: &Path) -> Access {
         assert!(pid >= 0);
         if pid == 0 {
             libc::close(pipe[0]);
-            let errno = || *libc::__errno_location();
+            let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(-1);
             let mut result = [0i32; 4];
             if libc::setgroups(0, std::ptr::null()) != 0
                 || libc::setgid(uid) != 0
@@ -239,6 +239,7 @@ pub fn figure(category: &str, what: &str, tried: usize, held: usize, test: &str)
 
 /// In a child process: a private mount namespace (mounts made now stay in this process and its
 /// children).
+#[cfg(target_os = "linux")]
 pub fn private_mount_namespace() {
     // SAFETY: plain system calls, in a child process made for this.
     unsafe {
@@ -257,12 +258,14 @@ pub fn private_mount_namespace() {
 }
 
 /// In a child process: a private mount namespace and a tmpfs with `options` at `target`.
+#[cfg(target_os = "linux")]
 pub fn mount_tmpfs(target: &Path, options: &str, read_only: bool) {
     private_mount_namespace();
     mount_tmpfs_here(target, options, read_only);
 }
 
 /// A tmpfs with `options` at `target`, in the mount namespace the process already has.
+#[cfg(target_os = "linux")]
 pub fn mount_tmpfs_here(target: &Path, options: &str, read_only: bool) {
     let target_c = cstring(target);
     let data = CString::new(options).unwrap();
@@ -274,6 +277,7 @@ pub fn mount_tmpfs_here(target: &Path, options: &str, read_only: bool) {
 }
 
 /// Remounts the file system at `target` read-only.
+#[cfg(target_os = "linux")]
 pub fn remount_read_only(target: &Path) {
     let target_c = cstring(target);
     let flags = libc::MS_REMOUNT | libc::MS_RDONLY;
@@ -285,6 +289,7 @@ pub fn remount_read_only(target: &Path) {
 
 /// In a child process: from now on, system call `nr` fails with `errno` in this thread (a
 /// seccomp filter, as a container runtime or an old kernel would have it).
+#[cfg(target_os = "linux")]
 pub fn deny_syscall(nr: libc::c_long, errno: i32) {
     use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, sock_filter};
     let stmt = |code: u32, k: u32| sock_filter {
@@ -331,9 +336,9 @@ pub fn deny_syscall(nr: libc::c_long, errno: i32) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 const AUDIT_ARCH: u32 = 0xc000_003e;
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 
 /// In a child process: drops root to `uid` (groups cleared, gid = uid), for good.
@@ -401,7 +406,7 @@ pub fn limit_descriptors_to(free: u64) -> libc::rlimit {
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut old);
         let lim = libc::rlimit {
-            rlim_cur: limit,
+            rlim_cur: limit as _,
             rlim_max: old.rlim_max,
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);

@@ -77,6 +77,13 @@ static void test_version(void) {
     CHECK(USOCK_PATH_MAX == sizeof(((struct sockaddr_un *)0)->sun_path));
 }
 
+/* The header's USOCK_PATH_MAX is this platform's sun_path, and the library agrees. */
+_Static_assert(USOCK_PATH_MAX == sizeof(((struct sockaddr_un *)0)->sun_path),
+               "USOCK_PATH_MAX is sizeof(sun_path)");
+static void test_path_max(void) {
+    CHECK(usock_path_max() == USOCK_PATH_MAX);
+}
+
 static void test_strerror_never_null(void) {
     for (int code = -20; code <= 5; code++) {
         const char *s = usock_strerror(code);
@@ -273,7 +280,7 @@ static void test_threads(void) {
 static void test_bind_fd(void) {
     usock_dir *dir = NULL;
     CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     CHECK(usock_bind_fd(dir, "mine", fd, 0) == USOCK_OK);
     char path[USOCK_PATH_MAX];
     CHECK(usock_socket_path(dir, "mine", path, sizeof path) == USOCK_OK);
@@ -381,6 +388,7 @@ int main(void) {
     }
     chmod(scratch, 0755);
     RUN(test_version);
+    RUN(test_path_max);
     RUN(test_strerror_never_null);
     RUN(test_null_arguments);
     RUN(test_full_cycle);

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 from pathlib import Path
 
 # Status codes: the values of include/usock.h (a test checks that they match).
@@ -25,11 +26,11 @@ ERR_SYSTEM = -8
 ERR_BUFFER = -9
 ERR_PANIC = -10
 
-#: ``sizeof(sockaddr_un.sun_path)`` on Linux, NUL included (``USOCK_PATH_MAX``).
-PATH_MAX = 108
-
 _HERE = Path(__file__).resolve().parent
-_SONAME = "libusock.so.0"
+if sys.platform == "darwin":
+    _SONAME, _LINKNAME = "libusock.0.dylib", "libusock.dylib"
+else:
+    _SONAME, _LINKNAME = "libusock.so.0", "libusock.so"
 
 
 def _candidates() -> list[tuple[str, str]]:
@@ -38,7 +39,7 @@ def _candidates() -> list[tuple[str, str]]:
     env = os.environ.get("USOCK_LIBRARY")
     if env:
         found.append(("$USOCK_LIBRARY", env))
-    for name in (_SONAME, "libusock.so"):
+    for name in (_SONAME, _LINKNAME):
         shipped = _HERE / name
         if shipped.exists():
             found.append(("the copy inside the package", str(shipped)))
@@ -47,7 +48,7 @@ def _candidates() -> list[tuple[str, str]]:
     if system:
         found.append(("the system's library", system))
     for parent in _HERE.parents:
-        built = parent / "target" / "release" / "libusock.so"
+        built = parent / "target" / "release" / _LINKNAME
         if built.exists():
             found.append(("the repository's build output", str(built)))
             break
@@ -69,7 +70,7 @@ def load() -> ctypes.CDLL:
     raise ImportError(
         "usock: cannot find libusock. Build it with `make build` (or `cargo build --release`) "
         "in the usock repository and reinstall this package, install it with "
-        "`make install`, or set USOCK_LIBRARY=/path/to/libusock.so"
+        f"`make install`, or set USOCK_LIBRARY=/path/to/{_LINKNAME}"
         + ("; tried: " + "; ".join(tried) if tried else "")
     )
 
@@ -100,6 +101,12 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_last_errno.restype = c_int
     lib.usock_version.argtypes = []
     lib.usock_version.restype = c_char_p
+    lib.usock_path_max.argtypes = []
+    lib.usock_path_max.restype = c_size_t
 
 
 lib = load()
+
+#: ``sizeof(sockaddr_un.sun_path)`` of the platform, NUL included (``USOCK_PATH_MAX``): 108 on
+#: Linux, 104 on macOS and the BSDs, as the library reports it.
+PATH_MAX: int = lib.usock_path_max()
