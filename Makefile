@@ -38,7 +38,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build build-debug lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 # The suites share target/ and the figures file: run targets one at a time (cargo and the
 # compilers parallelise inside).
@@ -56,6 +56,12 @@ build: lib $(OUT)/usock-server $(OUT)/usock-client
 lib:
 	@$(CARGO) build --release --quiet --target-dir $(TARGET_DIR)
 	@ln -sf libusock.$(SOEXT) $(REL)/$(SONAME)
+
+# The release library with its debug information (the default release build is stripped).
+build-debug:
+	$(CARGO) build --profile release-debug --target-dir $(TARGET_DIR)
+	@ln -sf libusock.$(SOEXT) $(TARGET_DIR)/release-debug/$(SONAME)
+	@echo "usock: $(TARGET_DIR)/release-debug/libusock.$(SOEXT), with debug information"
 
 $(OUT):
 	@mkdir -p $(OUT)
@@ -145,13 +151,13 @@ test-python: lib venv
 # The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
 # rustc's -Zsanitizer=address; GCC's runtime preloaded into the interpreter). Python's own
 # allocations are not leak-checked.
-ASAN_LIB := target/asan/x86_64-unknown-linux-gnu/release/libusock.so
+ASAN_LIB := target/asan/x86_64-unknown-linux-gnu/release-debug/libusock.so
 test-python-asan: venv
 	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
 	  echo "== Python under AddressSanitizer: skipped, no nightly Rust (rustup toolchain install nightly)"; \
 	else \
 	  echo "== Python: pytest suite against libusock built with AddressSanitizer"; \
-	  RUSTFLAGS="-Zsanitizer=address" $(CARGO) +nightly build --quiet --release --lib \
+	  RUSTFLAGS="-Zsanitizer=address" $(CARGO) +nightly build --quiet --profile release-debug --lib \
 	    --target x86_64-unknown-linux-gnu --target-dir target/asan && \
 	  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    USOCK_LIBRARY=$(abspath $(ASAN_LIB)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests && \
@@ -199,6 +205,11 @@ bench: deps-c lib prolog venv | $(OUT)
 security-report: test fuzz
 	python3 tools/security-report.py $(FIGURES) target/fuzz-figures.tsv SECURITY.md
 
+# usock.pc names its directories relative to ${prefix} when they lie under it, so a packager
+# can move the tree (pkg-config --define-prefix).
+PC_LIBDIR     = $(if $(filter $(PREFIX)/%,$(LIBDIR)),$${prefix}$(patsubst $(PREFIX)%,%,$(LIBDIR)),$(LIBDIR))
+PC_INCLUDEDIR = $(if $(filter $(PREFIX)/%,$(INCLUDEDIR)),$${prefix}$(patsubst $(PREFIX)%,%,$(INCLUDEDIR)),$(INCLUDEDIR))
+
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
 	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/$(VERSIONED)
@@ -206,8 +217,20 @@ install: lib
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libusock.$(SOEXT)
 	install -m 0644 $(REL)/libusock.a $(DESTDIR)$(LIBDIR)/libusock.a
 	install -m 0644 include/usock.h $(DESTDIR)$(INCLUDEDIR)/usock.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' bindings/c/usock.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/usock.pc
+	-@strip -S $(DESTDIR)$(LIBDIR)/libusock.a 2>/dev/null
+	@# Into a system directory the loader caches (not a staging DESTDIR): refresh the cache, or
+	@# say how. Programs otherwise fail with "libusock.so.0: cannot open shared object file".
+	@case "$(DESTDIR):$(LIBDIR)" in \
+	  :/lib*|:/usr/lib*|:/usr/local/lib*) \
+	    if [ "$$(uname -s)" != Linux ]; then :; \
+	    elif [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then \
+	      ldconfig && echo "usock: ran ldconfig, so programs find $(SONAME) in $(LIBDIR)"; \
+	    else \
+	      echo "usock: programs will not find $(SONAME) in $(LIBDIR) until the loader's cache is refreshed: run sudo ldconfig"; \
+	    fi ;; \
+	esac
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libusock.so* $(DESTDIR)$(LIBDIR)/libusock*.dylib $(DESTDIR)$(LIBDIR)/libusock.a \

@@ -62,6 +62,22 @@ impl ErrorKind {
         }
     }
 
+    /// The C name of the status code, e.g. `c"USOCK_ERR_TOO_LONG"`, for `usock_status_name`.
+    pub(crate) fn name_c(self) -> &'static CStr {
+        match self {
+            ErrorKind::Invalid => c"USOCK_ERR_INVALID",
+            ErrorKind::TooLong => c"USOCK_ERR_TOO_LONG",
+            ErrorKind::Unsafe => c"USOCK_ERR_UNSAFE",
+            ErrorKind::NoDir => c"USOCK_ERR_NO_DIR",
+            ErrorKind::InUse => c"USOCK_ERR_IN_USE",
+            ErrorKind::Exhausted => c"USOCK_ERR_EXHAUSTED",
+            ErrorKind::Changed => c"USOCK_ERR_CHANGED",
+            ErrorKind::System => c"USOCK_ERR_SYSTEM",
+            ErrorKind::Buffer => c"USOCK_ERR_BUFFER",
+            ErrorKind::Panic => c"USOCK_ERR_PANIC",
+        }
+    }
+
     /// The kind with status code `code`, if usock defines one.
     pub fn from_code(code: i32) -> Option<ErrorKind> {
         const ALL: [ErrorKind; 10] = [

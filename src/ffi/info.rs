@@ -27,6 +27,20 @@ pub extern "C" fn usock_strerror(status: c_int) -> *const c_char {
     }
 }
 
+/// The name of a status code as the header spells it: "USOCK_OK", "USOCK_ERR_INVALID", ...;
+/// NULL for a code usock does not define. The codes are 0 and then -1, -2, ... without gaps, so
+/// a binding can learn them all from the library by counting down until NULL. A static string.
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn usock_status_name(status: c_int) -> *const c_char {
+    ffi_boundary! { on_panic = std::ptr::null();
+        match status {
+            0 => c"USOCK_OK".as_ptr(),
+            code => ErrorKind::from_code(code).map_or(std::ptr::null(), |k| k.name_c().as_ptr()),
+        }
+    }
+}
+
 /// The calling thread's last failure, in words: what was checked, on which path, what was
 /// found (e.g. "directory /tmp/x has mode 0777: writable by group or others without the sticky
 /// bit"). "" if this thread has had no failure.

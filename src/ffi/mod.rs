@@ -80,6 +80,27 @@ mod tests {
     }
 
     #[test]
+    fn status_names_are_the_header_names_without_gaps() {
+        use std::ffi::CStr;
+        let header = include_str!("../../include/usock.h");
+        let mut code = 0;
+        loop {
+            let name = usock_status_name(code);
+            if name.is_null() {
+                break;
+            }
+            // SAFETY: a non-NULL result is a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(name) }.to_str().unwrap();
+            assert!(
+                header.contains(&format!("#define {name} {code}\n")),
+                "{name} = {code} is not in the header"
+            );
+            code -= 1;
+        }
+        assert_eq!(code, USOCK_ERR_PANIC - 1);
+    }
+
+    #[test]
     fn path_max_is_sun_path() {
         assert_eq!(USOCK_PATH_MAX, crate::sys::SUN_PATH_LEN);
     }

@@ -26,6 +26,10 @@ make --no-print-directory -s install PREFIX="$prefix" >/dev/null
 check "install puts the versioned library, links, header and usock.pc in place" \
   test -f "$prefix/lib/libusock.so.$version" -a -L "$prefix/lib/libusock.so.0" -a -L "$prefix/lib/libusock.so" \
        -a -f "$prefix/include/usock.h" -a -f "$prefix/lib/pkgconfig/usock.pc"
+check "the installed libraries carry no debug information" \
+  sh -c "! readelf -S '$prefix/lib/libusock.so.$version' '$prefix/lib/libusock.a' | grep -q debug_info"
+check "usock.pc names its directories relative to \${prefix}" \
+  grep -qx 'libdir=${prefix}/lib' "$prefix/lib/pkgconfig/usock.pc"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 check "pkg-config knows usock $version" test "$(pkg-config --modversion usock)" = "$version"
 # shellcheck disable=SC2046

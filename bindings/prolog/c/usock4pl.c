@@ -99,11 +99,23 @@ static PL_blob_t usock_blob = {
     .write = write_usock,
 };
 
+/* The Prolog name of a status: the header's name without USOCK_ERR_, in lower case
+ * ("too_long"), as the library spells it (usock_status_name). */
+static void status_atom_name(int status, char *out, size_t size) {
+    const char *name = usock_status_name(status);
+    const char *prefix = "USOCK_ERR_";
+    if (!name) name = "unknown";
+    else if (strncmp(name, prefix, strlen(prefix)) == 0) name += strlen(prefix);
+    size_t i = 0;
+    for (; name[i] && i + 1 < size; i++)
+        out[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] - 'A' + 'a' : name[i]);
+    out[i] = '\0';
+}
+
 /* error(usock_error(Code, Message), context(Pred/Arity, _)) for a failed usock call. */
 static int raise_usock(int status, const char *pred, int arity) {
-    static const char *codes[] = {"ok",      "invalid", "too_long", "unsafe", "no_dir", "in_use",
-                                  "exhausted", "changed", "system", "buffer", "panic"};
-    const char *code = (status <= 0 && status >= -10) ? codes[-status] : "unknown";
+    char code[32];
+    status_atom_name(status, code, sizeof code);
     term_t ex = PL_new_term_ref();
     if (!ex ||
         !PL_unify_term(ex, PL_FUNCTOR_CHARS, "error", 2,

@@ -13,19 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-# Status codes: the values of include/usock.h (a test checks that they match).
-OK = 0
-ERR_INVALID = -1
-ERR_TOO_LONG = -2
-ERR_UNSAFE = -3
-ERR_NO_DIR = -4
-ERR_IN_USE = -5
-ERR_EXHAUSTED = -6
-ERR_CHANGED = -7
-ERR_SYSTEM = -8
-ERR_BUFFER = -9
-ERR_PANIC = -10
-
 _HERE = Path(__file__).resolve().parent
 if sys.platform == "darwin":
     _SONAME, _LINKNAME = "libusock.0.dylib", "libusock.dylib"
@@ -103,9 +90,36 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_version.restype = c_char_p
     lib.usock_path_max.argtypes = []
     lib.usock_path_max.restype = c_size_t
+    lib.usock_status_name.argtypes = [c_int]
+    lib.usock_status_name.restype = c_char_p
 
 
 lib = load()
+
+def _status_codes() -> "dict[str, int]":
+    """The status codes by their header names, from the library itself (0, -1, -2, ... until
+    ``usock_status_name`` has no name): no copy of the header to keep in step."""
+    codes = {}
+    while True:
+        name = lib.usock_status_name(-len(codes))
+        if name is None:
+            return codes
+        codes[name.decode()] = -len(codes)
+
+
+#: ``{"USOCK_OK": 0, "USOCK_ERR_INVALID": -1, ...}``
+STATUS = _status_codes()
+OK = STATUS["USOCK_OK"]
+ERR_INVALID = STATUS["USOCK_ERR_INVALID"]
+ERR_TOO_LONG = STATUS["USOCK_ERR_TOO_LONG"]
+ERR_UNSAFE = STATUS["USOCK_ERR_UNSAFE"]
+ERR_NO_DIR = STATUS["USOCK_ERR_NO_DIR"]
+ERR_IN_USE = STATUS["USOCK_ERR_IN_USE"]
+ERR_EXHAUSTED = STATUS["USOCK_ERR_EXHAUSTED"]
+ERR_CHANGED = STATUS["USOCK_ERR_CHANGED"]
+ERR_SYSTEM = STATUS["USOCK_ERR_SYSTEM"]
+ERR_BUFFER = STATUS["USOCK_ERR_BUFFER"]
+ERR_PANIC = STATUS["USOCK_ERR_PANIC"]
 
 #: ``sizeof(sockaddr_un.sun_path)`` of the platform, NUL included (``USOCK_PATH_MAX``): 108 on
 #: Linux, 104 on macOS and the BSDs, as the library reports it.
