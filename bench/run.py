@@ -82,6 +82,32 @@ def syscalls(parent, mode, program=C_CYCLES):
     return {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5}
 
 
+COLD_USOCK = "import usock; usock.listen().close()"
+COLD_MKDTEMP = ("import os, shutil, socket, tempfile\n"
+                "d = tempfile.mkdtemp(); s = socket.socket(socket.AF_UNIX)\n"
+                "s.bind(os.path.join(d, 'sock')); s.listen(); s.close(); shutil.rmtree(d)")
+
+
+def cold_start(pairs=30):
+    """Whole Python processes, interleaved pairs: import usock and make one listener, against
+    the same with tempfile.mkdtemp + socket + shutil.rmtree. Returns (usock ms, recipe ms,
+    median of per-pair ratios)."""
+    import time
+
+    def once(code):
+        start = time.perf_counter()
+        subprocess.run([PYTHON, "-c", code], check=True, cwd="/")
+        return (time.perf_counter() - start) * 1000
+
+    once(COLD_USOCK), once(COLD_MKDTEMP)  # warm the page cache and the .pyc files
+    usock_ms, recipe_ms = [], []
+    for _ in range(pairs):
+        usock_ms.append(once(COLD_USOCK))
+        recipe_ms.append(once(COLD_MKDTEMP))
+    ratio = statistics.median(u / r for u, r in zip(usock_ms, recipe_ms))
+    return statistics.median(usock_ms), statistics.median(recipe_ms), ratio
+
+
 def stats(values):
     return statistics.median(values), min(values), max(values)
 
@@ -107,6 +133,9 @@ def main():
     sys_portable = syscalls(parents[0][0], "usock", C_CYCLES_PORTABLE)
     calib = dict(line.split("\t") for line in run([C_CALIBRATE, parents[0][0]]).splitlines())
 
+    print("bench: Python cold start", flush=True)
+    cold = cold_start()
+
     print("bench: scale", flush=True)
     p0 = parents[0][0]
     threads = {t: float(run([RUST, "threads", str(t), p0, "1500"])) for t in (1, 2, 8)}
@@ -128,11 +157,11 @@ def main():
             crowded[key].append(float(run([C_CYCLES, key, crowded_dir, "2000"])))
     shutil.rmtree(crowded_dir)
 
-    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded)
+    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold)
     print(f"bench: wrote {out_path}")
 
 
-def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded):
+def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -200,6 +229,10 @@ def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib,
         lines.append(f"| (for scale: the bare C limit vs. shelling out, {title}) | {r:.0f}× faster | | |")
         r = ratio("pl_shell", "usock_c", parent)
         lines.append(f"| (for scale: usock from C vs. shelling out, {title}) | {r:.0f}× faster | | |")
+    cold_usock, cold_recipe, cold_ratio = cold
+    lines.append(target("Python cold start: a process that imports usock and makes one listener, vs. "
+                        "one using `tempfile.mkdtemp` + `socket` + `shutil.rmtree` (median of 30 interleaved pairs)",
+                        f"{cold_ratio:.2f}× ({cold_usock:.0f} vs. {cold_recipe:.0f} ms)", cold_ratio <= 1.2, "≤ 1.2×"))
     lines.append("")
 
     lines += ["## System calls per cycle (strace -c, on " + p0 + ")", "",

@@ -283,10 +283,21 @@ const char *usock_status_name(int status);
 const char *usock_last_error(void);
 
 /**
+ * The path this thread's last failure concerns: the parent that was asked for, the private
+ * directory, or the socket (the message may name a component inside it, such as the ancestor
+ * at fault); "" when the failure concerns no single path (a bad argument, no automatic
+ * candidate fits) or there was no failure. For bindings that report it apart from the message
+ * (Python's `OSError.filename`).
+ *
+ * Never NULL; valid like `usock_last_error()`'s string, until the next failure on this thread.
+ */
+const char *usock_last_error_path(void);
+
+/**
  * The errno of the system call behind this thread's last failure: always set after
- * `USOCK_ERR_SYSTEM`, and also after `USOCK_ERR_IN_USE` (EADDRINUSE) and other failures that
- * a system call reported; 0 when the last failure had none or there was no failure. Each
- * thread has its own.
+ * `USOCK_ERR_SYSTEM`, `ENAMETOOLONG` after `USOCK_ERR_TOO_LONG`, `EADDRINUSE` after
+ * `USOCK_ERR_IN_USE`, and set after other failures that a system call reported; 0 when the
+ * last failure had none or there was no failure. Each thread has its own.
  */
 int usock_last_errno(void);
 

@@ -68,10 +68,12 @@ impl PrivateDir {
         backlog: Option<u32>,
     ) -> Result<OwnedFd> {
         let name = name::socket_name(name)?;
-        self.check_socket_path_len(&name)?;
+        let at_path = |e: Error| e.or_path(self.entry_path(&name));
+        self.check_socket_path_len(&name).map_err(at_path)?;
         let fd = sys::unix_socket(ty.raw())
             .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
-        self.bind_steps(&name, fd.as_fd(), ty, backlog)?;
+        self.bind_steps(&name, fd.as_fd(), ty, backlog)
+            .map_err(at_path)?;
         Ok(fd)
     }
 
@@ -89,7 +91,8 @@ impl PrivateDir {
         backlog: Option<u32>,
     ) -> Result<()> {
         let name = name::socket_name(name)?;
-        self.check_socket_path_len(&name)?;
+        let at_path = |e: Error| e.or_path(self.entry_path(&name));
+        self.check_socket_path_len(&name).map_err(at_path)?;
         let ty = match sys::unix_socket_type(fd) {
             Ok(Some(raw)) => SocketType::try_from(raw)?,
             Ok(None) => {
@@ -106,7 +109,7 @@ impl PrivateDir {
                 )));
             }
         };
-        self.bind_steps(&name, fd, ty, backlog)
+        self.bind_steps(&name, fd, ty, backlog).map_err(at_path)
     }
 
     /// The steps of binding, in order: bind at the name, make the file's mode 0600, listen,
@@ -229,6 +232,12 @@ impl PrivateDir {
     /// when nothing is there. Adopting the same socket twice is harmless.
     pub fn adopt(&self, name: Option<&OsStr>) -> Result<()> {
         let name = name::socket_name(name)?;
+        self.adopt_name(&name)
+            .map_err(|e| e.or_path(self.entry_path(&name)))
+    }
+
+    fn adopt_name(&self, name: &CString) -> Result<()> {
+        let name = name.clone();
         self.check_socket_path_len(&name)?;
         let path = || show(&self.entry_path(&name));
         let st = sys::lstat_at(At::Fd(self.dir.fd()), &name)

@@ -30,7 +30,7 @@ impl PrivateDir {
     ///
     /// A failed system call is [`ErrorKind::System`] with the errno of the first one that failed.
     pub fn cleanup(mut self) -> Result<()> {
-        self.cleanup_now()
+        self.cleanup_now().map_err(|e| e.or_path(self.path()))
     }
 
     pub(crate) fn cleanup_now(&mut self) -> Result<()> {

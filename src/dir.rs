@@ -67,6 +67,8 @@ pub struct PrivateDir {
 }
 
 /// The message for a socket path that would not fit.
+/// The message for a socket path that would not fit; its errno is `ENAMETOOLONG`, as the
+/// kernel's would be.
 pub(crate) fn too_long(what: impl std::fmt::Display, len: usize) -> Error {
     Error::new(
         ErrorKind::TooLong,
@@ -75,6 +77,7 @@ pub(crate) fn too_long(what: impl std::fmt::Display, len: usize) -> Error {
             sys::SUN_PATH_LEN
         ),
     )
+    .with_errno(&std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))
 }
 
 /// Checks that a directory in `parent` has room for the default socket name.
@@ -160,9 +163,9 @@ impl PrivateDir {
             return Err(Error::invalid("the parent directory is an empty path"));
         }
         let euid = sys::geteuid();
-        let parent = parent::open_checked(parent, euid)?;
-        check_parent_len(&parent.path)?;
-        PrivateDir::create_in(parent, euid)
+        let checked = parent::open_checked(parent, euid).map_err(|e| e.or_path(parent))?;
+        check_parent_len(&checked.path).map_err(|e| e.or_path(parent))?;
+        PrivateDir::create_in(checked, euid).map_err(|e| e.or_path(parent))
     }
 
     /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
@@ -191,14 +194,16 @@ impl PrivateDir {
                                 show(&parent.path)
                             ),
                         )
-                        .with_errno(&e));
+                        .with_errno(&e)
+                        .or_path(&parent.path));
                     }
                 }
                 Err(e) => {
                     return Err(Error::system(
                         format_args!("cannot create a directory in {}", show(&parent.path)),
                         &e,
-                    ));
+                    )
+                    .or_path(&parent.path));
                 }
             }
         };
@@ -224,7 +229,7 @@ impl PrivateDir {
                 // Nothing is left behind: rmdir removes only an empty directory, and the name
                 // is ours (random, just made, in a parent where others cannot rename entries).
                 let _ = sys::unlink_at(at, &name, true);
-                Err(e)
+                Err(e.or_path(&path))
             }
         }
     }
@@ -261,6 +266,7 @@ impl PrivateDir {
     pub fn socket_path(&self, name: Option<&OsStr>) -> Result<PathBuf> {
         let name = name::socket_name(name)?;
         self.socket_path_of(&name)
+            .map_err(|e| e.or_path(self.path().join(OsStr::from_bytes(name.as_bytes()))))
     }
 
     pub(crate) fn socket_path_of(&self, name: &CString) -> Result<PathBuf> {

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What went wrong, in the categories a caller handles differently.
 ///
@@ -102,6 +102,7 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     errno: Option<i32>,
+    path: Option<PathBuf>,
 }
 
 /// `Result` with usock's [`Error`].
@@ -116,6 +117,7 @@ impl Error {
             kind,
             message: message.into(),
             errno: None,
+            path: None,
         }
     }
 
@@ -133,7 +135,17 @@ impl Error {
             kind: ErrorKind::System,
             message: message.into(),
             errno: Some(errno),
+            path: None,
         }
+    }
+
+    /// The same error naming `path` as the path concerned, unless it names one already (the
+    /// innermost call knows best which path failed).
+    pub(crate) fn or_path(mut self, path: impl AsRef<Path>) -> Error {
+        if self.path.is_none() {
+            self.path = Some(path.as_ref().to_path_buf());
+        }
+        self
     }
 
     /// The same error with `context: ` before its message.
@@ -161,9 +173,16 @@ impl Error {
         &self.message
     }
 
-    /// The errno behind the failure, when a system call caused it.
+    /// The errno behind the failure, when a system call caused it (`ENAMETOOLONG` for
+    /// [`ErrorKind::TooLong`]).
     pub fn raw_os_error(&self) -> Option<i32> {
         self.errno
+    }
+
+    /// The path the failure concerns: the parent that was asked for, the directory, or the
+    /// socket, as given or made (the message may name a component inside it).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 }
 

@@ -312,10 +312,13 @@ fn child_setuid_launcher() {
     let scratch = Scratch::new("setuid");
     let bin = scratch.subdir("bin", 0o755, 0);
     let root_only = scratch.subdir("root-only", 0o755, 0);
+    // Read before the mount: once this process has a mount namespace of its own, the path of
+    // the test binary may no longer lead to it (in a chroot, say).
+    let binary = fs::read(std::env::current_exe().unwrap()).unwrap();
     // A file system that honours setuid bits (the scratch directory's may be mounted nosuid).
     mount_tmpfs(&bin, "mode=0755", false);
     let helper = bin.join("setuid-helper");
-    fs::copy(std::env::current_exe().unwrap(), &helper).unwrap();
+    fs::write(&helper, binary).unwrap();
     fs::set_permissions(&helper, fs::Permissions::from_mode(0o4755)).unwrap();
     let out = Command::new(&helper)
         .args([
@@ -400,9 +403,8 @@ fn a_symlink_in_a_directory_others_can_write_is_never_followed() {
     dir.cleanup().unwrap();
 
     // The user's own symlink in a sticky directory is refused as well.
-    run_child("child_own_symlink_in_sticky_dir", |cmd| {
+    run_child_as(OTHER_UID, "child_own_symlink_in_sticky_dir", |cmd| {
         cmd.env("USOCK_TEST_DIR", scratch.path());
-        cmd.uid(OTHER_UID).gid(OTHER_UID);
     });
     figure(
         "attack",
@@ -584,9 +586,8 @@ fn child_no_proc() {
 fn an_ordinary_user_under_umask_0777_gets_0700_and_0600() {
     let scratch = Scratch::new("umaskuser");
     let parent = scratch.subdir("parent", 0o755, NOBODY);
-    run_child("child_umask_0777_user", |cmd| {
+    run_child_as(NOBODY, "child_umask_0777_user", |cmd| {
         cmd.env("USOCK_TEST_DIR", &parent);
-        cmd.uid(NOBODY).gid(NOBODY);
         with_umask(cmd, 0o777);
     });
     assert!(scratch.entries("parent").is_empty());
@@ -619,9 +620,8 @@ fn execute_only_ancestors_are_checked_without_being_opened() {
     chown(&parent, NOBODY);
     // and one reached through a symlink inside the execute-only directory
     symlink("parent", locked.join("link")).unwrap();
-    run_child("child_execute_only", |cmd| {
+    run_child_as(NOBODY, "child_execute_only", |cmd| {
         cmd.env("USOCK_TEST_DIR", &locked);
-        cmd.uid(NOBODY).gid(NOBODY);
     });
     assert!(fs::read_dir(&parent).unwrap().next().is_none());
     figure(

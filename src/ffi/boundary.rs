@@ -64,7 +64,12 @@ const MESSAGE_CAP: usize = 2048;
 struct LastError {
     message: [u8; MESSAGE_CAP],
     errno: c_int,
+    /// The path the failure concerns, NUL-terminated ("" for none).
+    path: [u8; PATH_CAP],
 }
+
+/// Room for one path, NUL included: `PATH_MAX` on Linux; a longer one is recorded as "".
+const PATH_CAP: usize = 4096;
 
 // No destructor may be registered for it (see LastError).
 const _: () = assert!(!std::mem::needs_drop::<RefCell<LastError>>());
@@ -73,7 +78,7 @@ thread_local! {
     // (It is const; clippy asks again where thread-locals are emulated, as on OpenBSD.)
     #[allow(clippy::missing_const_for_thread_local)]
     static LAST_ERROR: RefCell<LastError> =
-        const { RefCell::new(LastError { message: [0; MESSAGE_CAP], errno: 0 }) };
+        const { RefCell::new(LastError { message: [0; MESSAGE_CAP], errno: 0, path: [0; PATH_CAP] }) };
 }
 
 /// Remembers `err` as this thread's last failure and returns its status code.
@@ -82,6 +87,13 @@ pub fn fail(err: &Error) -> c_int {
         let mut last = last.borrow_mut();
         write_message(&mut last.message, err.message());
         last.errno = err.raw_os_error().unwrap_or(0);
+        let path = err
+            .path()
+            .map_or(&b""[..], |p| p.as_os_str().as_encoded_bytes());
+        let fits = path.len() < PATH_CAP && !path.contains(&0);
+        let path = if fits { path } else { b"" };
+        last.path[..path.len()].copy_from_slice(path);
+        last.path[path.len()] = 0;
     });
     err.kind().code()
 }
@@ -132,6 +144,11 @@ pub fn record_panic(payload: Box<dyn Any + Send>) {
 /// Pointer to this thread's last failure message; valid until the thread's next failure.
 pub fn last_message() -> *const c_char {
     LAST_ERROR.with(|last| last.borrow().message.as_ptr().cast())
+}
+
+/// Pointer to this thread's last failure's path ("" for none); valid like [`last_message`].
+pub fn last_path() -> *const c_char {
+    LAST_ERROR.with(|last| last.borrow().path.as_ptr().cast())
 }
 
 pub fn last_errno() -> c_int {

@@ -29,7 +29,26 @@ pub fn in_child() -> bool {
 /// adjusted the command (environment, umask through `pre_exec`...). Panics with the child's
 /// output if it fails.
 pub fn run_child(name: &str, setup: impl FnOnce(&mut Command)) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    run_child_exe(&std::env::current_exe().unwrap(), name, setup)
+}
+
+/// [`run_child`] as another user (groups cleared, gid = uid). The test binary is copied to a
+/// scratch directory first: where the checkout lives (under `/root`, say) another user may not
+/// be able to reach it.
+pub fn run_child_as(uid: u32, name: &str, setup: impl FnOnce(&mut Command)) -> String {
+    use std::os::unix::process::CommandExt;
+    let place = Scratch::new("exe");
+    let exe = place.path().join("test-binary");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    run_child_exe(&exe, name, |cmd| {
+        cmd.uid(uid).gid(uid);
+        setup(cmd);
+    })
+}
+
+fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = Command::new(exe);
     cmd.args([
         name,
         "--exact",

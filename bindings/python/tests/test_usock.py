@@ -204,10 +204,60 @@ def test_name_in_use_error(scratch):
 def test_system_error_keeps_errno(scratch):
     with pytest.raises(usock.Error) as info:
         usock.private_dir(scratch / "missing")
-    assert type(info.value) is usock.Error
     assert info.value.errno == __import__("errno").ENOENT
     assert info.value.status == _lib.ERR_SYSTEM
     assert str(scratch / "missing") in str(info.value)
+
+
+def test_errors_follow_oserror_conventions(scratch):
+    import errno
+    import pickle
+
+    asked = scratch / "missing" / "deeper"
+    with pytest.raises(FileNotFoundError) as info:       # also a usock.Error
+        usock.private_dir(asked)
+    e = info.value
+    assert isinstance(e, usock.Error) and type(e).__name__ == "Error"
+    assert (e.errno, e.strerror, e.filename) == (errno.ENOENT, os.strerror(errno.ENOENT), str(asked))
+    assert str(e) == f"cannot use {asked} as a parent: {scratch / 'missing'} does not exist"
+    again = pickle.loads(pickle.dumps(e))
+    assert isinstance(again, FileNotFoundError) and str(again) == str(e)
+
+    world = scratch / "world"
+    world.mkdir()
+    world.chmod(0o777)
+    with pytest.raises(usock.UnsafeDirectoryError) as info:
+        usock.private_dir(world)
+    assert not isinstance(info.value, PermissionError)    # unsafe is not a permission error
+    assert info.value.errno is None and info.value.filename == str(world)
+    assert info.value.strerror == "directory failed a safety check"
+
+    with usock.private_dir(scratch) as d:
+        with pytest.raises(usock.PathTooLongError) as info:
+            d.socket_path("n" * 120)
+        assert info.value.errno == errno.ENAMETOOLONG
+        assert info.value.filename == os.path.join(d.path, "n" * 120)
+        d.bind("taken").close()
+        with pytest.raises(usock.NameInUseError) as info:
+            d.bind("taken")
+        assert info.value.errno == errno.EADDRINUSE
+        assert info.value.filename == os.path.join(d.path, "taken")
+
+
+def test_a_refused_permission_is_a_permission_error(scratch):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    out = run_python(
+        f"""
+        import os, usock
+        os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})
+        try:
+            usock.private_dir({str(scratch)!r})   # root's 0755 directory
+        except PermissionError as e:
+            print(type(e).__name__, isinstance(e, usock.Error), e.errno, e.filename == {str(scratch)!r})
+        """
+    )
+    assert out.split() == ["Error", "True", str(__import__("errno").EACCES), "True"]
 
 
 def test_changed_error_leaves_foreign_files(scratch):

@@ -24,9 +24,14 @@ import sys
 import threading
 import atexit
 import weakref
-from typing import Optional, Union
 
 from . import _lib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing at run time costs more than usock itself
+    from typing import Optional, Union
+
+    StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 __all__ = [
     "listen",
@@ -55,8 +60,6 @@ def _decode(raw: bytes) -> str:
     """``os.fsdecode`` for bytes, without its type dispatch."""
     return raw.decode(_FS_ENCODING, _FS_ERRORS)
 
-StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-
 
 def version() -> str:
     """The loaded libusock's version, "MAJOR.MINOR.PATCH"."""
@@ -67,22 +70,35 @@ def version() -> str:
 
 
 class Error(OSError):
-    """A failure reported by libusock.
+    """A failure reported by libusock, following OSError's conventions.
 
-    ``status`` is the library's status code (``USOCK_ERR_*``), ``errno`` the operating
-    system's error number when a system call failed (else ``None``), and ``strerror`` the
-    library's message, which names the path and the reason.
+    ``errno`` is the operating system's error number when a system call failed (``None``
+    otherwise), and the error is then also an instance of the matching built-in class: a missing
+    parent is a ``FileNotFoundError``, a permission the kernel refused a ``PermissionError``,
+    and so on. ``strerror`` is the short reason, ``filename`` the path concerned (the parent
+    asked for, the directory or the socket), ``status`` the library's status code
+    (``USOCK_ERR_*``), and ``str()`` the library's full message, which names the path and what
+    was found there.
     """
 
     status: int = 0
 
-    def __init__(self, status: int, errno: Optional[int], message: str):
+    def __init__(self, status: int, errno: Optional[int], message: str,
+                 filename: Optional[str] = None):
         if errno:
-            super().__init__(errno, message)
+            super().__init__(errno, os.strerror(errno), filename)
         else:
             super().__init__(message)
-            self.strerror = message
+            self.strerror = _lib.lib.usock_strerror(status).decode()
+            self.filename = filename
         self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):  # pickling: rebuild through _error's class choice
+        return (_rebuild, (self.status, self.errno, self.message, self.filename))
 
 
 class InvalidArgumentError(Error):
@@ -127,12 +143,35 @@ _ERRORS = {
 }
 
 
+# usock's class for a status, combined with the built-in OSError subclass of its errno.
+_CLASSES: "dict[tuple[type, int], type]" = {}
+
+
+def _error_class(status: int, errno: Optional[int]) -> type:
+    base = _ERRORS.get(status, Error)
+    if not errno:
+        return base
+    key = (base, errno)
+    cls = _CLASSES.get(key)
+    if cls is None:
+        builtin = type(OSError(errno, ""))   # FileNotFoundError for ENOENT, ...
+        cls = base if builtin is OSError else type(base.__name__, (base, builtin), {
+            "__module__": __name__, "__doc__": base.__doc__, "__qualname__": base.__qualname__})
+        _CLASSES[key] = cls
+    return cls
+
+
+def _rebuild(status: int, errno: Optional[int], message: str, filename: Optional[str]) -> Error:
+    return _error_class(status, errno)(status, errno, message, filename)
+
+
 def _error(status: int) -> Error:
     """The exception for a failed call, read from this thread's last error."""
     lib = _lib.lib
     message = os.fsdecode(lib.usock_last_error()) or lib.usock_strerror(status).decode()
     errno = lib.usock_last_errno() or None
-    return _ERRORS.get(status, Error)(status, errno, message)
+    path = lib.usock_last_error_path()
+    return _rebuild(status, errno, message, os.fsdecode(path) if path else None)
 
 
 # Arguments --------------------------------------------------------------------------------

@@ -8,38 +8,40 @@ repository this package sits in (``target/release``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
-from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+# (No pathlib, typing or ctypes.util at import: together they cost more than the rest of
+# `import usock`. ctypes.util is imported only when the earlier places have no library.)
+_HERE = os.path.dirname(os.path.realpath(__file__))
 if sys.platform == "darwin":
     _SONAME, _LINKNAME = "libusock.0.dylib", "libusock.dylib"
 else:
     _SONAME, _LINKNAME = "libusock.so.0", "libusock.so"
 
 
-def _candidates() -> list[tuple[str, str]]:
-    """(where, path) pairs to try, in order."""
-    found = []
+def _candidates():
+    """(where, path) pairs to try, in order; each found only when the ones before failed."""
     env = os.environ.get("USOCK_LIBRARY")
     if env:
-        found.append(("$USOCK_LIBRARY", env))
+        yield "$USOCK_LIBRARY", env
     for name in (_SONAME, _LINKNAME):
-        shipped = _HERE / name
-        if shipped.exists():
-            found.append(("the copy inside the package", str(shipped)))
+        shipped = os.path.join(_HERE, name)
+        if os.path.exists(shipped):
+            yield "the copy inside the package", shipped
             break
+    import ctypes.util
+
     system = ctypes.util.find_library("usock")
     if system:
-        found.append(("the system's library", system))
-    for parent in _HERE.parents:
-        built = parent / "target" / "release" / _LINKNAME
-        if built.exists():
-            found.append(("the repository's build output", str(built)))
+        yield "the system's library", system
+    parent = _HERE
+    while os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+        built = os.path.join(parent, "target", "release", _LINKNAME)
+        if os.path.exists(built):
+            yield "the repository's build output", built
             break
-    return found
 
 
 def load() -> ctypes.CDLL:
@@ -84,6 +86,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_strerror.restype = c_char_p
     lib.usock_last_error.argtypes = []
     lib.usock_last_error.restype = c_char_p
+    lib.usock_last_error_path.argtypes = []
+    lib.usock_last_error_path.restype = c_char_p
     lib.usock_last_errno.argtypes = []
     lib.usock_last_errno.restype = c_int
     lib.usock_version.argtypes = []
