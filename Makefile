@@ -38,7 +38,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build build-debug lib prolog header demo test root-check test-rust test-c test-python test-python-asan test-prolog test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build build-debug lib prolog prolog-pack header demo test root-check test-rust test-c test-python test-python-asan test-prolog test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 # The suites share target/ and the figures file: run targets one at a time (cargo and the
 # compilers parallelise inside).
@@ -93,6 +93,18 @@ deps-prolog:
 # The SWI-Prolog pack's foreign part, bindings/prolog/lib/<arch>/usock4pl.so.
 prolog: deps-prolog lib
 	@$(MAKE) --no-print-directory -s -C bindings/prolog
+
+# The SWI-Prolog pack as an archive for pack_install/1: the pack's files with the crate it
+# builds libusock from (bindings/prolog/crate holds links to the repository's sources; the
+# archive holds the files), nothing built.
+PACK_TGZ := target/usock-$(VERSION).tgz
+prolog-pack:
+	@rm -rf target/pack-stage && mkdir -p target/pack-stage/usock-$(VERSION)
+	cp -RL bindings/prolog/. target/pack-stage/usock-$(VERSION)/
+	cd target/pack-stage/usock-$(VERSION) && rm -rf lib crate-target c/usock.h test/__pycache__
+	tar -czf $(PACK_TGZ) -C target/pack-stage usock-$(VERSION)
+	@rm -rf target/pack-stage
+	@echo "usock: $(PACK_TGZ); install with: swipl -g \"pack_install('$(abspath $(PACK_TGZ))')\" -t halt"
 
 # The main job: a SWI-Prolog server gets its socket from usock at the automatic location, a
 # Python client and a C client (each in its own process) connect and exchange a message, and

@@ -112,21 +112,70 @@ static void status_atom_name(int status, char *out, size_t size) {
     out[i] = '\0';
 }
 
-/* error(usock_error(Code, Message), context(Pred/Arity, _)) for a failed usock call. */
-static int raise_usock(int status, const char *pred, int arity) {
+/* The formal part of the error for a failed call: an ISO error term where one fits,
+ * usock_error(Code) where none does. `action` is what the predicate was doing ("create",
+ * "bind", "delete"), `object` what the path names when it is missing ("directory", "file"). */
+static int unify_formal(term_t formal, int status, int err, const char *code, term_t path,
+                        const char *action, const char *object) {
+    switch (status) {
+    case USOCK_ERR_UNSAFE: /* not ours to use: someone else controls it */
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
+                             PL_CHARS, "use", PL_CHARS, "directory", PL_TERM, path);
+    case USOCK_ERR_TOO_LONG:
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "representation_error", 1,
+                             PL_CHARS, "unix_socket_path_length");
+    case USOCK_ERR_EXHAUSTED:
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "resource_error", 1,
+                             PL_CHARS, "random_directory_names");
+    case USOCK_ERR_NO_DIR:
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "existence_error", 2,
+                             PL_CHARS, "directory", PL_CHARS, "usock_parent");
+    case USOCK_ERR_IN_USE:
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
+                             PL_CHARS, "bind", PL_CHARS, "unix_socket", PL_TERM, path);
+    case USOCK_ERR_SYSTEM:
+        if (err == ENOENT)
+            return PL_unify_term(formal, PL_FUNCTOR_CHARS, "existence_error", 2,
+                                 PL_CHARS, object, PL_TERM, path);
+        if (err == EACCES || err == EPERM)
+            return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
+                                 PL_CHARS, action, PL_CHARS, object, PL_TERM, path);
+        break;
+    default:
+        break;
+    }
+    return PL_unify_term(formal, PL_FUNCTOR_CHARS, "usock_error", 1, PL_CHARS, code);
+}
+
+/* error(Formal, context(usock:Pred/Arity, usock(Code, Message, Errno))) for a failed usock call:
+ * usock's code (invalid, too_long, unsafe, ... as usock_status_name spells it), its message,
+ * which names the path and the reason, and the errno (0 for none) stay available to a handler;
+ * prolog:message//1 below prints them. */
+static int raise_usock(int status, const char *pred, int arity, const char *action,
+                       const char *object) {
     char code[32];
     status_atom_name(status, code, sizeof code);
-    term_t ex = PL_new_term_ref();
-    if (!ex ||
+    const char *message = usock_last_error();
+    int err = usock_last_errno();
+    const char *path_text = usock_last_error_path();
+    term_t ex = PL_new_term_ref(), formal = PL_new_term_ref(), path = PL_new_term_ref();
+    if (!ex || !formal || !path) return FALSE;
+    if (path_text[0]) {
+        if (!PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, path_text)) return FALSE;
+    } else if (!PL_unify_atom_chars(path, "")) {
+        return FALSE;
+    }
+    if (!unify_formal(formal, status, err, code, path, action, object) ||
         !PL_unify_term(ex, PL_FUNCTOR_CHARS, "error", 2,
-                       PL_FUNCTOR_CHARS, "usock_error", 2,
-                         PL_CHARS, code,
-                         PL_UTF8_STRING, usock_last_error(),
+                       PL_TERM, formal,
                        PL_FUNCTOR_CHARS, "context", 2,
                          PL_FUNCTOR_CHARS, ":", 2,
                            PL_CHARS, "usock",
                            PL_FUNCTOR_CHARS, "/", 2, PL_CHARS, pred, PL_INT, arity,
-                         PL_VARIABLE))
+                         PL_FUNCTOR_CHARS, "usock", 3,
+                           PL_CHARS, code,
+                           PL_UTF8_STRING, message,
+                           PL_INT, err))
         return FALSE;
     return PL_raise_exception(ex);
 }
@@ -160,7 +209,7 @@ static foreign_t pl_create_dir(term_t parent, term_t dir) {
         return FALSE;
     usock_dir *d = NULL;
     int rc = usock_create_dir(parent_path, 0, &d);
-    if (rc != USOCK_OK) return raise_usock(rc, "usock_create_dir", 2);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_create_dir", 2, "create", "directory");
     pl_usock *u = calloc(1, sizeof *u);
     if (!u) {
         usock_cleanup(d);
@@ -204,7 +253,7 @@ static foreign_t socket_path(term_t dir, term_t name, term_t path, int type) {
     if (rc == USOCK_OK) u->sockets = 1;
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
-    if (rc != USOCK_OK) return raise_usock(rc, "usock_socket_path", 3);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_socket_path", 3, "access", "file");
     return PL_unify_chars(path, type | REP_MB, (size_t)-1, buf);
 }
 
@@ -221,7 +270,7 @@ static foreign_t pl_cleanup(term_t dir) {
     pl_usock *u = NULL;
     if (!get_usock(dir, &u)) return FALSE;
     int rc = cleanup_once(u);
-    if (rc != USOCK_OK) return raise_usock(rc, "usock_cleanup", 1);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_cleanup", 1, "delete", "directory");
     return TRUE;
 }
 
@@ -236,20 +285,45 @@ static foreign_t pl_cleanup_all(void) {
     return TRUE;
 }
 
-/* '$usock_adopt'(+Dir, +Name): after tcp_bind/2 at usock_socket_path(Dir, Name), give the
- * socket file mode 0600 whatever the umask (before tcp_listen/2) and have cleanup remove it by
- * identity. */
-static foreign_t pl_adopt(term_t dir, term_t name) {
+/* '$usock_adopt'(+Dir, +Name, +Arity): after tcp_bind/2 at usock_socket_path(Dir, Name), give
+ * the socket file mode 0600 whatever the umask (before tcp_listen/2) and have cleanup remove it
+ * by identity. Arity 3: called by usock_bind/3; 2: by usock_adopt/2 (for errors' context). */
+static foreign_t pl_adopt(term_t dir, term_t name, term_t arity) {
     pl_usock *u = NULL;
     char *n;
+    int a;
     if (!get_usock(dir, &u)) return FALSE;
     if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
+    if (!PL_get_integer_ex(arity, &a)) return FALSE;
     pthread_mutex_lock(&u->lock);
     int rc = u->dir ? usock_adopt(u->dir, n) : 1;
+    if (rc == USOCK_OK) u->sockets = 1;
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
-    if (rc != USOCK_OK) return raise_usock(rc, "usock_bind", 3);
+    if (rc != USOCK_OK)
+        return raise_usock(rc, a == 3 ? "usock_bind" : "usock_adopt", a, "bind", "file");
     return TRUE;
+}
+
+/* '$usock_in_use'(+Path, -Error): the error usock_bind/3 raises when tcp_bind/2 finds the name
+ * taken, shaped as the library's own USOCK_ERR_IN_USE. */
+static foreign_t pl_in_use(term_t path, term_t error) {
+    char *p;
+    if (!PL_get_chars(path, &p, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION)) return FALSE;
+    char message[USOCK_PATH_MAX + 100];
+    snprintf(message, sizeof message,
+             "cannot bind %s: the name is taken, and what is there was left in place", p);
+    term_t pa = PL_new_term_ref();
+    return PL_unify_chars(pa, PL_ATOM | REP_MB, (size_t)-1, p) &&
+           PL_unify_term(error, PL_FUNCTOR_CHARS, "error", 2,
+                         PL_FUNCTOR_CHARS, "permission_error", 3,
+                           PL_CHARS, "bind", PL_CHARS, "unix_socket", PL_TERM, pa,
+                         PL_FUNCTOR_CHARS, "context", 2,
+                           PL_FUNCTOR_CHARS, ":", 2,
+                             PL_CHARS, "usock",
+                             PL_FUNCTOR_CHARS, "/", 2, PL_CHARS, "usock_bind", PL_INT, 3,
+                           PL_FUNCTOR_CHARS, "usock", 3,
+                             PL_CHARS, "in_use", PL_UTF8_STRING, message, PL_INT, EADDRINUSE);
 }
 
 /* '$usock_somaxconn'(-N) */
@@ -264,6 +338,7 @@ install_t install_usock4pl(void) {
     PL_register_foreign("$usock_socket_path_string", 3, pl_socket_path_string, 0);
     PL_register_foreign("$usock_cleanup", 1, pl_cleanup, 0);
     PL_register_foreign("$usock_cleanup_all", 0, pl_cleanup_all, 0);
-    PL_register_foreign("$usock_adopt", 2, pl_adopt, 0);
+    PL_register_foreign("$usock_adopt", 3, pl_adopt, 0);
+    PL_register_foreign("$usock_in_use", 2, pl_in_use, 0);
     PL_register_foreign("$usock_somaxconn", 1, pl_somaxconn, 0);
 }

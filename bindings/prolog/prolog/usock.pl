@@ -3,6 +3,7 @@
             usock_dir_path/2,           % +Dir, -Path
             usock_socket_path/3,        % +Dir, ?Name, -Path
             usock_bind/3,               % +Dir, -Socket, +Options
+            usock_adopt/2,              % +Dir, +Name
             usock_cleanup/1             % +Dir
           ]).
 :- use_module(library(socket)).
@@ -35,10 +36,25 @@ became of its sockets), so it is left alone until halt. Call usock_cleanup/1 whe
 After halt has begun, a directory made by a thread that is still running is removed at once
 and usock_create_dir/2 raises a permission_error.
 
-Errors of the library are `error(usock_error(Code, Message), context(usock:Pred/Arity, _))`,
-where Code is one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`,
-`changed`, `system`, `buffer` or `panic`, and Message names the path and the reason. Bad
-arguments raise type_error or domain_error before the library is called.
+Errors of the library are ISO error terms where one fits, with usock's own account in the
+context: `error(Formal, context(usock:Pred/Arity, usock(Code, Message, Errno)))`, where Code is
+one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`, `changed`, `system`,
+Message names the path and the reason, and Errno is the system's error number (0 for none).
+Formal is:
+
+  | usock's code               | Formal                                                  |
+  |----------------------------|---------------------------------------------------------|
+  | `system`, errno ENOENT     | existence_error(directory, Path) (file for a socket)     |
+  | `system`, EACCES or EPERM  | permission_error(Action, directory, Path)                |
+  | `unsafe`                   | permission_error(use, directory, Path)                   |
+  | `too_long`                 | representation_error(unix_socket_path_length)            |
+  | `exhausted`                | resource_error(random_directory_names)                   |
+  | `no_dir`                   | existence_error(directory, usock_parent)                 |
+  | `in_use`                   | permission_error(bind, unix_socket, Path)                |
+  | anything else              | usock_error(Code)                                        |
+
+The toplevel prints them as "usock: Message". Bad arguments raise type_error or domain_error
+before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHANGELOG.md.)
 */
 
 % Loading straight from the repository (after `make`): the foreign library is built into
@@ -68,8 +84,11 @@ arguments raise type_error or domain_error before the library is called.
 %       enough for a socket path. Without it, the first usable of `$XDG_RUNTIME_DIR`,
 %       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen.
 %
-%   @error usock_error(unsafe, Message), usock_error(too_long, Message),
-%          usock_error(no_dir, Message), usock_error(system, Message)
+%   @error permission_error(use, directory, Path) for an unsafe parent,
+%          existence_error(directory, Path) for a missing one,
+%          representation_error(unix_socket_path_length) when it leaves no room for a socket
+%          path, existence_error(directory, usock_parent) when no automatic candidate fits
+%          (see the module documentation for the rest)
 
 usock_create_dir(Dir, Options) :-              % the common cases, without option processing
     var(Dir),
@@ -109,7 +128,8 @@ usock_dir_path(Dir, Path) :-
 %   default name `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
 %   Sockets bound at such paths are removed by usock_cleanup/1.
 %
-%   @error usock_error(too_long, Message) if the path would not fit in `sun_path`.
+%   @error representation_error(unix_socket_path_length) if the path would not fit in
+%          `sun_path`.
 
 usock_socket_path(Dir, Name, Path) :-
     (   var(Name)
@@ -131,7 +151,8 @@ usock_socket_path(Dir, Name, Path) :-
 %     - path(-Path)
 %       Unified with the socket's path, to give to clients.
 %
-%   @error usock_error(in_use, Message) if the name is taken (the file there is left alone).
+%   @error permission_error(bind, unix_socket, Path) if the name is taken (the file there is
+%          left alone).
 
 usock_bind(Dir, Socket, Options) :-
     must_be(var, Socket),
@@ -147,7 +168,7 @@ usock_bind(Dir, Socket, Options) :-
     Bound = bound(false),                   % nb_setarg/3 survives the exception's undoing
     catch(( tcp_bind(S, Path),
             nb_setarg(1, Bound, true),
-            '$usock_adopt'(Dir, Name),
+            '$usock_adopt'(Dir, Name, 3),
             tcp_listen(S, Backlog)
           ),
           E,
@@ -164,8 +185,7 @@ usock_bind(Dir, Socket, Options) :-
 
 bound_error(error(socket_error(eaddrinuse, _), _), false, Path, Error) :-
     !,
-    format(string(Msg), "cannot bind ~w: the name is taken, and what is there was left in place", [Path]),
-    Error = error(usock_error(in_use, Msg), context(usock:usock_bind/3, _)).
+    '$usock_in_use'(Path, Error).
 bound_error(E, true, Path, E) :-
     !,
     % Bound but not usable: remove the socket we made (only that: it was bound a moment ago in a
@@ -173,11 +193,26 @@ bound_error(E, true, Path, E) :-
     catch(delete_file(Path), _, true).
 bound_error(E, false, _, E).
 
+%!  usock_adopt(+Dir, +Name) is det.
+%
+%   Take a socket you bound yourself at usock_socket_path(Dir, Name, Path) (with tcp_bind/2,
+%   or by another program) into usock's care: check that it is a socket you own, set its mode
+%   to 0600 whatever the umask, and have usock_cleanup/1 remove exactly it. Call it after
+%   binding and before listening, so that no client connects under another mode.
+%
+%   @error existence_error(file, Path) when nothing is there; usock_error(invalid) when it is
+%          not a socket; permission_error(use, directory, Path) when another user owns it.
+
+usock_adopt(Dir, Name) :-
+    check_name(Name),
+    '$usock_adopt'(Dir, Name, 2).
+
 %!  usock_cleanup(+Dir) is det.
 %
 %   Remove the sockets in Dir (those bound by usock_bind/3 and other sockets of this user)
 %   and the directory itself. Anything else found there (a regular file, a subdirectory, an
-%   object swapped in) is left in place with the directory, and usock_error(changed, Message)
+%   object swapped in) is left in place with the directory, and usock_error(changed) (with
+%   usock(changed, Message, 0) in the context)
 %   names it. A second call does nothing. Close sockets with tcp_close_socket/1 first.
 
 usock_cleanup(Dir) :-
@@ -199,7 +234,7 @@ check_name(Name) :-
     ;   true
     ).
 
-:- multifile prolog:error_message//1.
+:- multifile prolog:message//1.
 
-prolog:error_message(usock_error(Code, Message)) -->
+prolog:message(error(_, context(usock:_, usock(Code, Message, _)))) -->
     [ 'usock: ~w (~w)'-[Message, Code] ].
