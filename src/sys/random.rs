@@ -3,7 +3,8 @@
 //! A library that keeps a descriptor of `/dev/urandom` in a static (as the `getrandom` crate's
 //! Linux fallback and std's hash seeding do) reads from whatever file the application opens at
 //! that number after closing all its descriptors. On Linux usock calls `getrandom(2)` itself
-//! (through the C library, so the name is the one a preloaded test shim replaces); only when the
+//! (through the C library's function when there is one, so a preloaded test shim replaces it,
+//! and the system call on a glibc older than 2.25); only when the
 //! kernel or a seccomp filter refuses it (`ENOSYS`, `EPERM`) does it open `/dev/urandom`,
 //! check that it is the kernel's random device (character device 1:9), read, and close it
 //! again. Elsewhere the `getrandom` crate uses `getentropy` or the platform's equivalent, which
@@ -17,8 +18,7 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
         let rest = &mut buf[filled..];
-        // SAFETY: rest is writable for rest.len() bytes.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        let n = getrandom(rest);
         if n >= 0 {
             filled += n as usize;
             continue;
@@ -31,6 +31,33 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `getrandom(2)` into `buf`: through the C library's `getrandom` when it has one (glibc 2.25
+/// and later; found at run time, so the library also loads on older systems, and a preloaded
+/// replacement is the one called), else the system call itself.
+#[cfg(target_os = "linux")]
+fn getrandom(buf: &mut [u8]) -> isize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    type GetRandom = unsafe extern "C" fn(*mut libc::c_void, libc::size_t, libc::c_uint) -> isize;
+    const UNKNOWN: usize = 1;
+    static FOUND: AtomicUsize = AtomicUsize::new(UNKNOWN);
+    let mut found = FOUND.load(Ordering::Acquire);
+    if found == UNKNOWN {
+        // SAFETY: dlsym with a NUL-terminated name; it only looks the symbol up.
+        found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"getrandom".as_ptr()) } as usize;
+        FOUND.store(found, Ordering::Release);
+    }
+    if found != 0 {
+        // SAFETY: the C library's getrandom has this signature; buf is writable for its length.
+        let getrandom: GetRandom = unsafe { std::mem::transmute::<usize, GetRandom>(found) };
+        // SAFETY: as above.
+        unsafe { getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) }
+    } else {
+        // SAFETY: the system call writes at most buf.len() bytes into buf.
+        unsafe { libc::syscall(libc::SYS_getrandom, buf.as_mut_ptr(), buf.len(), 0) as isize }
+    }
 }
 
 /// Reads `buf` from a freshly opened `/dev/urandom`, after checking that it is the kernel's

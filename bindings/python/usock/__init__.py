@@ -48,9 +48,13 @@ __all__ = [
     "ChangedError",
     "PATH_MAX",
     "version",
+    "__version__",
 ]
 
 PATH_MAX = _lib.PATH_MAX
+
+#: The package's version, which is the library's (they are built together).
+__version__: str = _lib.lib.usock_version().decode()
 
 _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
