@@ -97,8 +97,8 @@ impl Scratch {
     pub fn new(tag: &str) -> Scratch {
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).unwrap();
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let path = PathBuf::from(format!("/tmp/usock-test-{tag}-{hex}"));
+        let hex = u64::from_ne_bytes(random);
+        let path = PathBuf::from(format!("/tmp/usock-test-{tag}-{hex:016x}"));
         fs::create_dir(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         Scratch(path)
