@@ -59,7 +59,18 @@ fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -> St
     .env(CHILD_ENV, "1")
     .env("RUST_BACKTRACE", "1");
     setup(&mut cmd);
-    let out = cmd.output().expect("run the test binary as a child");
+    // A copy just written (run_child_as) can be briefly "busy" (ETXTBSY): a child that another
+    // test thread forked at that moment holds the write descriptor until it execs.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => break result.expect("run the test binary as a child"),
+        }
+    };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
