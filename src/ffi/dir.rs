@@ -8,6 +8,7 @@ use std::path::Path;
 use super::UsockDir;
 use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
 use super::handle::Closed;
+use super::handle::enter;
 use crate::error::{Error, ErrorKind, show};
 use crate::{PrivateDir, SocketType};
 
@@ -113,10 +114,9 @@ pub unsafe extern "C" fn usock_socket_path(
 ) -> c_int {
     ffi_boundary! {
         // SAFETY: the caller passes NULL or a live handle.
-        let dir = match unsafe { dir.as_ref() }.map(UsockDir::enter) {
-            Some(Ok(dir)) => dir,
-            Some(Err(err)) => return fail(&err),
-            None => return fail(&null_arg("dir")),
+        let dir = match unsafe { enter(dir) } {
+            Ok(dir) => dir,
+            Err(status) => return status,
         };
         if buf.is_null() {
             return fail(&null_arg("buf"));
@@ -175,12 +175,10 @@ pub unsafe extern "C" fn usock_bind(
     out_fd: *mut c_int,
 ) -> c_int {
     ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle; it is only read here (binding
-        // records the socket behind a lock), so shared use from several threads is sound.
-        let dir = match unsafe { dir.cast_const().as_ref() }.map(UsockDir::enter) {
-            Some(Ok(dir)) => dir,
-            Some(Err(err)) => return fail(&err),
-            None => return fail(&null_arg("dir")),
+        // SAFETY: the caller passes NULL or a live handle.
+        let dir = match unsafe { enter(dir) } {
+            Ok(dir) => dir,
+            Err(status) => return status,
         };
         if out_fd.is_null() {
             return fail(&null_arg("out_fd"));
@@ -228,11 +226,10 @@ pub unsafe extern "C" fn usock_bind_fd(
     backlog: c_int,
 ) -> c_int {
     ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle; it is only read here.
-        let dir = match unsafe { dir.cast_const().as_ref() }.map(UsockDir::enter) {
-            Some(Ok(dir)) => dir,
-            Some(Err(err)) => return fail(&err),
-            None => return fail(&null_arg("dir")),
+        // SAFETY: the caller passes NULL or a live handle.
+        let dir = match unsafe { enter(dir) } {
+            Ok(dir) => dir,
+            Err(status) => return status,
         };
         if fd < 0 {
             return fail(&Error::invalid(format!("descriptor {fd} is not a socket")));
@@ -263,11 +260,10 @@ pub unsafe extern "C" fn usock_bind_fd(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) -> c_int {
     ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle; it is only read here.
-        let dir = match unsafe { dir.cast_const().as_ref() }.map(UsockDir::enter) {
-            Some(Ok(dir)) => dir,
-            Some(Err(err)) => return fail(&err),
-            None => return fail(&null_arg("dir")),
+        // SAFETY: the caller passes NULL or a live handle.
+        let dir = match unsafe { enter(dir) } {
+            Ok(dir) => dir,
+            Err(status) => return status,
         };
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));

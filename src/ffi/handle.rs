@@ -9,6 +9,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::ffi::c_int;
+
+use super::boundary::{fail, null_arg};
 use crate::PrivateDir;
 use crate::error::Error;
 
@@ -76,6 +79,21 @@ impl UsockDir {
             pause = (pause * 2).min(Duration::from_millis(1));
         }
         Closed::Free
+    }
+}
+
+/// Enters the handle `dir` for one call: the call proceeds while the guard lives. For NULL, or a
+/// handle that `usock_cleanup` is freeing, the failure is recorded for `usock_last_error()` and
+/// its status returned.
+///
+/// # Safety
+/// `dir` is NULL or a handle from `usock_create_dir` not yet passed to `usock_cleanup`.
+pub(crate) unsafe fn enter<'a>(dir: *const UsockDir) -> Result<Entered<'a>, c_int> {
+    // SAFETY: the caller passes NULL or a live handle. It is only read through a shared
+    // reference (binding records sockets behind a lock), so use from several threads is sound.
+    match unsafe { dir.as_ref() } {
+        Some(handle) => handle.enter().map_err(|err| fail(&err)),
+        None => Err(fail(&null_arg("dir"))),
     }
 }
 
