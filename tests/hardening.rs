@@ -18,7 +18,6 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use usock::{ErrorKind, PrivateDir};
@@ -320,27 +319,12 @@ fn child_setuid_launcher() {
     let helper = bin.join("setuid-helper");
     fs::write(&helper, binary).unwrap();
     fs::set_permissions(&helper, fs::Permissions::from_mode(0o4755)).unwrap();
-    let out = Command::new(&helper)
-        .args([
-            "child_setuid_helper",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .env("XDG_RUNTIME_DIR", &root_only)
-        .env("TMPDIR", &root_only)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_child_exe(&helper, "child_setuid_helper", |cmd| {
+        cmd.env("XDG_RUNTIME_DIR", &root_only)
+            .env("TMPDIR", &root_only)
+            .uid(NOBODY)
+            .gid(NOBODY);
+    });
     assert!(
         fs::read_dir(&root_only).unwrap().next().is_none(),
         "the setuid program created its directory where the invoker pointed it"

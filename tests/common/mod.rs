@@ -47,7 +47,8 @@ pub fn run_child_as(uid: u32, name: &str, setup: impl FnOnce(&mut Command)) -> S
     })
 }
 
-fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -> String {
+/// [`run_child`] with another copy of the test binary (a setuid one, say).
+pub fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -> String {
     let mut cmd = Command::new(exe);
     cmd.args([
         name,

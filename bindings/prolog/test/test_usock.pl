@@ -509,6 +509,16 @@ use_installed(Packs, Out) :-
            [Packs]),
     in_fresh_swipl(Packs, Use, [], Out).
 
+%   pack_install(Spec) into Packs in a fresh swipl, with Env. (SWI-Prolog 9.0.4 takes an archive
+%   by its plain path, a directory by a file:// URL.)
+install_pack(Spec, Packs, Env) :-
+    format(atom(Install),
+           "pack_install('~w', [package_directory('~w'), interactive(false), inquiry(false), silent(true)]), halt",
+           [Spec, Packs]),
+    process_create(path(swipl), ['-q', '-g', Install, '-t', 'halt(1)'],
+                   [environment(Env), process(P)]),
+    process_wait(P, exit(0)).
+
 pack_env(Scratch, ['USOCK_PACK_TARGET_DIR'=Target]) :-
     % one cargo build for the tests below, kept between them (a user's is removed)
     directory_file_path(Scratch, 'pack-cargo-target', Target).
@@ -520,12 +530,8 @@ test(pack_install_from_a_clean_checkout_and_pack_rebuild, Outs == ["installed pa
     directory_file_path(Scratch, packs, Packs),
     make_directory(Packs),
     pack_env(Scratch, Env),
-    format(atom(Install),
-           "pack_install('file://~w', [package_directory('~w'), interactive(false), inquiry(false), silent(true)]), halt",
-           [Source, Packs]),
-    process_create(path(swipl), ['-q', '-g', Install, '-t', 'halt(1)'],
-                   [environment(Env), process(P1)]),
-    process_wait(P1, exit(0)),
+    atom_concat('file://', Source, URL),
+    install_pack(URL, Packs, Env),
     use_installed(Packs, Out1),
     % pack_rebuild (which SWI-Prolog also runs after an upgrade): distclean, then build again
     in_fresh_swipl(Packs, "pack_rebuild(usock), halt", Env, _),
@@ -548,13 +554,7 @@ test(pack_install_from_the_archive, Out == "installed pack works\n") :-
     directory_file_path(Scratch, 'archive-packs', Packs),
     make_directory(Packs),
     pack_env(Scratch, Env),
-    % (SWI-Prolog 9.0.4 takes an archive by its plain path; a file:// URL only for a directory)
-    format(atom(Install),
-           "pack_install('~w', [package_directory('~w'), interactive(false), inquiry(false), silent(true)]), halt",
-           [Archive, Packs]),
-    process_create(path(swipl), ['-q', '-g', Install, '-t', 'halt(1)'],
-                   [environment(Env), process(P1)]),
-    process_wait(P1, exit(0)),
+    install_pack(Archive, Packs, Env),
     use_installed(Packs, Out).
 
 test(pack_rebuild_never_removes_what_it_cannot_rebuild) :-
