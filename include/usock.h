@@ -96,9 +96,34 @@
 #define USOCK_ERR_PANIC -10
 
 /**
+ * `usock_connect` flag: leave the socket non-blocking, and fail with `EAGAIN` (Linux) instead
+ * of waiting when the server's backlog is full.
+ */
+#define USOCK_CONNECT_NONBLOCK 1
+
+/**
+ * `usock_bind_path` flag: take over from a live server at the path (bind at a fresh name
+ * beside it, listen, then rename over it) instead of failing with `USOCK_ERR_IN_USE`.
+ */
+#define USOCK_REPLACE 1
+
+/**
+ * A socket bound at a well-known path (opaque). Made by `usock_bind_path`, freed by
+ * `usock_unbind_path`.
+ */
+typedef struct usock_bound_path usock_bound_path;
+
+/**
  * A private socket directory (opaque). Made by `usock_create_dir`, freed by `usock_cleanup`.
  */
 typedef struct usock_dir usock_dir;
+
+/**
+ * Called by `usock_sweep` once for each usock directory it examined: `path` (valid during the
+ * call), `removed` 1 when it was removed, else 0 with `reason` saying why it was kept (NULL
+ * when removed). `ctx` is the caller's pointer, passed through.
+ */
+typedef void (*usock_sweep_fn)(void *ctx, const char *path, int removed, const char *reason);
 
 #ifdef __cplusplus
 extern "C" {
@@ -313,6 +338,130 @@ const char *usock_version(void);
  * header's macro. Thread-safe.
  */
 size_t usock_path_max(void);
+
+/**
+ * Connects a new socket of `type` to the socket at `path` and returns its descriptor,
+ * close-on-exec, in `*out_fd`.
+ *
+ * `type`: 0 or `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`. `flags`: 0 or
+ * `USOCK_CONNECT_NONBLOCK`.
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
+ * or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);
+ * `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
+ * `ECONNREFUSED` (nobody listening, or not a socket: the message says which), `EPROTOTYPE`
+ * (a socket of another type), `EACCES` (permission denied), `EAGAIN` (backlog full, with
+ * `USOCK_CONNECT_NONBLOCK` on Linux). Thread-safe.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out_fd` is NULL or points to a writable `int`.
+ */
+int usock_connect(const char *path, int type, uint32_t flags, int *out_fd);
+
+/**
+ * Binds the caller's socket `fd` at the well-known path `path`, sets the file's mode to 0600
+ * whatever the umask, and listens with `backlog` (0 or less: `SOMAXCONN`) unless it is a
+ * datagram socket; returns a handle in `*out_bound` that removes the path again.
+ *
+ * `path`'s directory must pass the checks of `usock_create_dir` and be writable by nobody but
+ * its owner (not even with the sticky bit: another user could take a fixed name there first).
+ * Every change at the path happens under an exclusive `flock` of `<path>.lock` (created 0600,
+ * never removed). A socket of the user at the path that refuses connections (stale, left by a
+ * crash) is removed; a live server is `USOCK_ERR_IN_USE`, unless `flags` has `USOCK_REPLACE`:
+ * then the socket is bound and listening at a fresh name beside the path first and renamed
+ * over it, so that clients never find the path without a server (the old server keeps its
+ * connections and should drain its backlog before it stops). Anything else at the path (a
+ * file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone.
+ *
+ * `fd`: an unbound `AF_UNIX` socket; it stays the caller's.
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a bad flag, `fd` not an unbound
+ * Unix socket, a path that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
+ * check; a symbolic link or another user's file at `<path>.lock`); `USOCK_ERR_TOO_LONG`;
+ * `USOCK_ERR_IN_USE` (see above; also when another process holds the lock for over a second);
+ * `USOCK_ERR_SYSTEM`. Thread-safe.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out_bound` is NULL or points to writable storage
+ * for one pointer; `fd` stays open during the call.
+ */
+int usock_bind_path(const char *path, int fd, int backlog, uint32_t flags, usock_bound_path **out_bound);
+
+/**
+ * Removes the well-known path if it is still the socket `usock_bind_path` bound there (same
+ * device and inode; a socket another server renamed over it since is left alone), under the
+ * path's lock, then frees the handle. Nothing is removed in a child after `fork`. The socket
+ * descriptor is the caller's: close it yourself. NULL is a no-op returning `USOCK_OK`.
+ *
+ * The handle is freed whatever the result. Returns `USOCK_OK`; `USOCK_ERR_IN_USE` (another
+ * process held the lock for over a second: the path was left); `USOCK_ERR_SYSTEM`. Call it
+ * once per handle, from one thread.
+ *
+ * # Safety
+ * `bound` is NULL or a handle from `usock_bind_path` not yet passed here.
+ */
+int usock_unbind_path(usock_bound_path *bound);
+
+/**
+ * Removes the private directories that processes which died left behind, in `parent` (NULL:
+ * each automatic candidate, as `usock_create_dir` chooses them). A directory is removed only
+ * when it looks like a usock directory of the effective user (name, owner, mode 0700), no
+ * process holds it (every live handle, forked children that kept its descriptor, and a
+ * successor holding the descriptor of `usock_hand_off` lock it), it has not changed for
+ * `grace_seconds` (negative: the default, 60), and none of its sockets answers a connection of
+ * its own type; its sockets and then the directory are removed, each checked by device and
+ * inode. A directory that holds anything but the user's sockets is kept. A server that is alive
+ * sees a connection that closes at once.
+ *
+ * `report`: NULL, or called once for each usock directory examined, with `ctx`. `flags`:
+ * reserved, pass 0. `*out_removed` (if not NULL) gets the number removed.
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (a flag set, an empty parent); `USOCK_ERR_UNSAFE` or
+ * `USOCK_ERR_SYSTEM` for a `parent` that cannot be used or listed. Thread-safe.
+ *
+ * # Safety
+ * `parent` is NULL or a NUL-terminated string; `report`, if not NULL, is safe to call with
+ * `ctx`; `out_removed` is NULL or points to a writable `size_t`.
+ */
+int usock_sweep(const char *parent, int64_t grace_seconds, uint32_t flags, usock_sweep_fn report, void *ctx, size_t *out_removed);
+
+/**
+ * Frees the handle without removing anything, for a process that passes its directory to a
+ * program it starts with `exec`: `*out_fd` gets a descriptor of the directory that is not
+ * close-on-exec and keeps the directory locked (so a sweep leaves it alone) as long as any
+ * process holds it. Give the successor its number and `usock_dir_path(dir)` (read the path
+ * first: the handle is gone afterwards); the successor calls `usock_take_over`. Close the
+ * descriptor if no successor takes it; the directory is then the sweep's to remove.
+ *
+ * On failure the handle is still valid and was not freed. Returns `USOCK_OK`;
+ * `USOCK_ERR_INVALID` (NULL arguments; a handle being cleaned up); `USOCK_ERR_SYSTEM`
+ * (`EMFILE`).
+ *
+ * # Safety
+ * `dir` is NULL or a live handle, which this call consumes on success; `out_fd` is NULL or
+ * points to a writable `int`.
+ */
+int usock_hand_off(usock_dir *dir, int *out_fd);
+
+/**
+ * Takes an existing usock directory at `path` under management again, as a successor started
+ * by `exec` does with a directory handed to it by `usock_hand_off`, and returns a handle in
+ * `*out_dir` that `usock_cleanup` frees (removing the directory as for one it made).
+ *
+ * Checked as at creation: a name usock makes, a directory owned by the effective user with
+ * mode 0700, in a parent that passes the checks. `lock_fd`: the descriptor from
+ * `usock_hand_off` when one was inherited (it must be that directory; the handle keeps it and
+ * makes it close-on-exec again), or -1. `flags`: reserved, pass 0.
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a relative path, a flag, a
+ * `lock_fd` of something else); `USOCK_ERR_UNSAFE` (a check failed); `USOCK_ERR_IN_USE` (a
+ * sweep is examining the directory); `USOCK_ERR_SYSTEM`. On failure `lock_fd` is not closed.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `lock_fd` is -1 or an open descriptor the caller
+ * gives up on success; `out_dir` is NULL or points to writable storage for one pointer.
+ */
+int usock_take_over(const char *path, int lock_fd, uint32_t flags, usock_dir **out_dir);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -25,11 +25,21 @@ pub enum SocketType {
 }
 
 impl SocketType {
-    fn raw(self) -> libc::c_int {
+    /// The `SOCK_*` value.
+    pub fn raw(self) -> libc::c_int {
         match self {
             SocketType::Stream => libc::SOCK_STREAM,
             SocketType::SeqPacket => libc::SOCK_SEQPACKET,
             SocketType::Datagram => libc::SOCK_DGRAM,
+        }
+    }
+
+    /// The C name, for messages: `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            SocketType::Stream => "SOCK_STREAM",
+            SocketType::SeqPacket => "SOCK_SEQPACKET",
+            SocketType::Datagram => "SOCK_DGRAM",
         }
     }
 }
@@ -51,6 +61,23 @@ impl TryFrom<libc::c_int> for SocketType {
                 libc::SOCK_DGRAM
             ))),
         }
+    }
+}
+
+/// The type of the socket `fd`; [`ErrorKind::Invalid`] when it is not a Unix domain socket
+/// of a type usock binds.
+pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
+    match sys::unix_socket_type(fd) {
+        Ok(Some(raw)) => SocketType::try_from(raw),
+        Ok(None) => Err(Error::invalid(format!(
+            "descriptor {} is not a Unix domain socket",
+            fd.as_raw_fd()
+        ))),
+        Err(e) => Err(Error::invalid(format!(
+            "descriptor {} is not a socket: {}",
+            fd.as_raw_fd(),
+            strip_os_error_suffix(&e)
+        ))),
     }
 }
 
@@ -93,22 +120,7 @@ impl PrivateDir {
         let name = name::socket_name(name)?;
         let at_path = |e: Error| e.or_path(self.entry_path(&name));
         self.check_socket_path_len(&name).map_err(at_path)?;
-        let ty = match sys::unix_socket_type(fd) {
-            Ok(Some(raw)) => SocketType::try_from(raw)?,
-            Ok(None) => {
-                return Err(Error::invalid(format!(
-                    "descriptor {} is not a Unix domain socket",
-                    fd.as_raw_fd()
-                )));
-            }
-            Err(e) => {
-                let what = format!("descriptor {} is not a socket", fd.as_raw_fd());
-                return Err(Error::invalid(format!(
-                    "{what}: {}",
-                    strip_os_error_suffix(&e)
-                )));
-            }
-        };
+        let ty = socket_type_of(fd)?;
         self.bind_steps(&name, fd, ty, backlog).map_err(at_path)
     }
 

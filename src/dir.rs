@@ -214,23 +214,41 @@ impl PrivateDir {
             Ok((dir, id))
         });
         match made {
-            Ok((dir, id)) => Ok(PrivateDir {
-                path_c: CString::new(path.into_os_string().into_vec()).expect("paths have no NUL"),
-                name,
-                parent: parent.fd,
-                dir,
-                id,
-                creator: Creator::current(),
-                euid,
-                bound: Mutex::new(Bound::new()),
-                done: false,
-            }),
+            Ok((dir, id)) => Ok(PrivateDir::assemble(parent, name, dir, id, euid)),
             Err(e) => {
                 // Nothing is left behind: rmdir removes only an empty directory, and the name
                 // is ours (random, just made, in a parent where others cannot rename entries).
                 let _ = sys::unlink_at(at, &name, true);
                 Err(e.or_path(&path))
             }
+        }
+    }
+
+    /// A handle on the directory `name` in `parent`, open as `dir` (with identity `id`), made or
+    /// taken over by the calling process. Takes the shared lock that tells a sweep the
+    /// directory is in use: the open file holds it until every descriptor of it is closed, so it
+    /// ends by itself when the process dies, and a forked child that keeps the descriptor holds
+    /// it too. A file system without locks leaves the directory unlocked; a sweep cannot lock
+    /// it either, and keeps it.
+    pub(crate) fn assemble(
+        parent: Parent,
+        name: CString,
+        dir: sys::DirHandle,
+        id: Stat,
+        euid: u32,
+    ) -> PrivateDir {
+        let _ = sys::flock(dir.fd(), sys::Lock::Shared);
+        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+        PrivateDir {
+            path_c: CString::new(path.into_os_string().into_vec()).expect("paths have no NUL"),
+            name,
+            parent: parent.fd,
+            dir,
+            id,
+            creator: Creator::current(),
+            euid,
+            bound: Mutex::new(Bound::new()),
+            done: false,
         }
     }
 
@@ -335,4 +353,34 @@ fn secure_new_dir(
         }
     }
     Ok((dir, st))
+}
+
+/// Does the entry `name` (with `lstat` result `st`) look like a directory usock made for the
+/// user `euid`: a usock name, a directory, owned by `euid`, mode 0700? `Err` says why not.
+pub(crate) fn looks_made_by_usock(
+    name: &[u8],
+    st: &Stat,
+    euid: u32,
+) -> std::result::Result<(), String> {
+    if !name::is_dir_name(name) {
+        return Err(format!(
+            "\"{}\" is not a name usock makes ({} and {} random characters)",
+            show_bytes(name),
+            name::DIR_PREFIX,
+            DIR_NAME_LEN - name::DIR_PREFIX.len()
+        ));
+    }
+    if st.kind() != FileKind::Directory {
+        return Err(format!("it is {}, not a directory", st.kind().describe()));
+    }
+    if st.uid != euid {
+        return Err(format!("it is owned by uid {}, not uid {euid}", st.uid));
+    }
+    if st.perms() != 0o700 {
+        return Err(format!(
+            "it has mode {:04o}, not the 0700 usock gives",
+            st.perms()
+        ));
+    }
+    Ok(())
 }

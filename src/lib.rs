@@ -38,19 +38,33 @@
 compile_error!("usock supports Linux, macOS, FreeBSD, OpenBSD and NetBSD");
 
 mod bind;
+mod bound_path;
 mod cleanup;
+mod connect;
 mod dir;
 mod error;
 pub mod ffi;
+mod handoff;
+mod hooks;
+mod lock;
 mod name;
 mod parent;
+mod sweep;
 mod sys;
 
 pub use bind::SocketType;
+pub use bound_path::{BindMode, BoundPath};
+pub use connect::{ConnectOptions, connect, connect_with};
 pub use dir::{MAX_SOCKET_PATH, PrivateDir};
 pub use error::{Error, ErrorKind, Result};
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
+pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 
+/// Test builds only (feature `test-hooks`): force the random source, hold operations at
+/// chosen points.
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
-pub use name::testing;
+pub mod testing {
+    pub use crate::hooks::{Point, set_hook};
+    pub use crate::name::testing::force_random;
+}

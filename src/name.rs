@@ -45,6 +45,33 @@ pub fn random_dir_name() -> std::io::Result<CString> {
     Ok(CString::new(name).expect("alphabet has no NUL"))
 }
 
+/// A fresh random name of `len` characters (at least 1) for a socket bound beside a well-known
+/// path before it is renamed over it: `.` and random characters when `len` allows (a hidden
+/// name in listings), so it is never longer than the name it will replace. Only the user can
+/// create entries in that directory, so the name needs to be fresh, not secret.
+pub fn random_temp_name(len: usize) -> std::io::Result<CString> {
+    let len = len.clamp(1, 1 + RANDOM_CHARS);
+    let mut random = [0u8; 14];
+    sys::random_bytes(&mut random)?;
+    let mut name = Vec::with_capacity(len + 1);
+    if len > 1 {
+        name.push(b'.');
+    }
+    for b in random.iter().take(len - name.len()) {
+        name.push(ALPHABET[usize::from(b & 31)]);
+    }
+    Ok(CString::new(name).expect("alphabet has no NUL"))
+}
+
+/// Is `name` one that [`random_dir_name`] makes: the prefix and 13 characters of the alphabet?
+pub fn is_dir_name(name: &[u8]) -> bool {
+    name.len() == DIR_NAME_LEN
+        && name.starts_with(DIR_PREFIX.as_bytes())
+        && name[DIR_PREFIX.len()..]
+            .iter()
+            .all(|b| ALPHABET.contains(b))
+}
+
 /// Checks a socket name given by a caller: one path component, not empty, no `/`, no NUL,
 /// not `.` or `..`. `None` means [`DEFAULT_SOCKET_NAME`].
 pub fn socket_name(name: Option<&OsStr>) -> Result<CString> {
@@ -69,8 +96,6 @@ pub fn socket_name(name: Option<&OsStr>) -> Result<CString> {
     }
 }
 
-/// Test builds only (feature `test-hooks`): force the bytes the random source returns on the
-/// calling thread, to test collisions and pre-emption.
 /// Test builds only (feature `test-hooks`): force the bytes the random source returns on the
 /// calling thread, to test collisions and pre-emption.
 #[cfg(feature = "test-hooks")]

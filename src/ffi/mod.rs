@@ -10,10 +10,12 @@ pub mod boundary;
 mod dir;
 mod handle;
 mod info;
+mod lifecycle;
 
 pub use dir::*;
 pub use handle::UsockDir;
 pub use info::*;
+pub use lifecycle::*;
 
 use std::ffi::c_int;
 

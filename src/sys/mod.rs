@@ -18,6 +18,7 @@ mod portable;
 pub mod process;
 pub mod random;
 mod secure;
+mod socket;
 
 #[cfg(all(target_os = "linux", not(usock_portable)))]
 pub use linux::{DirHandle, chmod_new_dir, open_dir_search};
@@ -25,6 +26,7 @@ pub use linux::{DirHandle, chmod_new_dir, open_dir_search};
 pub use portable::{DirHandle, chmod_new_dir, open_dir_search};
 pub use random::random_bytes;
 pub use secure::secure_execution;
+pub use socket::*;
 
 use std::ffi::CStr;
 use std::io;
@@ -44,6 +46,9 @@ pub struct Stat {
     pub ino: u64,
     pub mode: u32,
     pub uid: u32,
+    /// The later of the last change to the contents (`st_mtime`) and to the inode
+    /// (`st_ctime`), in seconds since the epoch: when the file was last touched at all.
+    pub changed: i64,
 }
 
 /// The kinds of file a directory entry can be.
@@ -80,6 +85,7 @@ impl Stat {
             ino: st.st_ino as u64,
             mode: st.st_mode as u32,
             uid: st.st_uid as u32,
+            changed: (st.st_mtime as i64).max(st.st_ctime as i64),
         }
     }
 
@@ -229,105 +235,77 @@ pub fn readlink_at(at: At<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     }
 }
 
-/// A new `AF_UNIX` socket of `ty` (a `SOCK_*` value), always close-on-exec.
-///
-/// Where `socket()` takes `SOCK_CLOEXEC`, atomically. macOS lacks it: there the flag is set
-/// with `fcntl` right after, and a `fork` + `exec` in another thread between the two calls can
-/// inherit the descriptor (the portable build on Linux takes that path too, to run it).
-pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
-    #[cfg(not(any(target_vendor = "apple", usock_portable)))]
-    {
-        // SAFETY: plain system call; the result is a new descriptor we own.
-        let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
-        // SAFETY: socket returned a fresh descriptor that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-    #[cfg(any(target_vendor = "apple", usock_portable))]
-    {
-        // SAFETY: plain system call; the result is a new descriptor we own.
-        let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty, 0) })?;
-        // SAFETY: socket returned a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: plain system call on the descriptor we own.
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
-        Ok(fd)
-    }
-}
-
-/// The `SOCK_*` type of `fd` when it is an `AF_UNIX` socket, `None` for another family;
-/// `ENOTSOCK` (or `EBADF`) when it is not a socket at all.
-pub fn unix_socket_type(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
-    let get = |option: libc::c_int| -> io::Result<libc::c_int> {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: value and len are valid out-pointers of the size given.
-        cvt(unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
+/// Opens (creating it when missing) the lock file `name` in `at` for reading and writing,
+/// never through a symbolic link, close-on-exec; a new file gets mode 0600 less the umask.
+pub fn open_lock_file(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    retry(|| {
+        // SAFETY: name is NUL-terminated; the result is a new descriptor we own.
+        let fd = cvt(unsafe {
+            libc::openat(
+                at.raw(),
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY,
+                0o600 as libc::c_uint,
             )
         })?;
-        Ok(value)
+        // SAFETY: openat returned a fresh, open descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+}
+
+/// How [`flock`] locks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    Shared,
+    Exclusive,
+    Unlock,
+}
+
+/// `flock(fd, how | LOCK_NB)`: never waits; a lock held elsewhere is `EWOULDBLOCK`.
+pub fn flock(fd: BorrowedFd<'_>, how: Lock) -> io::Result<()> {
+    let op = match how {
+        Lock::Shared => libc::LOCK_SH | libc::LOCK_NB,
+        Lock::Exclusive => libc::LOCK_EX | libc::LOCK_NB,
+        Lock::Unlock => libc::LOCK_UN,
     };
-    let ty = get(libc::SO_TYPE)?;
-    // The family from getsockname (SO_DOMAIN is not everywhere).
-    // SAFETY: an all-zero sockaddr_storage is valid; getsockname fills at most len bytes.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: addr and len are valid out-pointers of the size given.
-    cvt(unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            (&mut addr as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    })?;
-    Ok((libc::c_int::from(addr.ss_family) == libc::AF_UNIX).then_some(ty))
-}
-
-/// Binds `fd` to the filesystem path made of `parts` (concatenated), which must fit in
-/// `sun_path` with its NUL.
-pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    if total >= SUN_PATH_LEN || parts.iter().any(|p| p.contains(&0)) {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    // SAFETY: an all-zero sockaddr_un is valid.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = parts.iter().flat_map(|p| p.iter());
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
-    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + total + 1;
-    #[cfg(any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
-    {
-        addr.sun_len = len as u8;
-    }
-    // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
-    cvt(unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_un).cast(),
-            len as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
-pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we borrow.
-    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    retry(|| cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }))?;
     Ok(())
+}
+
+/// Is `err` the "held elsewhere" answer of a non-blocking [`flock`]?
+pub fn is_would_block(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(e) if e == libc::EWOULDBLOCK || e == libc::EAGAIN)
+}
+
+/// `renameat(at, from, at, to)`: replaces `to` atomically.
+pub fn rename_at(at: At<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated.
+    cvt(unsafe { libc::renameat(at.raw(), from.as_ptr(), at.raw(), to.as_ptr()) })?;
+    Ok(())
+}
+
+/// A second descriptor for the open file `fd` refers to (sharing its `flock` locks), numbered
+/// 3 or above and *without* close-on-exec: for handing to a program started with `exec`.
+pub fn dup_inheritable(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the result is a new descriptor we own.
+    let new = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 3) })?;
+    // SAFETY: fcntl returned a fresh, open descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Sets close-on-exec on `fd`.
+pub fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we borrow.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    Ok(())
+}
+
+/// The current time in whole seconds since the epoch, as file times count it.
+pub fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// macOS's per-user temporary directory, `confstr(_CS_DARWIN_USER_TEMP_DIR)` (for example

@@ -1,0 +1,423 @@
+//! Well-known paths: a server listening at a path the caller chose (`/run/user/1000/app.sock`),
+//! started, restarted, replaced and stopped without ever deleting another server's socket.
+//!
+//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`crate::lock`]):
+//! examining what is at `P`, removing a stale socket, binding, renaming a replacement over it,
+//! removing it at the end. The directory of `P` must be one that nobody but the user (and root)
+//! can write to, or another user could take the name first.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use crate::bind::SocketType;
+use crate::connect::{Probe, probe};
+use crate::dir::too_long;
+use crate::error::{Error, ErrorKind, Result, show};
+use crate::hooks::{self, Point};
+use crate::lock::{PathLock, lock_name};
+use crate::name;
+use crate::parent::{self, Parent};
+use crate::sys::process::Creator;
+use crate::sys::{self, At, FileKind, Stat};
+
+/// What to do when a live server already answers at the path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BindMode {
+    /// Refuse with [`ErrorKind::InUse`] and leave it alone (a stale socket is replaced).
+    #[default]
+    Exclusive,
+    /// Take over: bind and listen at a fresh name beside the path, then `rename()` it over the
+    /// path, so that a client never finds the path without a listening socket. The old server
+    /// keeps its connections, but connections still in its backlog are its to accept: it should
+    /// stop accepting only once its backlog is drained.
+    Replace,
+}
+
+/// A socket bound at a well-known path; removes the path again (if it is still this socket)
+/// when [`unbind`](BoundPath::unbind) is called or it is dropped.
+///
+/// Made by [`BoundPath::bind`], [`BoundPath::bind_socket`] or [`BoundPath::listener`]. The
+/// descriptor is the caller's; this value holds one descriptor (the path's directory).
+#[derive(Debug)]
+pub struct BoundPath {
+    /// `P` as the caller gave it (made absolute), for [`path`](BoundPath::path) and messages.
+    path: PathBuf,
+    /// `P` resolved: its directory with no symbolic links in it, and the last component.
+    target: Target,
+    id: Stat,
+    creator: Creator,
+    done: bool,
+}
+
+/// A well-known path, resolved: its checked directory and the name in it.
+#[derive(Debug)]
+struct Target {
+    parent: Parent,
+    name: CString,
+    lock_name: CString,
+    euid: u32,
+}
+
+impl Target {
+    /// Resolves `path`: its directory must pass the usual checks and be writable by nobody but
+    /// its owner, and the resolved path must fit in `sun_path`.
+    fn resolve(path: &Path) -> Result<Target> {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.is_empty() {
+            return Err(Error::invalid("the socket path is empty"));
+        }
+        let name = match (path.file_name(), bytes.last()) {
+            (Some(name), Some(&last)) if last != b'/' => name,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{} does not end in a file name",
+                    show(path)
+                )));
+            }
+        };
+        let name = name::socket_name(Some(name))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("/"),
+        };
+        let euid = sys::geteuid();
+        let parent = parent::open_checked(dir, euid)?;
+        let st = sys::fstat(parent.fd.as_fd())
+            .map_err(|e| Error::system(format_args!("cannot stat {}", show(dir)), &e))?;
+        if st.perms() & 0o022 != 0 {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "cannot use {} as a well-known socket path: its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
+                    show(path),
+                    show(&parent.path),
+                    st.perms()
+                ),
+            ));
+        }
+        let target = Target {
+            lock_name: lock_name(&name),
+            name,
+            parent,
+            euid,
+        };
+        let len = target.real().as_os_str().len();
+        if len > crate::MAX_SOCKET_PATH {
+            return Err(too_long(
+                format_args!("socket path {}", show(&target.real())),
+                len,
+            ));
+        }
+        Ok(target)
+    }
+
+    /// The resolved path: what usock binds and connects to.
+    fn real(&self) -> PathBuf {
+        self.parent
+            .path
+            .join(OsStr::from_bytes(self.name.to_bytes()))
+    }
+
+    fn entry(&self, name: &CStr) -> PathBuf {
+        self.parent.path.join(OsStr::from_bytes(name.to_bytes()))
+    }
+
+    fn at(&self) -> At<'_> {
+        At::Fd(self.parent.fd.as_fd())
+    }
+
+    fn lock(&self) -> Result<PathLock> {
+        PathLock::acquire(
+            self.parent.fd.as_fd(),
+            &self.lock_name,
+            &self.entry(&self.lock_name),
+            self.euid,
+        )
+    }
+
+    /// Under the lock: what is at the path, and may a new socket go there? Nothing there, or a
+    /// stale socket of the user (removed here): yes. A live server: only in replace mode.
+    /// Anything else is [`ErrorKind::InUse`], and nothing is removed.
+    fn make_room(&self, mode: BindMode) -> Result<()> {
+        let path = self.real();
+        let st = match sys::lstat_at(self.at(), &self.name) {
+            Ok(st) => st,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => {
+                return Err(Error::system(
+                    format_args!("cannot stat {}", show(&path)),
+                    &e,
+                ));
+            }
+        };
+        let in_use = |what: String| {
+            Error::new(
+                ErrorKind::InUse,
+                format!("cannot bind {}: {what}; it was left in place", show(&path)),
+            )
+        };
+        if st.kind() != FileKind::Socket {
+            return Err(in_use(format!("it is {}", st.kind().describe())));
+        }
+        if st.uid != self.euid {
+            return Err(in_use(format!("it is a socket owned by uid {}", st.uid)));
+        }
+        let found = probe(&[path.as_os_str().as_bytes()]).map_err(|e| {
+            Error::system(
+                format_args!("cannot probe the socket at {}", show(&path)),
+                &e,
+            )
+        })?;
+        match (found, mode) {
+            (Probe::Answers(_), BindMode::Replace) => Ok(()),
+            (Probe::Answers(ty), BindMode::Exclusive) => Err(in_use(format!(
+                "a server answers there ({}); pass the replace mode to take over from it",
+                ty.c_name()
+            ))),
+            (Probe::Stale, _) => {
+                // Stale: remove exactly the file that was probed (only the user can change
+                // entries here, and the lock keeps the user's other usock processes out).
+                match sys::lstat_at(self.at(), &self.name) {
+                    Ok(now) if now.same_file(&st) => sys::unlink_at(self.at(), &self.name, false)
+                        .map_err(|e| {
+                            Error::system(
+                                format_args!("cannot remove the stale socket {}", show(&path)),
+                                &e,
+                            )
+                        }),
+                    _ => Err(in_use("it changed while it was examined".to_owned())),
+                }
+            }
+        }
+    }
+
+    /// Binds `fd` at `name` in the directory, makes the file 0600 and listens; returns the
+    /// file's identity. After the bind, a failure removes the file again.
+    fn bind_at(
+        &self,
+        name: &CStr,
+        fd: BorrowedFd<'_>,
+        ty: SocketType,
+        backlog: Option<u32>,
+    ) -> Result<Stat> {
+        let path = self.entry(name);
+        #[cfg(all(target_os = "linux", not(usock_portable)))]
+        let _ = sys::fchmod(fd, 0o600);
+        sys::bind_unix(fd, &[path.as_os_str().as_bytes()]).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EADDRINUSE) {
+                Error::new(
+                    ErrorKind::InUse,
+                    format!("cannot bind {}: the name was taken meanwhile", show(&path)),
+                )
+                .with_errno(&e)
+            } else if e.raw_os_error() == Some(libc::EINVAL) {
+                Error::invalid(format!(
+                    "cannot bind {}: the socket is already bound (a socket binds once)",
+                    show(&path)
+                ))
+                .with_errno(&e)
+            } else {
+                Error::system(format_args!("cannot bind {}", show(&path)), &e)
+            }
+        })?;
+        let secured = self.secure(name, &path).and_then(|id| {
+            if ty != SocketType::Datagram {
+                sys::listen(fd, listen_backlog(backlog)).map_err(|e| {
+                    Error::system(format_args!("cannot listen on {}", show(&path)), &e)
+                })?;
+            }
+            Ok(id)
+        });
+        if secured.is_err() {
+            let _ = sys::unlink_at(self.at(), name, false);
+        }
+        secured
+    }
+
+    /// Makes the socket file at `name` mode 0600 and returns its identity.
+    fn secure(&self, name: &CStr, path: &Path) -> Result<Stat> {
+        let stat = || {
+            sys::lstat_at(self.at(), name)
+                .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))
+        };
+        let mut id = stat()?;
+        if id.kind() == FileKind::Socket && id.perms() != 0o600 {
+            sys::chmod_at(self.at(), name, 0o600).map_err(|e| {
+                Error::system(format_args!("cannot set mode 0600 on {}", show(path)), &e)
+            })?;
+            id = stat()?;
+        }
+        if id.kind() != FileKind::Socket || id.perms() != 0o600 || id.uid != self.euid {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "{} is {} with mode {:04o} owned by uid {}, not a socket of uid {} with mode 0600",
+                    show(path),
+                    id.kind().describe(),
+                    id.perms(),
+                    id.uid,
+                    self.euid
+                ),
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Replace mode: binds and listens at a fresh name no longer than the path's own, then
+    /// renames it over the path.
+    fn bind_and_rename(
+        &self,
+        shown: &Path,
+        fd: BorrowedFd<'_>,
+        ty: SocketType,
+        backlog: Option<u32>,
+    ) -> Result<Stat> {
+        let mut attempts = 0;
+        let (temp, id) = loop {
+            attempts += 1;
+            let temp = name::random_temp_name(self.name.as_bytes().len())
+                .map_err(|e| Error::system("cannot read the OS random source", &e))?;
+            match self.bind_at(&temp, fd, ty, backlog) {
+                Ok(id) => break (temp, id),
+                Err(e) if e.kind() == ErrorKind::InUse && attempts < 16 => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        hooks::at(Point::BeforeRename, shown);
+        if let Err(e) = sys::rename_at(self.at(), &temp, &self.name) {
+            let _ = sys::unlink_at(self.at(), &temp, false);
+            return Err(Error::system(
+                format_args!(
+                    "cannot rename {} over {}",
+                    show(&self.entry(&temp)),
+                    show(&self.real())
+                ),
+                &e,
+            ));
+        }
+        Ok(id)
+    }
+}
+
+fn listen_backlog(backlog: Option<u32>) -> libc::c_int {
+    match backlog {
+        None | Some(0) => libc::SOMAXCONN,
+        Some(n) => libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX),
+    }
+}
+
+impl BoundPath {
+    /// Creates a socket of `ty` (close-on-exec), binds it at `path`, sets the file's mode to
+    /// 0600 and listens with `backlog` (`None` or 0: `SOMAXCONN`; datagram sockets do not
+    /// listen). Returns the handle that removes the path again, and the socket.
+    ///
+    /// The path's directory must pass the checks of [`PrivateDir::in_parent`](crate::PrivateDir::in_parent)
+    /// and be writable by nobody but its owner ([`ErrorKind::Unsafe`] otherwise). The resolved
+    /// path must fit in `sun_path` ([`ErrorKind::TooLong`]). Under the lock `<path>.lock`: a
+    /// stale socket of the user (one that refuses connections) is removed; a live server is
+    /// [`ErrorKind::InUse`] unless `mode` is [`BindMode::Replace`]; anything else at the path (a
+    /// file, another user's socket) is [`ErrorKind::InUse`] and left alone.
+    pub fn bind(
+        path: impl AsRef<Path>,
+        ty: SocketType,
+        backlog: Option<u32>,
+        mode: BindMode,
+    ) -> Result<(BoundPath, OwnedFd)> {
+        let fd = sys::unix_socket(ty.raw())
+            .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
+        let bound = BoundPath::bind_socket(path, fd.as_fd(), backlog, mode)?;
+        Ok((bound, fd))
+    }
+
+    /// [`bind`](BoundPath::bind) for a socket the caller made (an unbound `AF_UNIX` socket of
+    /// any type), which stays the caller's.
+    pub fn bind_socket(
+        path: impl AsRef<Path>,
+        fd: BorrowedFd<'_>,
+        backlog: Option<u32>,
+        mode: BindMode,
+    ) -> Result<BoundPath> {
+        let given = path.as_ref();
+        let path = if given.is_relative() && !given.as_os_str().is_empty() {
+            std::env::current_dir()
+                .map_err(|e| Error::system("cannot read the current directory", &e))?
+                .join(given)
+        } else {
+            given.to_owned()
+        };
+        let ty = crate::bind::socket_type_of(fd)?;
+        let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
+        let id = {
+            let _lock = target.lock().map_err(|e| e.or_path(&path))?;
+            target.make_room(mode).map_err(|e| e.or_path(&path))?;
+            hooks::at(Point::AfterProbe, &path);
+            match mode {
+                BindMode::Exclusive => target.bind_at(&target.name, fd, ty, backlog),
+                BindMode::Replace => target.bind_and_rename(&path, fd, ty, backlog),
+            }
+            .map_err(|e| e.or_path(&path))?
+        };
+        Ok(BoundPath {
+            path,
+            target,
+            id,
+            creator: Creator::current(),
+            done: false,
+        })
+    }
+
+    /// A listening stream socket at `path`, as a `std` listener: [`bind`](BoundPath::bind)
+    /// with [`SocketType::Stream`] and the default backlog.
+    pub fn listener(path: impl AsRef<Path>, mode: BindMode) -> Result<(BoundPath, UnixListener)> {
+        let (bound, fd) = BoundPath::bind(path, SocketType::Stream, None, mode)?;
+        Ok((bound, UnixListener::from(fd)))
+    }
+
+    /// The path, as given (made absolute against the current directory when it was relative).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the path, under its lock, if it is still the socket this server bound (same
+    /// device and inode); a socket that another server renamed over it since is left alone,
+    /// and so is anything else. Nothing is removed in a process other than the one that bound it
+    /// (a child after `fork`). The lock file stays.
+    ///
+    /// Fails with [`ErrorKind::InUse`] when another process holds the lock for over a second;
+    /// the path is then left in place.
+    pub fn unbind(mut self) -> Result<()> {
+        self.unbind_now().map_err(|e| e.or_path(&self.path))
+    }
+
+    fn unbind_now(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.done, true) || !self.creator.is_current() {
+            return Ok(());
+        }
+        let target = &self.target;
+        let _lock = target.lock()?;
+        match sys::lstat_at(target.at(), &target.name) {
+            Ok(st) if st.kind() == FileKind::Socket && st.same_file(&self.id) => {
+                sys::unlink_at(target.at(), &target.name, false).map_err(|e| {
+                    Error::system(format_args!("cannot remove {}", show(&target.real())), &e)
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(Error::system(
+                format_args!("cannot stat {}", show(&target.real())),
+                &e,
+            )),
+        }
+    }
+}
+
+impl Drop for BoundPath {
+    /// [`unbind`](BoundPath::unbind), ignoring errors.
+    fn drop(&mut self) {
+        let _ = self.unbind_now();
+    }
+}

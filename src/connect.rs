@@ -1,0 +1,165 @@
+//! Connecting to a socket by path, and probing whether a socket file still has a server.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::bind::SocketType;
+use crate::dir::too_long;
+use crate::error::{Error, Result, show};
+use crate::sys::{self, At, FileKind};
+
+/// How [`connect_with`] connects: `ConnectOptions::default()` and the methods below.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    nonblocking: bool,
+}
+
+impl ConnectOptions {
+    /// Leave the socket non-blocking, and do not wait when the server's backlog is full
+    /// (`EAGAIN` on Linux) or the connection is still under way (`EINPROGRESS`).
+    pub fn nonblocking(mut self, on: bool) -> ConnectOptions {
+        self.nonblocking = on;
+        self
+    }
+}
+
+/// Connects a new socket of `ty` (close-on-exec) to the socket at `path` and returns it.
+///
+/// A path that does not fit in `sun_path` is [`ErrorKind::TooLong`](crate::ErrorKind::TooLong)
+/// before anything is tried. A failed connection is [`ErrorKind::System`](crate::ErrorKind::System)
+/// with the kernel's errno and a message saying what it means there: `ENOENT` (nothing at the
+/// path), `ECONNREFUSED` (nobody is listening, or the file is not a socket: the message says
+/// which), `EPROTOTYPE` (a socket of another type), `EACCES` (no write permission on the
+/// socket or no search permission on a directory), `EAGAIN` (the server's backlog is full; Linux,
+/// non-blocking only: a blocking connect waits, and macOS and the BSDs say `ECONNREFUSED`).
+pub fn connect(path: impl AsRef<Path>, ty: SocketType) -> Result<OwnedFd> {
+    connect_with(path, ty, ConnectOptions::default())
+}
+
+/// [`connect`] with options.
+pub fn connect_with(
+    path: impl AsRef<Path>,
+    ty: SocketType,
+    options: ConnectOptions,
+) -> Result<OwnedFd> {
+    let path = path.as_ref();
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err(Error::invalid("cannot connect to an empty path"));
+    }
+    if bytes.contains(&0) {
+        return Err(Error::invalid(format!(
+            "cannot connect to {}: a path cannot contain a NUL byte",
+            show(path)
+        )));
+    }
+    if bytes.len() >= sys::SUN_PATH_LEN {
+        return Err(
+            too_long(format_args!("socket path {}", show(path)), bytes.len()).or_path(path),
+        );
+    }
+    let fd = sys::unix_socket(ty.raw())
+        .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
+    if options.nonblocking {
+        sys::set_nonblocking(fd.as_fd(), true)
+            .map_err(|e| Error::system("cannot make the socket non-blocking", &e))?;
+    }
+    match sys::connect_unix(fd.as_fd(), &[bytes]) {
+        Ok(()) => Ok(fd),
+        Err(e) => Err(connect_error(path, ty, &e).or_path(path)),
+    }
+}
+
+/// The error for a failed `connect()` to `path`: the errno kept, and what it means there.
+fn connect_error(path: &Path, ty: SocketType, err: &io::Error) -> Error {
+    let errno = err.raw_os_error().unwrap_or(0);
+    let why = match errno {
+        libc::ENOENT => "nothing is there".to_owned(),
+        libc::ECONNREFUSED => match sys::lstat_at(At::Cwd, &cstring(path)) {
+            Ok(st) if st.kind() != FileKind::Socket => {
+                format!("it is {}, not a socket", st.kind().describe())
+            }
+            _ => "nobody is listening there (the socket is stale, or its backlog is full on macOS and the BSDs)".to_owned(),
+        },
+        libc::EPROTOTYPE => format!(
+            "the socket there is not of type {} (try another socket type)",
+            ty.c_name()
+        ),
+        libc::EACCES | libc::EPERM => {
+            "permission denied (connecting needs write permission on the socket and search permission on every directory above it)".to_owned()
+        }
+        libc::EAGAIN => "the server's backlog is full".to_owned(),
+        libc::EINPROGRESS => "the connection is still under way".to_owned(),
+        libc::ENOTDIR => "a component of the path is not a directory".to_owned(),
+        libc::ELOOP => "too many symbolic links on the way".to_owned(),
+        _ => {
+            return Error::system(
+                format_args!("cannot connect to {}", show(path)),
+                err,
+            );
+        }
+    };
+    Error::system_errno(format!("cannot connect to {}: {why}", show(path)), errno)
+}
+
+fn cstring(path: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// What a probe of a socket file found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// A server answered a connection of this type (or is too busy to take one now).
+    Answers(SocketType),
+    /// Nobody is listening: every type the kernel would accept was refused.
+    Stale,
+}
+
+/// Connects to the socket at the path made of `parts` without waiting, with each socket type in
+/// turn until the kernel says which it is, and closes the connection at once. Only
+/// `ECONNREFUSED` makes it [`Probe::Stale`]; a full backlog (`EAGAIN`) is an answer. On macOS
+/// and the BSDs a full backlog is `ECONNREFUSED` too, so a refusal there is asked again a few
+/// times over about a tenth of a second before it counts.
+///
+/// A server that answers sees a connection that closes at once.
+pub(crate) fn probe(parts: &[&[u8]]) -> io::Result<Probe> {
+    const TYPES: [SocketType; 3] = [
+        SocketType::Stream,
+        SocketType::SeqPacket,
+        SocketType::Datagram,
+    ];
+    let refusals_needed = if cfg!(any(not(target_os = "linux"), usock_portable)) {
+        4
+    } else {
+        1
+    };
+    let mut wrong_type = None;
+    for ty in TYPES {
+        let mut refusals = 0;
+        loop {
+            let fd = sys::unix_socket(ty.raw())?;
+            sys::set_nonblocking(fd.as_fd(), true)?;
+            match sys::connect_unix(fd.as_fd(), parts) {
+                Ok(()) => return Ok(Probe::Answers(ty)),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EAGAIN | libc::EINPROGRESS) => return Ok(Probe::Answers(ty)),
+                    Some(libc::EPROTOTYPE) => {
+                        wrong_type = Some(e);
+                        break;
+                    }
+                    Some(libc::ECONNREFUSED) => {
+                        refusals += 1;
+                        if refusals >= refusals_needed {
+                            return Ok(Probe::Stale);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(30));
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+    Err(wrong_type.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EPROTOTYPE)))
+}

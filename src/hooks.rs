@@ -1,0 +1,48 @@
+//! Test builds only (feature `test-hooks`): points inside usock's multi-step operations where a
+//! test can hold one process or thread, to make an interleaving happen every time instead of
+//! hoping for it. In other builds [`at`] compiles to nothing.
+
+/// Where an operation on a well-known path can be held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Point {
+    /// Under the lock, after the path was examined (and a stale socket removed), before `bind`.
+    AfterProbe,
+    /// In replace mode, under the lock, with the new socket listening at its temporary name,
+    /// before the `rename` over the path.
+    BeforeRename,
+}
+
+#[cfg(feature = "test-hooks")]
+mod imp {
+    use super::Point;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    type Hook = Arc<dyn Fn(Point, &Path) + Send + Sync>;
+    static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// Calls `hook(point, path)` at every [`Point`] of every operation in this process (the
+    /// path is the well-known path as the caller gave it: filter on it, tests run in parallel);
+    /// `None` removes it.
+    pub fn set_hook(hook: Option<Hook>) {
+        *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    pub(crate) fn at(point: Point, path: &Path) {
+        let hook = HOOK.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(hook) = hook {
+            hook(point, path);
+        }
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+pub use imp::set_hook;
+
+#[cfg(feature = "test-hooks")]
+pub(crate) use imp::at;
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn at(_point: Point, _path: &std::path::Path) {}

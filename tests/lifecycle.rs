@@ -1,0 +1,1023 @@
+//! Server lifecycle: connecting, well-known paths (stale sockets, live servers, replace mode,
+//! races held at chosen points), the crash sweep and the hand-off across `exec`. None of these
+//! need root, except the one that drops privileges to show `EACCES`.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{CHILD_ENV, Scratch, in_child, mode};
+use usock::testing::{self, Point};
+use usock::{BindMode, BoundPath, ErrorKind, PrivateDir, SocketType};
+
+fn errno(err: &usock::Error) -> i32 {
+    err.raw_os_error().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- connecting
+
+#[test]
+fn connect_reaches_a_listener_and_keeps_each_failures_errno() {
+    let dir = PrivateDir::new().unwrap();
+    let listener = dir.listener(None).unwrap();
+    let path = dir.socket_path(None).unwrap();
+    let fd = usock::connect(&path, SocketType::Stream).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let mut client = UnixStream::from(fd);
+    client.write_all(b"hi").unwrap();
+    let mut buf = [0; 2];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi");
+    // close-on-exec
+    // SAFETY: plain fcntl on a descriptor we own.
+    let flags = unsafe { libc::fcntl(client.as_raw_fd(), libc::F_GETFD) };
+    assert_ne!(flags & libc::FD_CLOEXEC, 0);
+
+    // nothing there
+    let err = usock::connect(dir.path().join("none"), SocketType::Stream).unwrap_err();
+    assert_eq!((err.kind(), errno(&err)), (ErrorKind::System, libc::ENOENT));
+    assert!(err.message().contains("nothing is there"), "{err}");
+    // not a socket
+    fs::write(dir.path().join("file"), b"").unwrap();
+    let err = usock::connect(dir.path().join("file"), SocketType::Stream).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::System);
+    assert!(
+        err.message().contains("a regular file, not a socket"),
+        "{err}"
+    );
+    fs::remove_file(dir.path().join("file")).unwrap();
+    // nobody listening (stale)
+    let stale = dir
+        .bind(Some("stale".as_ref()), SocketType::Stream, None)
+        .unwrap();
+    drop(stale);
+    let err = usock::connect(dir.path().join("stale"), SocketType::Stream).unwrap_err();
+    assert_eq!(errno(&err), libc::ECONNREFUSED, "{err}");
+    assert!(err.message().contains("nobody is listening"), "{err}");
+    // wrong type
+    let _dgram = dir.datagram(Some("dgram".as_ref())).unwrap();
+    let err = usock::connect(dir.path().join("dgram"), SocketType::Stream).unwrap_err();
+    assert_eq!(errno(&err), libc::EPROTOTYPE, "{err}");
+    assert!(usock::connect(dir.path().join("dgram"), SocketType::Datagram).is_ok());
+    // too long
+    let long = format!("/tmp/{}", "x".repeat(usock::MAX_SOCKET_PATH));
+    let err = usock::connect(&long, SocketType::Stream).unwrap_err();
+    assert_eq!(
+        (err.kind(), errno(&err)),
+        (ErrorKind::TooLong, libc::ENAMETOOLONG)
+    );
+    assert_eq!(err.path(), Some(Path::new(&long)));
+    // bad input
+    let err = usock::connect("", SocketType::Stream).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    drop(listener);
+    dir.cleanup().unwrap();
+}
+
+#[test]
+#[cfg(all(target_os = "linux", not(usock_portable)))]
+fn a_full_backlog_is_eagain_without_waiting() {
+    let dir = PrivateDir::new().unwrap();
+    let fd = dir.bind(None, SocketType::Stream, Some(1)).unwrap();
+    let path = dir.socket_path(None).unwrap();
+    let options = usock::ConnectOptions::default().nonblocking(true);
+    let mut held = Vec::new();
+    let err = loop {
+        match usock::connect_with(&path, SocketType::Stream, options) {
+            Ok(c) => held.push(c),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 100, "the backlog never filled");
+    };
+    assert_eq!(errno(&err), libc::EAGAIN, "{err}");
+    assert!(err.message().contains("backlog is full"), "{err}");
+    drop(fd);
+}
+
+#[test]
+fn connecting_without_permission_is_eacces() {
+    if !is_root() {
+        return; // needs to drop privileges; `make test` runs it as root
+    }
+    let scratch = Scratch::new("eacces");
+    let socket = scratch.path().join("root.sock");
+    let _listener = UnixListener::bind(&socket).unwrap();
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600)).unwrap();
+    common::run_child_as(common::NOBODY, "child_connect_eacces", |cmd| {
+        cmd.env("USOCK_TEST_SOCKET", &socket);
+    });
+}
+
+#[test]
+#[ignore = "run by connecting_without_permission_is_eacces"]
+fn child_connect_eacces() {
+    if !in_child() {
+        return;
+    }
+    let socket = std::env::var_os("USOCK_TEST_SOCKET").unwrap();
+    let err = usock::connect(&socket, SocketType::Stream).unwrap_err();
+    assert_eq!(errno(&err), libc::EACCES, "{err}");
+    assert!(err.message().contains("permission denied"), "{err}");
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+// ---------------------------------------------------------------- well-known paths
+
+/// A directory only the user can write to, for well-known paths.
+fn home() -> Scratch {
+    Scratch::new("wk")
+}
+
+fn accept_one(listener: &UnixListener) {
+    listener.set_nonblocking(false).unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    let _ = s.write_all(b"x");
+}
+
+#[test]
+fn a_well_known_path_is_bound_0600_with_a_lock_file_and_removed_at_unbind() {
+    let home = home();
+    let path = home.path().join("app.sock");
+    let (bound, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    assert_eq!(bound.path(), path);
+    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+    assert_eq!(mode(&path), 0o600);
+    let lock = home.path().join("app.sock.lock");
+    assert!(fs::symlink_metadata(&lock).unwrap().is_file());
+    assert_eq!(mode(&lock), 0o600);
+    let mut client = UnixStream::connect(&path).unwrap();
+    accept_one(&listener);
+    let mut b = [0; 1];
+    client.read_exact(&mut b).unwrap();
+    bound.unbind().unwrap();
+    assert!(!path.exists(), "unbind removes the socket");
+    assert!(lock.exists(), "the lock file is never removed");
+}
+
+#[test]
+fn a_live_server_is_never_displaced_without_replace_mode() {
+    let home = home();
+    let path = home.path().join("live.sock");
+    let (first, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    for ty in [
+        SocketType::Stream,
+        SocketType::SeqPacket,
+        SocketType::Datagram,
+    ] {
+        let err = BoundPath::bind(&path, ty, None, BindMode::Exclusive).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+        assert!(err.message().contains("a server answers"), "{err}");
+    }
+    // Still the first server's socket, and it still answers.
+    let client = UnixStream::connect(&path).unwrap();
+    accept_one(&listener);
+    drop(client);
+    first.unbind().unwrap();
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_datagram_socket_is_not() {
+    let home = home();
+    let path = home.path().join("stale.sock");
+    // A server that crashed: the socket file stays, nobody listens.
+    let crashed = UnixListener::bind(&path).unwrap();
+    drop(crashed);
+    let (bound, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let _c = UnixStream::connect(&path).unwrap();
+    accept_one(&listener);
+    bound.unbind().unwrap();
+
+    let dgram_path = home.path().join("dgram.sock");
+    let _live = UnixDatagram::bind(&dgram_path).unwrap();
+    let err = BoundPath::listener(&dgram_path, BindMode::Exclusive).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse);
+    assert!(err.message().contains("SOCK_DGRAM"), "{err}");
+}
+
+#[test]
+fn what_is_not_a_socket_of_the_user_is_in_use_and_left_alone() {
+    let home = home();
+    let file = home.path().join("file.sock");
+    fs::write(&file, b"data").unwrap();
+    let link = home.path().join("link.sock");
+    std::os::unix::fs::symlink("/tmp/elsewhere", &link).unwrap();
+    let sub = home.path().join("dir.sock");
+    fs::create_dir(&sub).unwrap();
+    for (path, what) in [
+        (&file, "a regular file"),
+        (&link, "a symbolic link"),
+        (&sub, "a directory"),
+    ] {
+        for mode in [BindMode::Exclusive, BindMode::Replace] {
+            let err = BoundPath::listener(path, mode).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+            assert!(err.message().contains(what), "{err}");
+            assert!(err.message().contains("left in place"), "{err}");
+        }
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"data");
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        PathBuf::from("/tmp/elsewhere")
+    );
+    assert!(sub.is_dir());
+}
+
+#[test]
+fn a_symlink_at_the_lock_file_is_refused_and_not_followed() {
+    let home = home();
+    let target = home.path().join("victim");
+    fs::write(&target, b"keep").unwrap();
+    let path = home.path().join("app.sock");
+    std::os::unix::fs::symlink(&target, home.path().join("app.sock.lock")).unwrap();
+    let err = BoundPath::listener(&path, BindMode::Exclusive).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    assert!(err.message().contains("symbolic link"), "{err}");
+    assert_eq!(fs::read(&target).unwrap(), b"keep");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_directory_others_can_write_to_is_refused_even_when_sticky() {
+    let home = home();
+    for perms in [0o1777, 0o775, 0o757] {
+        let dir = home.path().join(format!("d{perms:o}"));
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(perms)).unwrap();
+        let err = BoundPath::listener(dir.join("app.sock"), BindMode::Exclusive).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsafe, "{perms:o}: {err}");
+        let why = if perms & 0o1000 != 0 {
+            "another user can create a file there"
+        } else {
+            "writable by group or others"
+        };
+        assert!(err.message().contains(why), "{err}");
+        assert!(!dir.join("app.sock").exists());
+        assert!(!dir.join("app.sock.lock").exists(), "nothing is created");
+    }
+}
+
+#[test]
+fn a_path_too_long_or_malformed_is_refused_before_anything_is_made() {
+    let home = home();
+    let room = usock::MAX_SOCKET_PATH - home.path().as_os_str().len() - 1;
+    let path = home.path().join("x".repeat(room + 1));
+    let err = BoundPath::listener(&path, BindMode::Exclusive).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLong, "{err}");
+    assert_eq!(home.entries(""), Vec::<String>::new());
+    let path = home.path().join("y".repeat(room));
+    let (bound, _l) = BoundPath::listener(&path, BindMode::Replace).unwrap();
+    bound.unbind().unwrap();
+    for bad in ["", "/"] {
+        assert_eq!(
+            BoundPath::listener(bad, BindMode::Exclusive)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Invalid
+        );
+    }
+    let s = home.path().join("s");
+    let (bound, _l) = BoundPath::listener(&s, BindMode::Replace).unwrap();
+    let (bound2, _l2) = BoundPath::listener(&s, BindMode::Replace).unwrap();
+    drop(bound);
+    bound2.unbind().unwrap();
+}
+
+#[test]
+fn replace_mode_takes_over_with_no_failed_connection() {
+    let home = home();
+    let path = home.path().join("svc.sock");
+    let (old, old_listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let connects = Arc::new(AtomicUsize::new(0));
+    // Both servers accept whatever arrives.
+    let serve = |l: UnixListener, stop: Arc<AtomicBool>| {
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(b"k");
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+            // Drain what is left in the backlog before stopping.
+            while let Ok((mut s, _)) = l.accept() {
+                let _ = s.write_all(b"k");
+            }
+        })
+    };
+    let old_stop = Arc::new(AtomicBool::new(false));
+    let old_server = serve(old_listener, old_stop.clone());
+    let client = {
+        let (path, stop, failures, connects) = (
+            path.clone(),
+            stop.clone(),
+            failures.clone(),
+            connects.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match UnixStream::connect(&path) {
+                    Ok(mut c) => {
+                        let mut b = [0; 1];
+                        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        if c.read_exact(&mut b).is_err() {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        connects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut servers = vec![(old, old_stop, old_server)];
+    for _ in 0..20 {
+        let (new, new_listener) = BoundPath::listener(&path, BindMode::Replace).unwrap();
+        let new_stop = Arc::new(AtomicBool::new(false));
+        let new_server = serve(new_listener, new_stop.clone());
+        // The old server stops (after draining its backlog) and unbinds, which leaves the
+        // new server's socket in place.
+        let (old, old_stop, old_server) = servers.pop().unwrap();
+        old.unbind().unwrap();
+        old_stop.store(true, Ordering::Relaxed);
+        old_server.join().unwrap();
+        servers.push((new, new_stop, new_server));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let (last, last_stop, last_server) = servers.pop().unwrap();
+    assert!(path.exists(), "the last server's socket is in place");
+    last.unbind().unwrap();
+    last_stop.store(true, Ordering::Relaxed);
+    last_server.join().unwrap();
+    assert!(connects.load(Ordering::Relaxed) > 20);
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "a connection failed");
+    assert!(!path.exists());
+}
+
+/// Holds the operation on `path` at `point` until the returned sender is dropped or sent to,
+/// and reports through the barrier when it got there.
+fn hold_at(point: Point, path: &Path) -> (Arc<Barrier>, std::sync::mpsc::Sender<()>) {
+    let reached = Arc::new(Barrier::new(2));
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = Mutex::new(Some(wait));
+    let (target, barrier) = (path.to_owned(), reached.clone());
+    let previous = Mutex::new(());
+    testing::set_hook(Some(Arc::new(move |p, at: &Path| {
+        let _serial = previous.lock().unwrap();
+        if p == point && at == target {
+            if let Some(wait) = wait.lock().unwrap().take() {
+                barrier.wait();
+                let _ = wait.recv();
+            }
+        }
+    })));
+    (reached, release)
+}
+
+/// The hook is process-wide: tests that set it take turns.
+static HOOKED: Mutex<()> = Mutex::new(());
+
+#[test]
+fn a_second_server_held_between_probe_and_bind_keeps_the_first_out() {
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("race.sock");
+    let (reached, release) = hold_at(Point::AfterProbe, &path);
+    let held = {
+        let path = path.clone();
+        std::thread::spawn(move || BoundPath::listener(&path, BindMode::Exclusive))
+    };
+    reached.wait(); // the held server has probed (nothing there) and holds the lock
+    let other = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (
+                BoundPath::listener(&path, BindMode::Exclusive),
+                started.elapsed(),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !path.exists(),
+        "nobody bound while the first holds the lock"
+    );
+    drop(release);
+    let (bound, listener) = held.join().unwrap().unwrap();
+    let (result, waited) = other.join().unwrap();
+    testing::set_hook(None);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    assert!(
+        err.message().contains("a server answers"),
+        "the second waited for the lock and then found the first live: {err}"
+    );
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    let _c = UnixStream::connect(&path).unwrap();
+    accept_one(&listener);
+    bound.unbind().unwrap();
+}
+
+#[test]
+fn a_close_racing_a_replace_leaves_the_replacement() {
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("swap.sock");
+    let (old, _old_listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let (reached, release) = hold_at(Point::BeforeRename, &path);
+    let replacer = {
+        let path = path.clone();
+        std::thread::spawn(move || BoundPath::listener(&path, BindMode::Replace))
+    };
+    reached.wait(); // the replacement listens at its temporary name, under the lock
+    let closer = std::thread::spawn(move || old.unbind());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(path.exists(), "the old server's unbind waits for the lock");
+    drop(release);
+    let (new, new_listener) = replacer.join().unwrap().unwrap();
+    closer.join().unwrap().unwrap();
+    testing::set_hook(None);
+    assert!(
+        path.exists(),
+        "the old server's unbind left the replacement"
+    );
+    let _c = UnixStream::connect(&path).unwrap();
+    accept_one(&new_listener);
+    assert_eq!(
+        home.entries(""),
+        vec!["swap.sock".to_owned(), "swap.sock.lock".to_owned()],
+        "no temporary name is left"
+    );
+    new.unbind().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn exactly_one_of_two_racing_servers_wins_every_round() {
+    let home = home();
+    let path = home.path().join("duel.sock");
+    for round in 0..100 {
+        let start = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    BoundPath::listener(&path, BindMode::Exclusive)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        let winners: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                assert_eq!(e.kind(), ErrorKind::InUse, "round {round}: {e}");
+            }
+        }
+        for r in results.into_iter().flatten() {
+            r.0.unbind().unwrap();
+        }
+        assert!(!path.exists());
+    }
+    common::figure(
+        "lifecycle",
+        "two servers starting at one well-known path at once: exactly one binds",
+        100,
+        100,
+        "exactly_one_of_two_racing_servers_wins_every_round",
+    );
+}
+
+#[test]
+fn unbind_in_a_forked_child_removes_nothing() {
+    let home = home();
+    let path = home.path().join("fork.sock");
+    common::run_child("child_unbind_after_fork", |cmd| {
+        cmd.env("USOCK_TEST_PATH", &path);
+    });
+    assert!(!path.exists());
+}
+
+#[test]
+#[ignore = "run by unbind_in_a_forked_child_removes_nothing"]
+fn child_unbind_after_fork() {
+    if !in_child() {
+        return;
+    }
+    let path = PathBuf::from(std::env::var_os("USOCK_TEST_PATH").unwrap());
+    let (bound, _listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let ok = common::in_forked_child(|| {
+        // SAFETY: reading the handle's fields only; the child leaves with _exit.
+        let bound = unsafe { std::ptr::read(&bound) };
+        bound.unbind().unwrap();
+    });
+    assert!(ok);
+    assert!(
+        path.exists(),
+        "the child's unbind removed its parent's socket"
+    );
+    bound.unbind().unwrap();
+}
+
+// ---------------------------------------------------------------- processes killed
+
+/// Starts the `#[ignore]`d test `name` of this binary as a child that prints a line
+/// `READY <text>` and then waits to be killed; returns the child and the text.
+// The caller waits for the child (kill9 or wait); clippy cannot see that across the return.
+#[allow(clippy::zombie_processes)]
+fn spawn_ready(name: &str, env: &[(&str, &Path)]) -> (Child, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, "1")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("{name} ended before it was ready ({status})");
+        }
+        // The harness may have begun the line ("test name ... ") before the child printed.
+        if let Some(at) = line.find("READY ") {
+            let text = line[at + "READY ".len()..].trim_end().to_owned();
+            // Keep reading so the child never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return (child, text);
+        }
+    }
+}
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn env_path(name: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os(name).unwrap())
+}
+
+fn wait_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn a_stale_socket_after_kill_9_is_reused() {
+    let home = home();
+    let path = home.path().join("killed.sock");
+    let (mut server, _) = spawn_ready("child_serve_at_path", &[("USOCK_TEST_PATH", &path)]);
+    assert!(UnixStream::connect(&path).is_ok());
+    let err = BoundPath::listener(&path, BindMode::Exclusive).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    kill9(&mut server);
+    assert!(path.exists(), "kill -9 leaves the socket file");
+    let (bound, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let _c = UnixStream::connect(&path).unwrap();
+    accept_one(&listener);
+    bound.unbind().unwrap();
+    common::figure(
+        "lifecycle",
+        "a well-known path left by a server killed with SIGKILL: reused",
+        1,
+        1,
+        "a_stale_socket_after_kill_9_is_reused",
+    );
+}
+
+#[test]
+#[ignore = "run by a_stale_socket_after_kill_9_is_reused"]
+fn child_serve_at_path() {
+    if !in_child() {
+        return;
+    }
+    let (_bound, _listener) =
+        BoundPath::listener(env_path("USOCK_TEST_PATH"), BindMode::Exclusive).unwrap();
+    println!("READY bound");
+    wait_forever();
+}
+
+// ---------------------------------------------------------------- sweep
+
+fn swept(parent: &Path, grace: Duration) -> usock::SweepReport {
+    usock::sweep(Some(parent), grace).unwrap()
+}
+
+fn kept_reason(report: &usock::SweepReport, dir: &Path) -> String {
+    report
+        .kept
+        .iter()
+        .find(|(p, _)| p == dir)
+        .map(|(_, why)| why.clone())
+        .unwrap_or_else(|| panic!("{} not kept: {report:?}", dir.display()))
+}
+
+#[test]
+fn sweep_removes_the_directory_of_a_killed_creator_and_nothing_else() {
+    let parent = Scratch::new("sweep-killed");
+    let (mut creator, dir) = spawn_ready(
+        "child_create_bind_and_wait",
+        &[("USOCK_TEST_PARENT", parent.path())],
+    );
+    let dir = PathBuf::from(dir);
+    assert!(dir.join("sock").exists());
+    // Alive: kept, whatever the grace period.
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(
+        kept_reason(&report, &dir).contains("holds its lock"),
+        "{report:?}"
+    );
+    // Not usock's: never looked at.
+    fs::create_dir(parent.path().join("usock-notarandomnam")).unwrap();
+    fs::create_dir(parent.path().join("other")).unwrap();
+    kill9(&mut creator);
+    // Younger than the grace period: kept.
+    let report = swept(parent.path(), Duration::from_secs(3600));
+    assert!(
+        kept_reason(&report, &dir).contains("grace period"),
+        "{report:?}"
+    );
+    assert!(dir.exists());
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![dir.clone()], "{report:?}");
+    assert!(!dir.exists());
+    assert_eq!(parent.entries(""), vec!["other", "usock-notarandomnam"]);
+    common::figure(
+        "lifecycle",
+        "sweep after the creator was killed with SIGKILL: removed; while alive or within the grace period: kept",
+        3,
+        3,
+        "sweep_removes_the_directory_of_a_killed_creator_and_nothing_else",
+    );
+}
+
+#[test]
+#[ignore = "run by the sweep tests"]
+fn child_create_bind_and_wait() {
+    if !in_child() {
+        return;
+    }
+    let dir = PrivateDir::in_parent(env_path("USOCK_TEST_PARENT")).unwrap();
+    let _listener = dir.listener(None).unwrap();
+    println!("READY {}", dir.path().display());
+    wait_forever();
+}
+
+#[test]
+fn sweep_keeps_a_directory_whose_forked_child_lives() {
+    let parent = Scratch::new("sweep-fork");
+    let (mut creator, text) = spawn_ready(
+        "child_create_fork_and_die",
+        &[("USOCK_TEST_PARENT", parent.path())],
+    );
+    let (dir, grandchild) = text.split_once(' ').unwrap();
+    let (dir, grandchild): (PathBuf, i32) = (dir.into(), grandchild.parse().unwrap());
+    creator.wait().unwrap(); // the creator is gone; its forked child holds the descriptor
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(
+        kept_reason(&report, &dir).contains("holds its lock"),
+        "{report:?}"
+    );
+    // SAFETY: plain kill of the grandchild this test made.
+    unsafe { libc::kill(grandchild, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = swept(parent.path(), Duration::ZERO);
+        if report.removed == vec![dir.clone()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "run by sweep_keeps_a_directory_whose_forked_child_lives"]
+fn child_create_fork_and_die() {
+    if !in_child() {
+        return;
+    }
+    let dir = PrivateDir::in_parent(env_path("USOCK_TEST_PARENT")).unwrap();
+    let _listener = dir.listener(None).unwrap();
+    // SAFETY: the child only sleeps and is killed; it touches no lock.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        loop {
+            // SAFETY: async-signal-safe.
+            unsafe { libc::pause() };
+        }
+    }
+    println!("READY {} {pid}", dir.path().display());
+    std::io::stdout().flush().unwrap();
+    // Die without cleaning up, as a crash would.
+    // SAFETY: ends the process at once.
+    unsafe { libc::_exit(0) };
+}
+
+#[test]
+fn sweep_keeps_what_an_exec_successor_holds_and_a_live_datagram_socket() {
+    let parent = Scratch::new("sweep-exec");
+    // A successor started by exec holds the handed-off descriptor.
+    let (mut successor, dir) = spawn_ready(
+        "child_hand_off_and_exec_sleep",
+        &[("USOCK_TEST_PARENT", parent.path())],
+    );
+    let dir = PathBuf::from(dir);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(
+        kept_reason(&report, &dir).contains("holds its lock"),
+        "{report:?}"
+    );
+    kill9(&mut successor);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![dir.clone()], "{report:?}");
+
+    // Nobody holds the lock, but a datagram socket in it is alive.
+    let made = PrivateDir::in_parent(parent.path()).unwrap();
+    let dgram = made.datagram(None).unwrap();
+    let path = made.path().to_owned();
+    drop(made.hand_off().unwrap()); // lock released, nothing removed
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(
+        kept_reason(&report, &path).contains("answers (SOCK_DGRAM)"),
+        "{report:?}"
+    );
+    drop(dgram);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![path.clone()], "{report:?}");
+    assert_eq!(parent.entries(""), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "run by sweep_keeps_what_an_exec_successor_holds_and_a_live_datagram_socket"]
+fn child_hand_off_and_exec_sleep() {
+    use std::os::unix::process::CommandExt;
+    if !in_child() {
+        return;
+    }
+    let dir = PrivateDir::in_parent(env_path("USOCK_TEST_PARENT")).unwrap();
+    let path = dir.path().to_owned();
+    let lock = dir.hand_off().unwrap();
+    println!("READY {}", path.display());
+    std::io::stdout().flush().unwrap();
+    let err = Command::new("sleep")
+        .arg("600")
+        .env("USOCK_LOCK_FD", lock.as_raw_fd().to_string())
+        .exec();
+    panic!("exec: {err}");
+}
+
+#[test]
+fn sweep_keeps_a_directory_with_something_else_in_it() {
+    let parent = Scratch::new("sweep-file");
+    let made = PrivateDir::in_parent(parent.path()).unwrap();
+    let path = made.path().to_owned();
+    fs::write(path.join("notes"), b"keep").unwrap();
+    drop(made.hand_off().unwrap());
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(
+        kept_reason(&report, &path).contains("a regular file"),
+        "{report:?}"
+    );
+    assert_eq!(fs::read(path.join("notes")).unwrap(), b"keep");
+    fs::remove_file(path.join("notes")).unwrap();
+    fs::remove_dir(&path).unwrap();
+}
+
+// ---------------------------------------------------------------- hand-off
+
+#[test]
+fn a_directory_handed_across_exec_is_taken_over_and_cleaned_up() {
+    let parent = Scratch::new("handoff");
+    let out = common::run_child("child_hand_off_then_exec_successor", |cmd| {
+        cmd.env("USOCK_TEST_PARENT", parent.path());
+    });
+    assert!(out.contains("successor cleaned up"), "{out}");
+    assert_eq!(parent.entries(""), Vec::<String>::new(), "nothing is left");
+}
+
+#[test]
+#[ignore = "run by a_directory_handed_across_exec_is_taken_over_and_cleaned_up"]
+fn child_hand_off_then_exec_successor() {
+    use std::os::unix::process::CommandExt;
+    if !in_child() {
+        return;
+    }
+    let dir = PrivateDir::in_parent(env_path("USOCK_TEST_PARENT")).unwrap();
+    let listener = dir.listener(None).unwrap();
+    let path = dir.path().to_owned();
+    let lock = dir.hand_off().unwrap();
+    // The successor inherits the lock descriptor and the listening socket.
+    // SAFETY: clearing close-on-exec on a descriptor we own.
+    unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_SETFD, 0) };
+    let err = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_successor",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("USOCK_DIR", &path)
+        .env("USOCK_LOCK_FD", lock.into_raw_fd().to_string())
+        .env("USOCK_LISTEN_FD", listener.into_raw_fd().to_string())
+        .exec();
+    panic!("exec: {err}");
+}
+
+#[test]
+#[ignore = "run by child_hand_off_then_exec_successor"]
+fn child_successor() {
+    if !in_child() {
+        return;
+    }
+    let path = env_path("USOCK_DIR");
+    let fd_of = |name: &str| -> OwnedFd {
+        let n: i32 = std::env::var(name).unwrap().parse().unwrap();
+        // SAFETY: the predecessor handed this descriptor over for us to own.
+        unsafe { OwnedFd::from_raw_fd(n) }
+    };
+    let lock = fd_of("USOCK_LOCK_FD");
+    let listener = UnixListener::from(fd_of("USOCK_LISTEN_FD"));
+    // The directory is still locked while we hold it: a sweep keeps it.
+    let report = usock::sweep(path.parent(), Duration::ZERO).unwrap();
+    assert!(kept_reason(&report, &path).contains("holds its lock"));
+    // A lock descriptor of another directory is refused.
+    let other = PrivateDir::in_parent(path.parent().unwrap()).unwrap();
+    let wrong = other.hand_off().unwrap();
+    let err = PrivateDir::take_over(&path, Some(wrong.try_clone().unwrap())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    let dir = PrivateDir::take_over(&path, Some(lock)).unwrap();
+    assert_eq!(dir.path(), path);
+    let _c = UnixStream::connect(path.join("sock")).unwrap();
+    let _s = listener.accept().unwrap();
+    drop(listener);
+    dir.cleanup().unwrap();
+    assert!(!path.exists());
+    // The other directory, handed off to nobody: taken over without its lock descriptor.
+    let other_path = other_path_of(&wrong);
+    drop(wrong);
+    PrivateDir::take_over(&other_path, None)
+        .unwrap()
+        .cleanup()
+        .unwrap();
+    println!("successor cleaned up");
+}
+
+#[test]
+fn take_over_checks_as_creation_does() {
+    let parent = Scratch::new("takeover");
+    // Not a usock name, wrong mode, a symlink: all refused.
+    let plain = parent.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o700)).unwrap();
+    let err = PrivateDir::take_over(&plain, None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsafe);
+    assert!(err.message().contains("not a name usock makes"), "{err}");
+
+    let made = PrivateDir::in_parent(parent.path()).unwrap();
+    let path = made.path().to_owned();
+    drop(made.hand_off().unwrap());
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    let err = PrivateDir::take_over(&path, None).unwrap_err();
+    assert!(err.message().contains("mode 0755"), "{err}");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = parent.path().join("usock-abcdefghijkmn");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let err = PrivateDir::take_over(&link, None).unwrap_err();
+    assert!(err.message().contains("symbolic link"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unsafe);
+    fs::remove_file(&link).unwrap();
+    let err = PrivateDir::take_over("relative/usock-abcdefghijkmn", None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+
+    // Taken over without a lock descriptor: it cleans up as its own, sockets included.
+    let dir = PrivateDir::take_over(&path, None).unwrap();
+    let _l = UnixListener::bind(path.join("by-hand")).unwrap();
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(kept_reason(&report, &path).contains("holds its lock"));
+    dir.cleanup().unwrap();
+    assert_eq!(parent.entries(""), vec!["plain"]);
+}
+
+/// The path of the directory a hand-off descriptor refers to (through /proc, Linux only; the
+/// portable build runs on Linux too).
+fn other_path_of(fd: &OwnedFd) -> PathBuf {
+    fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())).unwrap()
+}
+
+#[test]
+fn hand_off_keeps_one_descriptor_and_removes_nothing() {
+    let parent = Scratch::new("handoff-fds");
+    let dir = PrivateDir::in_parent(parent.path()).unwrap();
+    let path = dir.path().to_owned();
+    let fd = dir.hand_off().unwrap();
+    // SAFETY: plain fcntl on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    assert_eq!(flags & libc::FD_CLOEXEC, 0, "the descriptor survives exec");
+    assert!(fd.as_raw_fd() >= 3);
+    assert!(path.is_dir(), "hand-off removes nothing");
+    assert_eq!(other_path_of(&fd), path);
+    drop(fd);
+    PrivateDir::take_over(&path, None)
+        .unwrap()
+        .cleanup()
+        .unwrap();
+    assert_eq!(parent.entries(""), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------- attacks on well-known paths
+
+#[test]
+fn another_users_socket_or_lock_file_at_the_path_is_left_alone() {
+    if !is_root() {
+        return; // making files of another user needs root; `make test` runs it as root
+    }
+    let home = home();
+    let path = home.path().join("theirs.sock");
+    let theirs = UnixListener::bind(&path).unwrap();
+    common::chown(&path, common::OTHER_UID);
+    drop(theirs); // stale, but not ours to remove
+    for mode in [BindMode::Exclusive, BindMode::Replace] {
+        let err = BoundPath::listener(&path, mode).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+        assert!(err.message().contains("owned by uid 54321"), "{err}");
+    }
+    assert_eq!(common::owner(&path), common::OTHER_UID);
+
+    let mine = home.path().join("mine.sock");
+    let lock = home.path().join("mine.sock.lock");
+    fs::write(&lock, b"").unwrap();
+    common::chown(&lock, common::OTHER_UID);
+    let err = BoundPath::listener(&mine, BindMode::Exclusive).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    assert!(err.message().contains("owned by uid 54321"), "{err}");
+    assert!(!mine.exists());
+    common::figure(
+        "lifecycle",
+        "another user's stale socket at a well-known path, or their lock file beside it: refused, left alone",
+        3,
+        3,
+        "another_users_socket_or_lock_file_at_the_path_is_left_alone",
+    );
+}
+
+#[test]
+fn unbind_after_the_directory_was_replaced_touches_only_its_own_socket() {
+    let home = home();
+    let sub = home.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let path = sub.join("app.sock");
+    let (bound, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    // The directory is moved away and another takes its name, with a socket of its own.
+    let moved = home.path().join("moved");
+    fs::rename(&sub, &moved).unwrap();
+    fs::create_dir(&sub).unwrap();
+    let _other = UnixListener::bind(&path).unwrap();
+    bound.unbind().unwrap();
+    assert!(
+        path.exists(),
+        "the socket in the new directory was left alone"
+    );
+    assert!(
+        !moved.join("app.sock").exists(),
+        "its own socket, followed through the directory it bound in, was removed"
+    );
+    drop(listener);
+}
