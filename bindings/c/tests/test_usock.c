@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,140 @@ static void test_cleanup_waits_for_calls_in_flight(void) {
     CHECK(count_entries(scratch) == 0);
 }
 
+/* usock_connect: a descriptor on success (close-on-exec); the errno of each failure; out_fd
+ * untouched on failure. */
+static void test_connect(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    int listener = -1, fd = -1;
+    CHECK(usock_bind(dir, NULL, SOCK_STREAM, 0, &listener) == USOCK_OK);
+    char path[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(dir, NULL, path, sizeof path) == USOCK_OK);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, &fd) == USOCK_OK && fd >= 0);
+    CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    close(fd);
+
+    int untouched = -7;
+    char other[USOCK_PATH_MAX + 8];
+    snprintf(other, sizeof other, "%s/none", usock_dir_path(dir));
+    CHECK(usock_connect(other, SOCK_STREAM, 0, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_last_errno() == ENOENT && untouched == -7);
+    CHECK(strstr(usock_last_error(), "nothing is there") != NULL);
+    CHECK(usock_connect(path, SOCK_DGRAM, 0, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_last_errno() == EPROTOTYPE);
+    close(listener);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_last_errno() == ECONNREFUSED && untouched == -7);
+
+    char longpath[300];
+    memset(longpath, 'x', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+    CHECK(usock_connect(longpath, SOCK_STREAM, 0, &untouched) == USOCK_ERR_TOO_LONG);
+    CHECK(usock_last_errno() == ENAMETOOLONG);
+    CHECK(usock_connect(path, SOCK_STREAM, 0x80, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_connect(NULL, SOCK_STREAM, 0, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, NULL) == USOCK_ERR_INVALID);
+    CHECK(untouched == -7);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+}
+
+/* usock_bind_path: a well-known path in a directory only the user can write to. */
+static void test_bind_path(void) {
+    usock_dir *home = NULL;
+    CHECK(usock_create_dir(scratch, 0, &home) == USOCK_OK);
+    char path[USOCK_PATH_MAX + 16], lock[USOCK_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/app.sock", usock_dir_path(home));
+    snprintf(lock, sizeof lock, "%s/app.sock.lock", usock_dir_path(home));
+
+    usock_bound_path *first = NULL, *second = NULL, *untouched = (usock_bound_path *)&lock;
+    int s1 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(usock_bind_path(path, s1, 0, 0, &first) == USOCK_OK && first != NULL);
+    CHECK(mode_of(path) == 0600 && mode_of(lock) == 0600);
+    int c = -1;
+    CHECK(usock_connect(path, SOCK_STREAM, 0, &c) == USOCK_OK);
+    close(c);
+
+    /* A live server is not displaced... */
+    int s2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(usock_bind_path(path, s2, 0, 0, &untouched) == USOCK_ERR_IN_USE);
+    CHECK(untouched == (usock_bound_path *)&lock);
+    CHECK(strstr(usock_last_error(), "a server answers") != NULL);
+    close(s2);
+    /* ...except in replace mode; the first server's unbind then leaves the new socket. */
+    s2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(usock_bind_path(path, s2, 0, USOCK_REPLACE, &second) == USOCK_OK);
+    CHECK(usock_unbind_path(first) == USOCK_OK);
+    close(s1);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, &c) == USOCK_OK);
+    close(c);
+    CHECK(usock_unbind_path(second) == USOCK_OK);
+    close(s2);
+    CHECK(access(path, F_OK) != 0 && access(lock, F_OK) == 0);
+    CHECK(usock_unbind_path(NULL) == USOCK_OK);
+
+    /* Bad input. */
+    CHECK(usock_bind_path(path, 0, 0, 0x10, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_bind_path(path, -1, 0, 0, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_bind_path(NULL, 0, 0, 0, &untouched) == USOCK_ERR_INVALID);
+    int s3 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(usock_bind_path("/tmp/app.sock", s3, 0, 0, &untouched) == USOCK_ERR_UNSAFE);
+    CHECK(strstr(usock_last_error(), "sticky") != NULL);
+    close(s3);
+    CHECK(untouched == (usock_bound_path *)&lock);
+    unlink(lock);
+    CHECK(usock_cleanup(home) == USOCK_OK);
+}
+
+struct sweep_seen {
+    int removed, kept;
+    char last_reason[256];
+};
+
+static void on_swept(void *ctx, const char *path, int removed, const char *reason) {
+    struct sweep_seen *seen = ctx;
+    (void)path;
+    if (removed) {
+        seen->removed++;
+    } else {
+        seen->kept++;
+        snprintf(seen->last_reason, sizeof seen->last_reason, "%s", reason);
+    }
+}
+
+/* Hand-off, take-over and the sweep: a handed-off directory is kept while its descriptor is
+ * open, taken over with it, and removed by the sweep once nobody holds it. */
+static void test_hand_off_take_over_and_sweep(void) {
+    usock_dir *parent = NULL, *dir = NULL, *again = NULL;
+    CHECK(usock_create_dir(scratch, 0, &parent) == USOCK_OK);
+    const char *where = usock_dir_path(parent);
+    CHECK(usock_create_dir(where, 0, &dir) == USOCK_OK);
+    char path[USOCK_PATH_MAX];
+    snprintf(path, sizeof path, "%s", usock_dir_path(dir));
+    int lock = -1;
+    CHECK(usock_hand_off(dir, &lock) == USOCK_OK && lock >= 3);
+    CHECK((fcntl(lock, F_GETFD) & FD_CLOEXEC) == 0);
+    CHECK(access(path, F_OK) == 0);
+
+    struct sweep_seen seen = {0, 0, ""};
+    size_t removed = 99;
+    CHECK(usock_sweep(where, 0, 0, on_swept, &seen, &removed) == USOCK_OK);
+    CHECK(removed == 0 && seen.kept == 1 && strstr(seen.last_reason, "holds its lock") != NULL);
+
+    CHECK(usock_take_over(path, lock, 0, &again) == USOCK_OK);
+    CHECK(usock_take_over("relative", -1, 0, &dir) == USOCK_ERR_INVALID);
+    int lock2 = -1;
+    CHECK(usock_hand_off(again, &lock2) == USOCK_OK);
+    close(lock2); /* nobody holds it now */
+    memset(&seen, 0, sizeof seen);
+    CHECK(usock_sweep(where, 3600, 0, on_swept, &seen, &removed) == USOCK_OK);
+    CHECK(removed == 0 && strstr(seen.last_reason, "grace period") != NULL);
+    CHECK(usock_sweep(where, 0, 0, NULL, NULL, &removed) == USOCK_OK && removed == 1);
+    CHECK(access(path, F_OK) != 0);
+    CHECK(usock_sweep(where, 0, 1, NULL, NULL, NULL) == USOCK_ERR_INVALID);
+    CHECK(usock_cleanup(parent) == USOCK_OK);
+}
+
 int main(void) {
     snprintf(scratch, sizeof scratch, "/tmp/usock-ctest-XXXXXX");
     if (!mkdtemp(scratch)) {
@@ -399,6 +534,9 @@ int main(void) {
     RUN(test_threads);
     RUN(test_bind_fd);
     RUN(test_cleanup_waits_for_calls_in_flight);
+    RUN(test_connect);
+    RUN(test_bind_path);
+    RUN(test_hand_off_take_over_and_sweep);
     rmdir(scratch);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
