@@ -29,7 +29,7 @@ from . import _lib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing at run time costs more than usock itself
-    from typing import Optional, Union
+    from typing import Callable, List, Optional, Tuple, Union
 
     StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -38,6 +38,12 @@ __all__ = [
     "private_dir",
     "PrivateDir",
     "Listener",
+    "connect",
+    "listen_at",
+    "BoundPath",
+    "sweep",
+    "SweepReport",
+    "take_over",
     "Error",
     "InvalidArgumentError",
     "PathTooLongError",
@@ -246,11 +252,12 @@ class _Handle:
     flight, but a call that began after the free would read freed memory).
     """
 
-    __slots__ = ("cell", "lock")
+    __slots__ = ("cell", "lock", "free")
 
-    def __init__(self) -> None:
+    def __init__(self, free: "ctypes._CFuncPtr") -> None:
         self.cell = ctypes.c_void_p()
         self.lock = threading.Lock()
+        self.free = free  # usock_cleanup or usock_unbind_path
 
     def live(self, path: str) -> ctypes.c_void_p:
         """The cell, for a call made under the lock; ValueError once released."""
@@ -259,21 +266,24 @@ class _Handle:
         return self.cell
 
 
-def _release(cell: ctypes.c_void_p) -> int:
-    """Cleans up and frees the handle in ``cell``, once, and empties the cell.
+def _release(handle: _Handle) -> int:
+    """Cleans up and frees the handle (``usock_cleanup`` or ``usock_unbind_path``), once, and
+    empties its cell.
 
     The cell is emptied before ``usock_cleanup`` runs, and CPython runs signal handlers only at
     a call's end, a loop's back edge or a function's start: an exception from a handler (Ctrl-C's
     KeyboardInterrupt) can come before this function does anything, or after the handle is
     freed, never in between. Returns the status, ``USOCK_OK`` when there was nothing to do."""
+    free = handle.free
+    cell = handle.cell
     pointer = cell.value
     cell.value = None
-    return _lib.lib.usock_cleanup(pointer) if pointer else _lib.OK
+    return free(pointer) if pointer else _lib.OK
 
 
 class _Owner(weakref.ref):
-    """A weak reference to a :class:`PrivateDir` that carries its handle: when the directory
-    object is garbage, the handle is released (see :func:`_collected`)."""
+    """A weak reference to a :class:`PrivateDir` (or :class:`BoundPath`) that carries its
+    handle: when the object is garbage, the handle is released (see :func:`_collected`)."""
 
     __slots__ = ("handle",)
 
@@ -288,7 +298,7 @@ _owners: "dict[int, _Owner]" = {}
 def _collected(owner: _Owner) -> None:
     """The directory object became garbage: release its handle (no other thread can be using
     it: nothing refers to it any more)."""
-    _release(owner.handle.cell)
+    _release(owner.handle)
     _owners.pop(id(owner.handle), None)
 
 
@@ -299,7 +309,7 @@ def _finish_orphans(phase: str, info: "dict[str, int]") -> None:
         return
     for key, owner in list(_owners.items()):
         if owner() is None:
-            _release(owner.handle.cell)
+            _release(owner.handle)
         if not owner.handle.cell.value:
             _owners.pop(key, None)
 
@@ -313,7 +323,7 @@ def _release_at_exit() -> None:
     thread may still be inside a call). In a forked child the library removes nothing."""
     for owner in list(_owners.values()):
         with owner.handle.lock:
-            _release(owner.handle.cell)
+            _release(owner.handle)
     _owners.clear()
 
 
@@ -324,6 +334,17 @@ def _new_locks_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
+def _new_handle(obj: object, free: "ctypes._CFuncPtr") -> _Handle:
+    """A handle for ``obj``, owned by the table before any C call can fill it: the table and the
+    weak reference release whatever the library writes into the cell."""
+    handle = _Handle(free)
+    obj._handle = handle
+    owner = _Owner(obj, _collected)
+    owner.handle = handle
+    _owners[id(handle)] = owner
+    return handle
 
 
 class _Socket(_socket.socket):
@@ -354,17 +375,31 @@ class PrivateDir:
 
     def __init__(self, parent: Optional[StrPath] = None):
         raw_parent = _parent_arg(parent)
-        handle = _Handle()
-        self._handle = handle
-        # Registered before the handle exists, so that no moment leaves it unowned: the table
-        # and the weak reference release whatever usock_create_dir writes into the cell.
-        owner = _Owner(self, _collected)
-        owner.handle = handle
-        _owners[id(handle)] = owner
-        status = _lib.lib.usock_create_dir(raw_parent, 0, ctypes.byref(handle.cell))
+        self._open(lambda cell: _lib.lib.usock_create_dir(raw_parent, 0, cell))
+
+    def _open(self, make: "Callable[[object], int]") -> None:
+        handle = _new_handle(self, _lib.lib.usock_cleanup)
+        status = make(ctypes.byref(handle.cell))
         if status != _lib.OK:
             raise _error(status)
         self._path = _decode(_lib.lib.usock_dir_path(handle.cell))
+
+    @classmethod
+    def take_over(cls, path: StrPath, lock_fd: Optional[int] = None) -> "PrivateDir":
+        """A :class:`PrivateDir` for an existing usock directory at ``path``, handed over by
+        another process (see :meth:`hand_off`): checked as at creation (a usock name, owned by
+        you, mode 0700, in a safe parent), and cleaned up like one made here. ``lock_fd``: the
+        descriptor :meth:`hand_off` gave, when this process inherited it; the object takes it
+        over (it becomes close-on-exec) and closes it at cleanup.
+
+        Raises :class:`UnsafeDirectoryError` when a check fails."""
+        raw = _parent_arg(path)
+        if lock_fd is not None and (isinstance(lock_fd, bool) or not isinstance(lock_fd, int)):
+            raise TypeError(f"lock_fd must be an int or None, not {type(lock_fd).__name__}")
+        fd = -1 if lock_fd is None else lock_fd
+        self = cls.__new__(cls)
+        self._open(lambda cell: _lib.lib.usock_take_over(raw, fd, 0, cell))
+        return self
 
     @property
     def path(self) -> str:
@@ -441,6 +476,25 @@ class PrivateDir:
             if status != _lib.OK:
                 raise _error(status)
 
+    def hand_off(self) -> int:
+        """Ends this object without removing anything and returns a descriptor of the
+        directory, inheritable, for a program you start with ``exec`` (``subprocess`` with
+        ``pass_fds=(fd,)``): pass it the number and :attr:`path` (say in ``USOCK_LOCK_FD`` and
+        ``USOCK_DIR``), and it calls :meth:`take_over`. While any process holds the descriptor,
+        :func:`sweep` leaves the directory alone. Close it here once it is passed on."""
+        handle = self._handle
+        fd = ctypes.c_int(-1)
+        with handle.lock:
+            cell = handle.live(self._path)
+            pointer = cell.value
+            cell.value = None  # freed by a successful call; restored when it fails
+            status = _lib.lib.usock_hand_off(pointer, ctypes.byref(fd))
+            if status != _lib.OK:
+                cell.value = pointer
+                raise _error(status)
+        _owners.pop(id(handle), None)
+        return fd.value
+
     def cleanup(self) -> None:
         """Removes the sockets and the directory. A second call does nothing.
 
@@ -448,7 +502,7 @@ class PrivateDir:
         place (with the directory), naming it."""
         handle = self._handle
         with handle.lock:
-            status = _release(handle.cell)
+            status = _release(handle)
             error = _error(status) if status != _lib.OK else None
         _owners.pop(id(handle), None)
         if error is not None:
@@ -526,3 +580,158 @@ def listen(
     # The library checked that this path fits; no need to ask it again.
     path = d._path + "/" + (_decode(raw_name) if raw_name is not None else "sock")
     return Listener(d, sock, path)
+
+
+# Well-known paths, connecting, the sweep -----------------------------------------------------
+
+
+def _path_arg(path: StrPath, what: str = "path") -> bytes:
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{what} must be a path, not {type(path).__name__}")
+    raw = os.fsencode(path)
+    if not raw:
+        raise ValueError(f"{what} must not be empty")
+    if b"\0" in raw:
+        raise ValueError(f"{what} must not contain a NUL byte")
+    return raw
+
+
+def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
+            nonblocking: bool = False) -> _socket.socket:
+    """A socket of ``type`` connected to the socket at ``path``.
+
+    Failures keep the kernel's errno, as the built-in classes do: nothing there is a
+    :class:`FileNotFoundError`, nobody listening a :class:`ConnectionRefusedError` (the message
+    says when the file is not a socket), permission a :class:`PermissionError`, a full backlog
+    (``nonblocking=True``, Linux) a :class:`BlockingIOError`; each is also a :class:`usock.Error`.
+    A path that does not fit ``sun_path`` is :class:`PathTooLongError`."""
+    raw = _path_arg(path)
+    ty = _type_arg(type)
+    flags = _lib.CONNECT_NONBLOCK if nonblocking else 0
+    fd = ctypes.c_int(-1)
+    status = _lib.lib.usock_connect(raw, ty, flags, ctypes.byref(fd))
+    if status != _lib.OK:
+        raise _error(status)
+    return _socket.socket(fileno=fd.value)
+
+
+class BoundPath:
+    """A socket listening at a well-known path; made by :func:`listen_at`.
+
+    ``socket`` is a plain :class:`socket.socket`, ``path`` the path. :meth:`close` (or leaving
+    a ``with`` block) closes the socket and removes the path if it is still this server's
+    socket (a server that replaced it keeps it). Garbage collection and interpreter exit do
+    the same for an object left open; a socket from here keeps it alive while it is open. In a
+    child made by ``os.fork()`` nothing is removed."""
+
+    def __init__(self, path: StrPath, *, type: int = _socket.SOCK_STREAM,
+                 backlog: Optional[int] = None, replace: bool = False):
+        raw = _path_arg(path)
+        ty = _type_arg(type)
+        bl = _backlog_arg(backlog)
+        flags = _lib.REPLACE if replace else 0
+        handle = _new_handle(self, _lib.lib.usock_unbind_path)
+        self.path = os.fsdecode(raw)
+        sock = _Socket(_socket.AF_UNIX, ty)
+        sock._usock_dir = self
+        try:
+            with handle.lock:
+                status = _lib.lib.usock_bind_path(raw, sock.fileno(), bl, flags,
+                                                  ctypes.byref(handle.cell))
+                if status != _lib.OK:
+                    raise _error(status)
+        except BaseException:
+            sock.close()
+            raise
+        self.socket: _socket.socket = sock
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle.cell.value
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def unbind(self) -> None:
+        """Removes the path if it is still this server's socket, leaving the socket open (to
+        drain connections already queued after a replacement took over). A second call does
+        nothing."""
+        handle = self._handle
+        with handle.lock:
+            status = _release(handle)
+            error = _error(status) if status != _lib.OK else None
+        _owners.pop(id(handle), None)
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Closes the socket and unbinds the path."""
+        self.socket.close()
+        self.unbind()
+
+    def __enter__(self) -> "BoundPath":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<usock.BoundPath {self.path!r} ({'closed' if self.closed else 'live'})>"
+
+
+def listen_at(path: StrPath, *, type: int = _socket.SOCK_STREAM,
+              backlog: Optional[int] = None, replace: bool = False) -> BoundPath:
+    """A socket listening at the well-known ``path`` (``$XDG_RUNTIME_DIR/app.sock``, say); use
+    it as a context manager.
+
+    The path's directory must pass usock's checks and be writable only by you (not ``/tmp``: a
+    fixed name there can be taken first by another user). A stale socket left by a crashed
+    server is replaced; a live one raises :class:`NameInUseError` unless ``replace=True``, which
+    binds the new socket beside the path and renames it over, so that clients never find the
+    path without a server: the old server should then stop accepting once its queue is empty,
+    and call :meth:`BoundPath.unbind` (which leaves the new socket in place)."""
+    return BoundPath(path, type=type, backlog=backlog, replace=replace)
+
+
+class SweepReport:
+    """What :func:`sweep` did: ``removed``, the directories removed, and ``kept``, pairs of
+    (directory, why it was kept)."""
+
+    __slots__ = ("removed", "kept")
+
+    def __init__(self) -> None:
+        self.removed: "List[str]" = []
+        self.kept: "List[Tuple[str, str]]" = []
+
+    def __repr__(self) -> str:
+        return f"<usock.SweepReport removed={self.removed!r} kept={self.kept!r}>"
+
+
+def sweep(parent: Optional[StrPath] = None, *, grace: float = 60.0) -> SweepReport:
+    """Removes private directories left by processes that died, in ``parent`` (``None``: each
+    automatic location): only usock directories of yours that no live process holds, unchanged
+    for ``grace`` seconds, whose sockets all refuse connections. Returns a :class:`SweepReport`.
+    A live server sees a connection that closes at once."""
+    raw = _parent_arg(parent)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)):
+        raise TypeError(f"grace must be a number of seconds, not {type(grace).__name__}")
+    if grace < 0:
+        raise ValueError(f"grace must not be negative, got {grace}")
+    report = SweepReport()
+
+    def seen(_ctx: object, path: bytes, removed: int, reason: Optional[bytes]) -> None:
+        if removed:
+            report.removed.append(os.fsdecode(path))
+        else:
+            report.kept.append((os.fsdecode(path), os.fsdecode(reason or b"")))
+
+    callback = _lib.SWEEP_FN(seen)
+    status = _lib.lib.usock_sweep(raw, int(grace), 0, callback, None, None)
+    if status != _lib.OK:
+        raise _error(status)
+    return report
+
+
+def take_over(path: StrPath, lock_fd: Optional[int] = None) -> PrivateDir:
+    """:meth:`PrivateDir.take_over`."""
+    return PrivateDir.take_over(path, lock_fd)

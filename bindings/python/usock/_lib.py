@@ -96,6 +96,28 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_path_max.restype = c_size_t
     lib.usock_status_name.argtypes = [c_int]
     lib.usock_status_name.restype = c_char_p
+    c_path = ctypes.c_void_p  # a usock_bound_path *, like c_dir
+    lib.usock_connect.argtypes = [c_char_p, c_int, ctypes.c_uint32, ctypes.POINTER(c_int)]
+    lib.usock_connect.restype = c_int
+    lib.usock_bind_path.argtypes = [c_char_p, c_int, c_int, ctypes.c_uint32, ctypes.POINTER(c_path)]
+    lib.usock_bind_path.restype = c_int
+    lib.usock_unbind_path.argtypes = [c_path]
+    lib.usock_unbind_path.restype = c_int
+    lib.usock_sweep.argtypes = [c_char_p, ctypes.c_int64, ctypes.c_uint32, SWEEP_FN,
+                                ctypes.c_void_p, ctypes.POINTER(c_size_t)]
+    lib.usock_sweep.restype = c_int
+    lib.usock_hand_off.argtypes = [c_dir, ctypes.POINTER(c_int)]
+    lib.usock_hand_off.restype = c_int
+    lib.usock_take_over.argtypes = [c_char_p, c_int, ctypes.c_uint32, ctypes.POINTER(c_dir)]
+    lib.usock_take_over.restype = c_int
+
+
+#: ``usock_sweep_fn``: (ctx, path, removed, reason)
+SWEEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+
+# Flags, as include/usock.h defines them (compile-time constants there; a test compares).
+CONNECT_NONBLOCK = 1  # USOCK_CONNECT_NONBLOCK
+REPLACE = 1  # USOCK_REPLACE
 
 
 lib = load()
