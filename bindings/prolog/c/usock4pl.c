@@ -2,11 +2,13 @@
  * usock4pl: the SWI-Prolog foreign part of the usock pack. A thin layer over libusock's C ABI:
  * a private directory is a blob whose release hook (atom garbage collection) and the at_halt
  * hook clean it up if the program did not, exactly once. Binding is done in Prolog with
- * library(socket); this file only adds the mode fix-up of the socket file.
+ * library(socket); this file adds the mode fix-up of the socket file, and the lifecycle calls
+ * (well-known paths, connect, sweep, hand-off) over the library's.
  *
  * libusock itself stays free of SWI-Prolog symbols; only this glue links against both.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +202,8 @@ static int get_c_text(term_t t, char **text, const char *domain) {
     return TRUE;
 }
 
+static int unify_new_dir(usock_dir *d, term_t dir, term_t culprit);
+
 /* '$usock_create_dir'(+Parent, -Dir): Parent is a file name or [] for the automatic choice. */
 static foreign_t pl_create_dir(term_t parent, term_t dir) {
     char *parent_path = NULL;
@@ -210,6 +214,11 @@ static foreign_t pl_create_dir(term_t parent, term_t dir) {
     usock_dir *d = NULL;
     int rc = usock_create_dir(parent_path, 0, &d);
     if (rc != USOCK_OK) return raise_usock(rc, "usock_create_dir", 2, "create", "directory");
+    return unify_new_dir(d, dir, parent);
+}
+
+/* A blob for the new handle d, registered for halt, unified with dir. */
+static int unify_new_dir(usock_dir *d, term_t dir, term_t culprit) {
     pl_usock *u = calloc(1, sizeof *u);
     if (!u) {
         usock_cleanup(d);
@@ -222,7 +231,7 @@ static foreign_t pl_create_dir(term_t parent, term_t dir) {
         usock_cleanup(d);
         pthread_mutex_destroy(&u->lock);
         free(u);
-        return PL_permission_error("create", "usock_dir", parent);
+        return PL_permission_error("create", "usock_dir", culprit);
     }
     return PL_unify_blob(dir, u, sizeof *u, &usock_blob);
 }
@@ -274,6 +283,173 @@ static foreign_t pl_cleanup(term_t dir) {
     return TRUE;
 }
 
+/* '$usock_take_over'(+Path, +LockFd, -Dir): LockFd is -1 or an inherited descriptor. */
+static foreign_t pl_take_over(term_t path, term_t lock_fd, term_t dir) {
+    char *p;
+    int fd;
+    if (!get_c_text(path, &p, "directory") || !PL_get_file_name(path, &p, PL_FILE_OSPATH))
+        return FALSE;
+    if (!PL_get_integer_ex(lock_fd, &fd)) return FALSE;
+    usock_dir *d = NULL;
+    int rc = usock_take_over(p, fd, 0, &d);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_take_over", 3, "open", "directory");
+    return unify_new_dir(d, dir, path);
+}
+
+/* '$usock_hand_off'(+Dir, -Fd) */
+static foreign_t pl_hand_off(term_t dir, term_t fd) {
+    pl_usock *u = NULL;
+    if (!get_usock(dir, &u)) return FALSE;
+    int out = -1;
+    pthread_mutex_lock(&u->lock);
+    int rc = u->dir ? usock_hand_off(u->dir, &out) : 1;
+    if (rc == USOCK_OK) u->dir = NULL;
+    pthread_mutex_unlock(&u->lock);
+    if (rc == 1) return cleaned_error(dir);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_hand_off", 2, "access", "directory");
+    return PL_unify_integer(fd, out);
+}
+
+/* '$usock_connect'(+Path, -In, -Out): a stream socket connected with usock_connect, as a pair
+ * of Prolog streams on it (the output stream on a duplicate of the descriptor, so that each
+ * stream closes its own). */
+static foreign_t pl_connect(term_t path, term_t in, term_t out) {
+    char *p;
+    if (!get_c_text(path, &p, "file") || !PL_get_file_name(path, &p, PL_FILE_OSPATH))
+        return FALSE;
+    int fd = -1;
+    int rc = usock_connect(p, SOCK_STREAM, 0, &fd);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_connect", 3, "connect", "socket");
+    int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    IOSTREAM *r = fd2 >= 0 ? Sfdopen(fd, "r") : NULL;
+    IOSTREAM *w = r ? Sfdopen(fd2, "w") : NULL;
+    if (!w) {
+        if (r) Sclose(r); else close(fd);
+        if (fd2 >= 0) close(fd2);
+        return PL_resource_error("file_descriptors");
+    }
+    return PL_unify_stream(in, r) && PL_unify_stream(out, w);
+}
+
+/* A socket bound at a well-known path. `bound` becomes NULL once unbound. Kept in a list until
+ * halt, which unbinds what the program left (garbage collection of the blob does not: the socket
+ * may still be serving). */
+typedef struct pl_bound {
+    usock_bound_path *bound;
+    pthread_mutex_t lock;
+    struct pl_bound *next;
+    char path[USOCK_PATH_MAX + 1];
+} pl_bound;
+
+static pl_bound *bound_list;
+
+static int unbind_once(pl_bound *b) {
+    pthread_mutex_lock(&b->lock);
+    usock_bound_path *bound = b->bound;
+    b->bound = NULL;
+    int rc = bound ? usock_unbind_path(bound) : USOCK_OK;
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+static int write_bound(IOSTREAM *s, atom_t a, int flags) {
+    (void)flags;
+    pl_bound *b = PL_blob_data(a, NULL, NULL);
+    Sfprintf(s, "<usock_bound_path>(%s%s)", b->path, b->bound ? "" : ", unbound");
+    return TRUE;
+}
+
+static PL_blob_t bound_blob = {
+    .magic = PL_BLOB_MAGIC,
+    .flags = PL_BLOB_NOCOPY | PL_BLOB_UNIQUE,
+    .name = "usock_bound_path",
+    .write = write_bound,
+};
+
+/* '$usock_bind_path'(+Path, +Fd, +Backlog, +Replace, -Bound): Fd is the library(socket)
+ * socket's descriptor (tcp_getopt/2 file_no); Replace is true or false. */
+static foreign_t pl_bind_path(term_t path, term_t fd, term_t backlog, term_t replace,
+                              term_t out) {
+    char *p;
+    int f, bl, rep;
+    if (!get_c_text(path, &p, "file") || !PL_get_file_name(path, &p, PL_FILE_OSPATH))
+        return FALSE;
+    if (!PL_get_integer_ex(fd, &f) || !PL_get_integer_ex(backlog, &bl) ||
+        !PL_get_bool_ex(replace, &rep))
+        return FALSE;
+    pl_bound *b = calloc(1, sizeof *b);
+    if (!b) return PL_resource_error("memory");
+    pthread_mutex_init(&b->lock, NULL);
+    snprintf(b->path, sizeof b->path, "%s", p);
+    int rc = usock_bind_path(p, f, bl, rep ? USOCK_REPLACE : 0, &b->bound);
+    if (rc != USOCK_OK) {
+        pthread_mutex_destroy(&b->lock);
+        free(b);
+        return raise_usock(rc, "usock_bind_path", 4, "bind", "file");
+    }
+    pthread_mutex_lock(&registry_lock);
+    int late = halting;
+    if (!late) {
+        b->next = bound_list;
+        bound_list = b;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (late) {
+        unbind_once(b);
+        pthread_mutex_destroy(&b->lock);
+        free(b);
+        return PL_permission_error("bind", "usock_bound_path", path);
+    }
+    return PL_unify_blob(out, b, sizeof *b, &bound_blob);
+}
+
+/* '$usock_unbind_path'(+Bound) */
+static foreign_t pl_unbind_path(term_t t) {
+    void *data;
+    PL_blob_t *type;
+    if (!PL_get_blob(t, &data, NULL, &type) || type != &bound_blob)
+        return PL_type_error("usock_bound_path", t);
+    int rc = unbind_once(data);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_unbind_path", 1, "delete", "file");
+    return TRUE;
+}
+
+/* The lists usock_sweep/3 builds while the library reports, in the calling thread. */
+typedef struct {
+    term_t removed, kept; /* open tails */
+    int ok;
+} sweep_lists;
+
+static void on_swept(void *ctx, const char *path, int removed, const char *reason) {
+    sweep_lists *l = ctx;
+    if (!l->ok) return;
+    term_t head = PL_new_term_ref(), p = PL_new_term_ref(), why = PL_new_term_ref();
+    l->ok = head && p && why && PL_unify_chars(p, PL_ATOM | REP_MB, (size_t)-1, path);
+    if (!l->ok) return;
+    if (removed) {
+        l->ok = PL_unify_list(l->removed, head, l->removed) && PL_unify(head, p);
+    } else {
+        l->ok = PL_unify_chars(why, PL_STRING | REP_UTF8, (size_t)-1, reason) &&
+                PL_unify_list(l->kept, head, l->kept) &&
+                PL_unify_term(head, PL_FUNCTOR_CHARS, "-", 2, PL_TERM, p, PL_TERM, why);
+    }
+}
+
+/* '$usock_sweep'(+Parent, +Grace, -Removed, -Kept): Parent is [] for the automatic choice. */
+static foreign_t pl_sweep(term_t parent, term_t grace, term_t removed, term_t kept) {
+    char *parent_path = NULL;
+    int64_t g;
+    if (!PL_get_nil(parent) &&
+        (!get_c_text(parent, &parent_path, "directory") ||
+         !PL_get_file_name(parent, &parent_path, PL_FILE_OSPATH)))
+        return FALSE;
+    if (!PL_get_int64_ex(grace, &g)) return FALSE;
+    sweep_lists l = {PL_copy_term_ref(removed), PL_copy_term_ref(kept), 1};
+    int rc = usock_sweep(parent_path, g, 0, on_swept, &l, NULL);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_sweep", 3, "access", "directory");
+    return l.ok && PL_unify_nil(l.removed) && PL_unify_nil(l.kept);
+}
+
 /* '$usock_cleanup_all': at halt, clean every directory the program left. Other threads may
  * still run: from now on a new directory is cleaned up as soon as it is made (see
  * pl_create_dir), so none is left behind. */
@@ -281,6 +457,7 @@ static foreign_t pl_cleanup_all(void) {
     pthread_mutex_lock(&registry_lock);
     halting = 1;
     for (pl_usock *u = registry; u; u = u->next) cleanup_once(u);
+    for (pl_bound *b = bound_list; b; b = b->next) unbind_once(b);
     pthread_mutex_unlock(&registry_lock);
     return TRUE;
 }
@@ -341,4 +518,10 @@ install_t install_usock4pl(void) {
     PL_register_foreign("$usock_adopt", 3, pl_adopt, 0);
     PL_register_foreign("$usock_in_use", 2, pl_in_use, 0);
     PL_register_foreign("$usock_somaxconn", 1, pl_somaxconn, 0);
+    PL_register_foreign("$usock_take_over", 3, pl_take_over, 0);
+    PL_register_foreign("$usock_hand_off", 2, pl_hand_off, 0);
+    PL_register_foreign("$usock_connect", 3, pl_connect, 0);
+    PL_register_foreign("$usock_bind_path", 5, pl_bind_path, 0);
+    PL_register_foreign("$usock_unbind_path", 1, pl_unbind_path, 0);
+    PL_register_foreign("$usock_sweep", 4, pl_sweep, 0);
 }

@@ -4,7 +4,13 @@
             usock_socket_path/3,        % +Dir, ?Name, -Path
             usock_bind/3,               % +Dir, -Socket, +Options
             usock_adopt/2,              % +Dir, +Name
-            usock_cleanup/1             % +Dir
+            usock_cleanup/1,            % +Dir
+            usock_connect/3,            % +Path, -StreamPair, +Options
+            usock_bind_path/4,          % +Path, -Socket, -Bound, +Options
+            usock_unbind_path/1,        % +Bound
+            usock_sweep/3,              % -Removed, -Kept, +Options
+            usock_hand_off/2,           % +Dir, -Fd
+            usock_take_over/3           % +Path, -Dir, +Options
           ]).
 :- use_module(library(socket)).
 :- use_module(library(error)).
@@ -217,6 +223,131 @@ usock_adopt(Dir, Name) :-
 
 usock_cleanup(Dir) :-
     '$usock_cleanup'(Dir).
+
+%!  usock_connect(+Path, -StreamPair, +Options) is det.
+%
+%   Connect to the Unix domain stream socket at Path with libusock's connect, and unify
+%   StreamPair with a stream pair on the connection (close it with close/1). Options: none
+%   yet. Failures keep the system's errno: nothing there is existence_error(socket, Path),
+%   nobody listening is usock_error(system) with errno ECONNREFUSED and a message saying
+%   whether the file is a socket at all, permission is permission_error(connect, socket,
+%   Path), a path longer than `sun_path` is representation_error(unix_socket_path_length).
+
+usock_connect(Path, StreamPair, Options) :-
+    must_be(var, StreamPair),
+    must_be(list, Options),
+    check_path(Path),
+    '$usock_connect'(Path, In, Out),
+    stream_pair(StreamPair, In, Out).
+
+%!  usock_bind_path(+Path, -Socket, -Bound, +Options) is det.
+%
+%   A server at the well-known path Path: Socket is a library(socket) stream socket bound at
+%   Path with mode 0600 and listening (use tcp_accept/3), and Bound the handle that removes the
+%   path again (usock_unbind_path/1). Path's directory must pass usock's checks and be
+%   writable by nobody but you (not `/tmp`: a fixed name there can be taken first). Every change
+%   at Path happens under a lock on `Path.lock`. A stale socket (nobody listening, left by a
+%   crash) is replaced; a live server raises permission_error(bind, unix_socket, Path) unless
+%   replace(true) is given, which binds beside Path and renames over it, so that clients never
+%   find Path without a server (the old server should drain its queue, then unbind).
+%   Options:
+%
+%     - replace(+Boolean)
+%       Take over from a live server; default `false`.
+%     - backlog(+Count)
+%       Listen backlog; default the system's `SOMAXCONN`.
+%
+%   Paths still bound at halt are unbound then; garbage collection of Bound does not unbind
+%   (the socket may still be serving).
+
+usock_bind_path(Path, Socket, Bound, Options) :-
+    must_be(var, Socket),
+    must_be(var, Bound),
+    must_be(list, Options),
+    check_path(Path),
+    option(replace(Replace), Options, false),
+    must_be(boolean, Replace),
+    (   option(backlog(Backlog), Options)
+    ->  must_be(nonneg, Backlog)
+    ;   Backlog = 0
+    ),
+    unix_domain_socket(S),
+    tcp_getopt(S, file_no(Fd)),
+    catch('$usock_bind_path'(Path, Fd, Backlog, Replace, B),
+          E,
+          ( tcp_close_socket(S), throw(E) )),
+    Socket = S,
+    Bound = B.
+
+%!  usock_unbind_path(+Bound) is det.
+%
+%   Remove the well-known path of Bound if it is still this server's socket (a server that
+%   replaced it keeps it), under its lock. A second call does nothing. The socket stays open:
+%   close it with tcp_close_socket/1.
+
+usock_unbind_path(Bound) :-
+    '$usock_unbind_path'(Bound).
+
+%!  usock_sweep(-Removed, -Kept, +Options) is det.
+%
+%   Remove the private directories that processes which died left behind: only usock
+%   directories of yours that no live process holds, unchanged for the grace period, whose
+%   sockets all refuse connections. Removed is the list of directories removed, Kept a list of
+%   Dir-Reason (Reason a string) for the usock directories kept. A live server sees a
+%   connection that closes at once. Options:
+%
+%     - parent(+Dir)
+%       Sweep Dir; default: each automatic location (as usock_create_dir/2 chooses them).
+%     - grace(+Seconds)
+%       Keep directories changed less than Seconds ago; default 60.
+
+usock_sweep(Removed, Kept, Options) :-
+    must_be(list, Options),
+    (   option(parent(Parent), Options)
+    ->  check_path(Parent)
+    ;   Parent = []
+    ),
+    option(grace(Grace), Options, 60),
+    must_be(nonneg, Grace),
+    '$usock_sweep'(Parent, Grace, Removed, Kept).
+
+%!  usock_hand_off(+Dir, -Fd) is det.
+%
+%   End Dir's handle without removing anything, for a program you start with exec: Fd is a
+%   descriptor of the directory that survives exec and keeps it locked (so usock_sweep/3 leaves
+%   it alone). Give the successor Fd and the path (usock_dir_path/2, read before), and it calls
+%   usock_take_over/3.
+
+usock_hand_off(Dir, Fd) :-
+    must_be(var, Fd),
+    '$usock_hand_off'(Dir, Fd).
+
+%!  usock_take_over(+Path, -Dir, +Options) is det.
+%
+%   Take the usock directory at Path, handed over by another process, under management again:
+%   checked as at creation (a usock name, yours, mode 0700, in a safe parent), cleaned up as one
+%   made here. Options: lock_fd(+Fd), the descriptor usock_hand_off/2 gave, when this process
+%   inherited it.
+%
+%   @error permission_error(use, directory, Path) when a check fails.
+
+usock_take_over(Path, Dir, Options) :-
+    must_be(var, Dir),
+    must_be(list, Options),
+    check_path(Path),
+    option(lock_fd(Fd), Options, -1),
+    must_be(integer, Fd),
+    '$usock_take_over'(Path, Fd, Dir).
+
+check_path(Path) :-
+    must_be(text, Path),
+    atom_string(A, Path),
+    (   A == ''
+    ->  domain_error(path, Path)
+    ;   sub_atom(A, _, _, _, '\0\')
+    ->  domain_error(path, Path)
+    ;   true
+    ).
 
 check_name(sock) :-
     !.

@@ -599,3 +599,136 @@ test(mqi_on_a_usock_path, Out == "[{'X': 'a'}, {'X': 'b'}]\n") :-
     assertion(\+ exists_directory(D)).
 
 :- end_tests(usock).
+
+:- begin_tests(usock_lifecycle, [cleanup(remove_scratch)]).
+
+%   A directory only this user can write to, for well-known paths.
+home(Home) :-
+    usock_create_dir(Home, []).
+
+%   Lock files stay beside well-known paths for good; a test's home is cleaned up without them.
+remove_locks(Home) :-
+    usock_dir_path(Home, H),
+    directory_files(H, Entries),
+    forall(( member(E, Entries), file_name_extension(_, lock, E) ),
+           ( directory_file_path(H, E, F), delete_file(F) )).
+
+%   Anything at Path, socket included (exists_file/1 is for regular files).
+present(Path) :-
+    access_file(Path, exist).
+
+test(bind_path_serves_through_tcp_accept_and_unbinds, Reply == "echo: hi") :-
+    home(Home), usock_dir_path(Home, H),
+    atom_concat(H, '/app.sock', Path),
+    usock_bind_path(Path, Listener, Bound, []),
+    mode_of(Path, Mode), assertion(Mode == 600),
+    atom_concat(Path, '.lock', Lock), mode_of(Lock, LockMode), assertion(LockMode == 600),
+    thread_create(serve_one(Listener, "echo: "), Server, []),
+    usock_connect(Path, Stream, []),
+    format(Stream, "hi~n", []), flush_output(Stream),
+    read_line_to_string(Stream, Reply),
+    close(Stream),
+    thread_join(Server, true),
+    usock_unbind_path(Bound),
+    usock_unbind_path(Bound),                   % a second call does nothing
+    assertion(\+ present(Path)),
+    tcp_close_socket(Listener),
+    remove_locks(Home),
+    usock_cleanup(Home).
+
+test(a_live_server_is_in_use_unless_replaced) :-
+    home(Home), usock_dir_path(Home, H),
+    atom_concat(H, '/live.sock', Path),
+    usock_bind_path(Path, L1, B1, []),
+    catch(usock_bind_path(Path, _, _, []), E, true),
+    assertion(E = error(permission_error(bind, unix_socket, _),
+                        context(usock:usock_bind_path/4, usock(in_use, _, _)))),
+    usock_bind_path(Path, L2, B2, [replace(true)]),
+    usock_unbind_path(B1),                      % leaves the replacement in place
+    assertion(present(Path)),
+    tcp_close_socket(L1),
+    usock_connect(Path, S, []), close(S),
+    tcp_accept(L2, C, _), tcp_close_socket(C),
+    usock_unbind_path(B2),
+    tcp_close_socket(L2),
+    assertion(\+ present(Path)),
+    remove_locks(Home),
+    usock_cleanup(Home).
+
+test(a_stale_socket_is_replaced) :-
+    home(Home), usock_dir_path(Home, H),
+    atom_concat(H, '/stale.sock', Path),
+    unix_domain_socket(Old), tcp_bind(Old, Path), tcp_close_socket(Old),
+    usock_bind_path(Path, L, B, []),
+    usock_unbind_path(B), tcp_close_socket(L),
+    remove_locks(Home),
+    usock_cleanup(Home).
+
+test(bind_path_in_a_shared_directory, [error(permission_error(use, directory, _),
+                                            context(_, usock(unsafe, Msg, _)))]) :-
+    catch(usock_bind_path('/tmp/usock-prolog-test.sock', _, _, []), E,
+          ( E = error(_, context(_, usock(_, Msg, _))),
+            assertion(sub_string(Msg, _, _, _, "another user can create")),
+            throw(E) )).
+
+test(connect_errors) :-
+    home(Home), usock_dir_path(Home, H),
+    atom_concat(H, '/none', None),
+    catch(usock_connect(None, _, []), E1, true),
+    assertion(E1 = error(existence_error(socket, _), context(_, usock(system, _, 2)))),
+    atom_concat(H, '/stale', Stale),
+    unix_domain_socket(Old), tcp_bind(Old, Stale), tcp_close_socket(Old),
+    catch(usock_connect(Stale, _, []), E2, true),
+    assertion(E2 = error(usock_error(system), context(_, usock(system, _, 111)))),
+    length(L, 200), maplist(=(0'x), L), atom_codes(Long, [0'/|L]),
+    catch(usock_connect(Long, _, []), E3, true),
+    assertion(E3 = error(representation_error(unix_socket_path_length), _)),
+    remove_locks(Home),
+    usock_cleanup(Home).
+
+test(sweep_hand_off_and_take_over) :-
+    home(Parent), usock_dir_path(Parent, P),
+    usock_create_dir(Dir, [parent(P)]),
+    usock_dir_path(Dir, Path),
+    usock_sweep(Removed0, Kept0, [parent(P), grace(0)]),
+    assertion(Removed0 == []),
+    assertion(( memberchk(Path-Why0, Kept0), sub_string(Why0, _, _, _, "holds its lock") )),
+    usock_hand_off(Dir, Fd),
+    assertion(exists_directory(Path)),
+    catch(usock_dir_path(Dir, _), E, true),
+    assertion(E = error(existence_error(usock_dir, _), _)),
+    usock_take_over(Path, Again, [lock_fd(Fd)]),
+    usock_sweep(_, Kept1, [parent(P), grace(0)]),
+    assertion(memberchk(Path-_, Kept1)),
+    usock_hand_off(Again, Fd2),
+    % Nobody but this process holds the directory now: close the descriptor through a
+    % take-over and a hand-off to nobody is not possible from Prolog, so take it over again
+    % and clean up.
+    usock_take_over(Path, Third, [lock_fd(Fd2)]),
+    usock_cleanup(Third),
+    assertion(\+ exists_directory(Path)),
+    catch(usock_take_over(P, _, []), E2, true),
+    assertion(E2 = error(permission_error(use, directory, _), _)),
+    usock_cleanup(Parent).
+
+test(sweep_removes_what_a_killed_process_left) :-
+    home(Parent), usock_dir_path(Parent, P),
+    python(Py),
+    (   sub_atom(Py, 0, _, _, '/') -> Exe = Py ; Exe = path(Py) ),
+    format(string(Code),
+           "import os, socket, sys, time~n\c
+            d = ~q + '/usock-' + 'abcdefghijkmn'~n\c
+            os.mkdir(d, 0o700)~n\c
+            s = socket.socket(socket.AF_UNIX); s.bind(d + '/sock'); s.listen()~n\c
+            print(d, flush=True); time.sleep(600)~n", [P]),
+    process_create(Exe, ['-c', Code], [stdout(pipe(Out)), process(Pid)]),
+    read_line_to_string(Out, Dir),
+    usock_sweep(_, Kept, [parent(P), grace(0)]),
+    atom_string(DirA, Dir),
+    assertion(( memberchk(DirA-Why, Kept), sub_string(Why, _, _, _, "answers") )),
+    process_kill(Pid, 9), process_wait(Pid, _), close(Out),
+    usock_sweep(Removed, _, [parent(P), grace(0)]),
+    assertion(Removed == [DirA]),
+    usock_cleanup(Parent).
+
+:- end_tests(usock_lifecycle).
