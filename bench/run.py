@@ -147,6 +147,9 @@ def main():
             usock_us.append(float(run([RUST, "cleanup", str(k), p0, reps])))
             bare_us.append(float(run([RUST, "cleanup-bare", str(k), p0, reps])))
         cleanup[k] = (statistics.median(usock_us), statistics.median(bare_us))
+    sweeps = {}
+    for kind in ("sweep-others", "sweep-dead"):
+        sweeps[kind] = statistics.median(float(run([RUST, kind, "10000", p0])) for _ in range(3))
     crowded_dir = tempfile.mkdtemp(prefix="usock-bench-crowded-", dir=p0)
     os.chmod(crowded_dir, 0o755)
     for i in range(100000):
@@ -157,11 +160,11 @@ def main():
             crowded[key].append(float(run([C_CYCLES, key, crowded_dir, "2000"])))
     shutil.rmtree(crowded_dir)
 
-    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold)
+    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps)
     print(f"bench: wrote {out_path}")
 
 
-def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold):
+def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -233,6 +236,10 @@ def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib,
     lines.append(target("Python cold start: a process that imports usock and makes one listener, vs. "
                         "one using `tempfile.mkdtemp` + `socket` + `shutil.rmtree` (median of 30 interleaved pairs)",
                         f"{cold_ratio:.2f}× ({cold_usock:.0f} vs. {cold_recipe:.0f} ms)", cold_ratio <= 1.2, "≤ 1.2×"))
+    flocks = sys_usock.get("flock", 0)
+    lock_cost = next((float(v) for k, v in calib.items() if k.startswith("flock")), 0.0)
+    lines.append(target("system calls the sweep lock adds to a create-bind-cleanup cycle (`flock`)",
+                        f"{flocks:.0f} ({lock_cost:.2f} µs with its release)", flocks <= 1, "≤ 1"))
     lines.append("")
 
     lines += ["## System calls per cycle (strace -c, on " + p0 + ")", "",
@@ -254,6 +261,10 @@ def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib,
               "|---:|---:|---:|---:|"]
     for k, (us, bare) in cleanup.items():
         lines.append(f"| {k} | {us:.1f} | {us / k:.2f} | {bare / k:.2f} |")
+    lines += ["", "The crash sweep of a parent holding 10 000 entries (`usock::sweep`, grace 0, median of 3):", "",
+              f"- 10 000 entries that are not usock's (a busy `/tmp`): {sweeps['sweep-others']:.1f} ms, nothing removed",
+              f"- 10 000 usock directories left by dead processes, a stale socket in each: {sweeps['sweep-dead']:.1f} ms "
+              f"to examine, probe and remove them all ({sweeps['sweep-dead'] * 1000 / 10000:.0f} µs each)"]
     crowded_ratio = statistics.median(u / l for u, l in zip(crowded["usock"], crowded["limit"]))
     lines += ["", f"A parent already holding 100 000 entries: usock from C {statistics.median(crowded['usock']):.1f} µs "
               f"per cycle, the limit {statistics.median(crowded['limit']):.1f} µs, a ratio of {crowded_ratio:.2f}× "

@@ -186,6 +186,13 @@ fn a_live_server_is_never_displaced_without_replace_mode() {
     accept_one(&listener);
     drop(client);
     first.unbind().unwrap();
+    common::figure(
+        "fault",
+        "a live stream server at a well-known path, asked for by stream, seqpacket and datagram binds: never displaced",
+        3,
+        3,
+        "tests/lifecycle.rs::a_live_server_is_never_displaced_without_replace_mode",
+    );
 }
 
 #[test]
@@ -234,6 +241,13 @@ fn what_is_not_a_socket_of_the_user_is_in_use_and_left_alone() {
         PathBuf::from("/tmp/elsewhere")
     );
     assert!(sub.is_dir());
+    common::figure(
+        "attack",
+        "a regular file, a symlink or a directory at a well-known path, in both modes: refused, left alone",
+        6,
+        6,
+        "tests/lifecycle.rs::what_is_not_a_socket_of_the_user_is_in_use_and_left_alone",
+    );
 }
 
 #[test]
@@ -248,6 +262,13 @@ fn a_symlink_at_the_lock_file_is_refused_and_not_followed() {
     assert!(err.message().contains("symbolic link"), "{err}");
     assert_eq!(fs::read(&target).unwrap(), b"keep");
     assert!(!path.exists());
+    common::figure(
+        "attack",
+        "a symlink planted at P.lock (to a file that must survive): refused, not followed",
+        1,
+        1,
+        "tests/lifecycle.rs::a_symlink_at_the_lock_file_is_refused_and_not_followed",
+    );
 }
 
 #[test]
@@ -268,6 +289,13 @@ fn a_directory_others_can_write_to_is_refused_even_when_sticky() {
         assert!(!dir.join("app.sock").exists());
         assert!(!dir.join("app.sock.lock").exists(), "nothing is created");
     }
+    common::figure(
+        "attack",
+        "a well-known path in a directory others can write to (1777, 0775, 0757): refused, nothing created",
+        3,
+        3,
+        "tests/lifecycle.rs::a_directory_others_can_write_to_is_refused_even_when_sticky",
+    );
 }
 
 #[test]
@@ -374,6 +402,13 @@ fn replace_mode_takes_over_with_no_failed_connection() {
     assert!(connects.load(Ordering::Relaxed) > 20);
     assert_eq!(failures.load(Ordering::Relaxed), 0, "a connection failed");
     assert!(!path.exists());
+    common::figure(
+        "fault",
+        "20 replacements while a client connects in a loop: no failed connection",
+        connects.load(Ordering::Relaxed),
+        connects.load(Ordering::Relaxed),
+        "tests/lifecycle.rs::replace_mode_takes_over_with_no_failed_connection",
+    );
 }
 
 /// Holds the operation on `path` at `point` until the returned sender is dropped or sent to,
@@ -504,11 +539,11 @@ fn exactly_one_of_two_racing_servers_wins_every_round() {
         assert!(!path.exists());
     }
     common::figure(
-        "lifecycle",
+        "fault",
         "two servers starting at one well-known path at once: exactly one binds",
         100,
         100,
-        "exactly_one_of_two_racing_servers_wins_every_round",
+        "tests/lifecycle.rs::exactly_one_of_two_racing_servers_wins_every_round",
     );
 }
 
@@ -613,11 +648,11 @@ fn a_stale_socket_after_kill_9_is_reused() {
     accept_one(&listener);
     bound.unbind().unwrap();
     common::figure(
-        "lifecycle",
+        "fault",
         "a well-known path left by a server killed with SIGKILL: reused",
         1,
         1,
-        "a_stale_socket_after_kill_9_is_reused",
+        "tests/lifecycle.rs::a_stale_socket_after_kill_9_is_reused",
     );
 }
 
@@ -679,11 +714,11 @@ fn sweep_removes_the_directory_of_a_killed_creator_and_nothing_else() {
     assert!(!dir.exists());
     assert_eq!(parent.entries(""), vec!["other", "usock-notarandomnam"]);
     common::figure(
-        "lifecycle",
+        "fault",
         "sweep after the creator was killed with SIGKILL: removed; while alive or within the grace period: kept",
         3,
         3,
-        "sweep_removes_the_directory_of_a_killed_creator_and_nothing_else",
+        "tests/lifecycle.rs::sweep_removes_the_directory_of_a_killed_creator_and_nothing_else",
     );
 }
 
@@ -990,11 +1025,11 @@ fn another_users_socket_or_lock_file_at_the_path_is_left_alone() {
     assert!(err.message().contains("owned by uid 54321"), "{err}");
     assert!(!mine.exists());
     common::figure(
-        "lifecycle",
+        "fault",
         "another user's stale socket at a well-known path, or their lock file beside it: refused, left alone",
         3,
         3,
-        "another_users_socket_or_lock_file_at_the_path_is_left_alone",
+        "tests/lifecycle.rs::another_users_socket_or_lock_file_at_the_path_is_left_alone",
     );
 }
 
@@ -1020,4 +1055,11 @@ fn unbind_after_the_directory_was_replaced_touches_only_its_own_socket() {
         "its own socket, followed through the directory it bound in, was removed"
     );
     drop(listener);
+    common::figure(
+        "attack",
+        "the directory of a well-known path renamed away and replaced, with another socket at the name: unbind leaves it",
+        1,
+        1,
+        "tests/lifecycle.rs::unbind_after_the_directory_was_replaced_touches_only_its_own_socket",
+    );
 }

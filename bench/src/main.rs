@@ -4,6 +4,10 @@
 //!   usock-bench threads T PARENT N                  cycles per second with T threads, N each
 //!   usock-bench cleanup K PARENT REPEAT             µs to clean a directory holding K sockets
 //!   usock-bench cleanup-bare K PARENT REPEAT        the same with a bare lstat + unlink each
+//!   usock-bench sweep-others N PARENT               ms to sweep a parent holding N entries that
+//!                                                   are not usock's (the common /tmp case)
+//!   usock-bench sweep-dead N PARENT                 ms to sweep a parent holding N directories
+//!                                                   left by dead processes (a stale socket each)
 //!
 //! Each prints one number.
 
@@ -106,6 +110,28 @@ fn main() {
                 total += start.elapsed().as_secs_f64();
             }
             println!("{:.3}", total * 1e6 / f64::from(repeat));
+        }
+        "sweep-others" | "sweep-dead" => {
+            let n: u32 = arg(2).parse().unwrap();
+            let place = parent.join(format!("sweep-{}", std::process::id()));
+            std::fs::create_dir(&place).unwrap();
+            for i in 0..n {
+                if arg(1) == "sweep-others" {
+                    std::fs::write(place.join(format!("f{i:06}")), b"").unwrap();
+                } else {
+                    // A directory whose process died: a stale socket inside, nobody holds it.
+                    let dir = PrivateDir::in_parent(&place).unwrap();
+                    drop(dir.bind(None, SocketType::Stream, Some(1)).unwrap());
+                    drop(dir.hand_off().unwrap());
+                }
+            }
+            let start = Instant::now();
+            let report = usock::sweep(Some(&place), std::time::Duration::ZERO).unwrap();
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            let expected = if arg(1) == "sweep-dead" { n as usize } else { 0 };
+            assert_eq!(report.removed.len(), expected, "{:?}", report.kept.first());
+            std::fs::remove_dir_all(&place).unwrap();
+            println!("{ms:.3}");
         }
         other => panic!("unknown command {other:?}"),
     }
