@@ -419,6 +419,13 @@ static void test_connect(void) {
     CHECK(usock_cleanup(dir) == USOCK_OK);
 }
 
+/* A new unbound stream socket, close-on-exec (macOS has no SOCK_CLOEXEC). */
+static int stream_socket(void) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
 /* usock_bind_path: a well-known path in a directory only the user can write to. */
 static void test_bind_path(void) {
     usock_dir *home = NULL;
@@ -428,7 +435,7 @@ static void test_bind_path(void) {
     snprintf(lock, sizeof lock, "%s/app.sock.lock", usock_dir_path(home));
 
     usock_bound_path *first = NULL, *second = NULL, *untouched = (usock_bound_path *)&lock;
-    int s1 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s1 = stream_socket();
     CHECK(usock_bind_path(path, s1, 0, 0, &first) == USOCK_OK && first != NULL);
     CHECK(mode_of(path) == 0600 && mode_of(lock) == 0600);
     int c = -1;
@@ -436,13 +443,13 @@ static void test_bind_path(void) {
     close(c);
 
     /* A live server is not displaced... */
-    int s2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s2 = stream_socket();
     CHECK(usock_bind_path(path, s2, 0, 0, &untouched) == USOCK_ERR_IN_USE);
     CHECK(untouched == (usock_bound_path *)&lock);
     CHECK(strstr(usock_last_error(), "a server answers") != NULL);
     close(s2);
     /* ...except in replace mode; the first server's unbind then leaves the new socket. */
-    s2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    s2 = stream_socket();
     CHECK(usock_bind_path(path, s2, 0, USOCK_REPLACE, &second) == USOCK_OK);
     CHECK(usock_unbind_path(first) == USOCK_OK);
     close(s1);
@@ -457,7 +464,7 @@ static void test_bind_path(void) {
     CHECK(usock_bind_path(path, 0, 0, 0x10, &untouched) == USOCK_ERR_INVALID);
     CHECK(usock_bind_path(path, -1, 0, 0, &untouched) == USOCK_ERR_INVALID);
     CHECK(usock_bind_path(NULL, 0, 0, 0, &untouched) == USOCK_ERR_INVALID);
-    int s3 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s3 = stream_socket();
     CHECK(usock_bind_path("/tmp/app.sock", s3, 0, 0, &untouched) == USOCK_ERR_UNSAFE);
     CHECK(strstr(usock_last_error(), "sticky") != NULL);
     close(s3);
