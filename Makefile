@@ -141,7 +141,7 @@ test-rust:
 ifneq ($(IS_ROOT),)
 	USOCK_FIGURES=$(abspath $(FIGURES)) $(CARGO) test --target-dir $(TARGET_DIR)
 else
-	$(CARGO) test --target-dir $(TARGET_DIR) --lib --test header --test lifecycle
+	$(CARGO) test --target-dir $(TARGET_DIR) --lib --test header --test lifecycle --test peer --test long_paths
 	$(CARGO) test --target-dir $(TARGET_DIR) --doc
 	@echo "Rust$(if $(RUSTFLAGS), [$(RUSTFLAGS)]): the battery tests/{$(subst $(space),$(comma),$(ROOT_ONLY_RUST))}.rs, $(words $(ROOT_ONLY_RUST)) test programs: they change owners, drop privileges to other users and mount file systems" >> $(abspath $(SKIPPED))
 endif

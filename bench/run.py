@@ -147,6 +147,10 @@ def main():
             usock_us.append(float(run([RUST, "cleanup", str(k), p0, reps])))
             bare_us.append(float(run([RUST, "cleanup-bare", str(k), p0, reps])))
         cleanup[k] = (statistics.median(usock_us), statistics.median(bare_us))
+    accepts = {"plain": [], "checked": []}
+    for _ in range(ROUNDS):
+        for kind in accepts:
+            accepts[kind].append(float(run([RUST, "accept", kind, "20000", p0])))
     sweeps = {}
     for kind in ("sweep-others", "sweep-dead"):
         sweeps[kind] = statistics.median(float(run([RUST, kind, "10000", p0])) for _ in range(3))
@@ -160,11 +164,11 @@ def main():
             crowded[key].append(float(run([C_CYCLES, key, crowded_dir, "2000"])))
     shutil.rmtree(crowded_dir)
 
-    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps)
+    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps, accepts)
     print(f"bench: wrote {out_path}")
 
 
-def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps):
+def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps, accepts):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -261,6 +265,12 @@ def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib,
               "|---:|---:|---:|---:|"]
     for k, (us, bare) in cleanup.items():
         lines.append(f"| {k} | {us:.1f} | {us / k:.2f} | {bare / k:.2f} |")
+    accept_ratio = statistics.median(c / p for c, p in zip(accepts["checked"], accepts["plain"]))
+    lines += ["", "A checked accept (`AcceptPolicy::accept`: `accept4` and the peer's credentials, "
+              "`SO_PEERCRED`) against a plain `accept()`, each with the client's `connect` and both "
+              f"closes, median of {ROUNDS} rounds of 20 000: "
+              f"{statistics.median(accepts['checked']):.2f} µs vs. {statistics.median(accepts['plain']):.2f} µs "
+              f"({accept_ratio:.2f}×)."]
     lines += ["", "The crash sweep of a parent holding 10 000 entries (`usock::sweep`, grace 0, median of 3):", "",
               f"- 10 000 entries that are not usock's (a busy `/tmp`): {sweeps['sweep-others']:.1f} ms, nothing removed",
               f"- 10 000 usock directories left by dead processes, a stale socket in each: {sweeps['sweep-dead']:.1f} ms "

@@ -96,16 +96,53 @@
 #define USOCK_ERR_PANIC -10
 
 /**
+ * `usock_create_dir` flag: allow socket paths longer than `sun_path` (Linux; see there).
+ */
+#define USOCK_LONG_PATHS 1
+
+/**
  * `usock_connect` flag: leave the socket non-blocking, and fail with `EAGAIN` (Linux) instead
  * of waiting when the server's backlog is full.
  */
 #define USOCK_CONNECT_NONBLOCK 1
 
 /**
+ * `usock_connect`'s `server`: any server (no check).
+ */
+#define USOCK_SERVER_ANY -1
+
+/**
+ * `usock_connect`'s `server`: only a server running as this process's effective user or root.
+ */
+#define USOCK_SERVER_SELF_OR_ROOT -2
+
+/**
  * `usock_bind_path` flag: take over from a live server at the path (bind at a fresh name
  * beside it, listen, then rename over it) instead of failing with `USOCK_ERR_IN_USE`.
  */
 #define USOCK_REPLACE 1
+
+/**
+ * `usock_policy_new`: admit only this process's effective user.
+ */
+#define USOCK_ALLOW_SAME_USER 0
+
+/**
+ * `usock_policy_new`: admit members of one group (`ids[0]`), supplementary groups included.
+ */
+#define USOCK_ALLOW_GROUP 1
+
+/**
+ * `usock_policy_new`: admit the uids in `ids` (never 65534, the overflow uid).
+ */
+#define USOCK_ALLOW_UIDS 2
+
+/**
+ * The uid an unmapped user of another user namespace appears as (Linux's default
+ * `overflowuid`, and `nobody` on most systems). A uid list never admits it: it stands for
+ * anyone the kernel could not name.
+ */
+#define OVERFLOW_UID 65534
 
 /**
  * A socket bound at a well-known path (opaque). Made by `usock_bind_path`, freed by
@@ -119,11 +156,26 @@ typedef struct usock_bound_path usock_bound_path;
 typedef struct usock_dir usock_dir;
 
 /**
+ * An accept policy (opaque). Made by `usock_policy_new`, freed by `usock_policy_free`.
+ */
+typedef struct usock_policy usock_policy;
+
+/**
  * Called by `usock_sweep` once for each usock directory it examined: `path` (valid during the
  * call), `removed` 1 when it was removed, else 0 with `reason` saying why it was kept (NULL
  * when removed). `ctx` is the caller's pointer, passed through.
  */
 typedef void (*usock_sweep_fn)(void *ctx, const char *path, int removed, const char *reason);
+
+/**
+ * The credentials of the other end of a connected socket. `pid` is -1 where the system does
+ * not report it.
+ */
+typedef struct {
+  uint32_t uid;
+  uint32_t gid;
+  int32_t pid;
+} usock_peer;
 
 #ifdef __cplusplus
 extern "C" {
@@ -145,7 +197,12 @@ extern "C" {
  * from a directory that group or others can write to. The path usock returns
  * has no symbolic links in it.
  *
- * `flags`: reserved; pass 0.
+ * `flags`: 0, or `USOCK_LONG_PATHS` to allow socket paths longer than `sun_path` (a deep
+ * parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>`, and `usock_connect`
+ * reaches them through a descriptor of their directory; elsewhere the flag changes nothing and
+ * such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
+ * need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the one to bind to in
+ * this process.
  *
  * On success `*out_dir` holds a handle, which the caller owns and must pass to
  * `usock_cleanup` exactly once. On failure `*out_dir` is not written and nothing is left on
@@ -189,6 +246,20 @@ const char *usock_dir_path(const usock_dir *dir);
  * writable for `buf_len` bytes.
  */
 int usock_socket_path(const usock_dir *dir, const char *name, char *buf, size_t buf_len);
+
+/**
+ * Writes the address to bind or connect to socket `name` *in this process* into `buf`: its
+ * path when that fits in `sun_path` (as `usock_socket_path`), else, in a directory made with
+ * `USOCK_LONG_PATHS` on Linux, `/proc/self/fd/<dir>/<name>` through the handle's descriptor.
+ * For socket libraries that bind by path (SWI-Prolog's `tcp_bind/2`). Never hand the latter
+ * to another process: there it names another file, or none; give others `usock_socket_path`.
+ *
+ * Returns as `usock_socket_path`. A buffer of `USOCK_PATH_MAX` bytes is always large enough.
+ *
+ * # Safety
+ * As `usock_socket_path`.
+ */
+int usock_socket_address(const usock_dir *dir, const char *name, char *buf, size_t buf_len);
 
 /**
  * Creates a socket of `type`, binds it at `<dir>/<name>` and hands its descriptor to the caller
@@ -344,7 +415,11 @@ size_t usock_path_max(void);
  * close-on-exec, in `*out_fd`.
  *
  * `type`: 0 or `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`. `flags`: 0 or
- * `USOCK_CONNECT_NONBLOCK`.
+ * `USOCK_CONNECT_NONBLOCK`. `server`: which server to accept, by its credentials at
+ * `listen()`: `USOCK_SERVER_ANY`, `USOCK_SERVER_SELF_OR_ROOT`, or a uid (0 to 2^32-2); a
+ * server that is someone else is `USOCK_ERR_UNSAFE` and the connection is closed, so a client
+ * never talks to a socket another user put at the path. Datagram sockets have no peer
+ * credentials: with a check they are `USOCK_ERR_INVALID`.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
  * or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);
@@ -356,7 +431,7 @@ size_t usock_path_max(void);
  * # Safety
  * `path` is NULL or a NUL-terminated string; `out_fd` is NULL or points to a writable `int`.
  */
-int usock_connect(const char *path, int type, uint32_t flags, int *out_fd);
+int usock_connect(const char *path, int type, uint32_t flags, int64_t server, int *out_fd);
 
 /**
  * Binds the caller's socket `fd` at the well-known path `path`, sets the file's mode to 0600
@@ -462,6 +537,94 @@ int usock_hand_off(usock_dir *dir, int *out_fd);
  * gives up on success; `out_dir` is NULL or points to writable storage for one pointer.
  */
 int usock_take_over(const char *path, int lock_fd, uint32_t flags, usock_dir **out_dir);
+
+/**
+ * Writes the credentials of the peer of the connected Unix domain socket `fd` into `*out`:
+ * `SO_PEERCRED` on Linux and OpenBSD, `LOCAL_PEERCRED` on macOS and FreeBSD, `LOCAL_PEEREID`
+ * on NetBSD, `getpeereid` as the floor. A server's accepted connection gives the client (at
+ * `connect()`); a client's socket gives the server (at `listen()`).
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out` NULL, `fd` negative); `USOCK_ERR_SYSTEM`
+ * when the system cannot say (`ENOTCONN` for a datagram socket, `ENOTSOCK`...): it never
+ * guesses. Thread-safe.
+ *
+ * # Safety
+ * `out` is NULL or points to a writable `usock_peer`.
+ */
+int usock_peer_of(int fd, usock_peer *out);
+
+/**
+ * Makes an accept policy in `*out_policy`: `allow` is `USOCK_ALLOW_SAME_USER` (`ids` unused),
+ * `USOCK_ALLOW_GROUP` (`ids[0]` the gid, `n_ids` 1) or `USOCK_ALLOW_UIDS` (`ids[0..n_ids]`).
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (an unknown `allow`, `ids` NULL or `n_ids` wrong, or
+ * a group policy on a system that cannot tell a peer's supplementary groups: OpenBSD and
+ * NetBSD, where it fails closed). Thread-safe.
+ *
+ * # Safety
+ * `ids` is NULL or readable for `n_ids` entries; `out_policy` is NULL or writable.
+ */
+int usock_policy_new(int allow, const uint32_t *ids, size_t n_ids, usock_policy **out_policy);
+
+/**
+ * Accepts a connection on `listen_fd` that `policy` admits (NULL: the same user only) and
+ * returns it in `*out_fd` (close-on-exec), its peer in `*out_peer` (if not NULL). Every
+ * connection from anyone else is closed before this returns, and counted in the policy
+ * (`usock_policy_refused`). On a non-blocking listener, no admissible connection waiting is
+ * `USOCK_ERR_SYSTEM` with `EAGAIN`, as `accept()` would say.
+ *
+ * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out_fd` NULL, `listen_fd` negative);
+ * `USOCK_ERR_SYSTEM` (`accept()` failed). Thread-safe: several threads may accept with one
+ * policy.
+ *
+ * # Safety
+ * `policy` is NULL or a live policy; `out_peer` is NULL or writable; `out_fd` is NULL or
+ * points to a writable `int`.
+ */
+int usock_accept(const usock_policy *policy, int listen_fd, usock_peer *out_peer, int *out_fd);
+
+/**
+ * Checks a connection accepted by other code (an event loop, another socket library) against
+ * `policy` (NULL: the same user only). Admitted: `USOCK_OK`, and its peer in `*out_peer` (if
+ * not NULL). Refused: `USOCK_ERR_UNSAFE`, counted in the policy; close the connection without
+ * reading from it. `USOCK_ERR_INVALID` for a negative `fd`. Thread-safe.
+ *
+ * # Safety
+ * `policy` is NULL or a live policy; `out_peer` is NULL or writable.
+ */
+int usock_policy_check(const usock_policy *policy, int fd, usock_peer *out_peer);
+
+/**
+ * How many connections `policy` refused (`*out_count`), and the uid of the last refused one
+ * (`*out_last_uid`, -1 before any or when its uid could not be read). Either may be NULL.
+ *
+ * Returns `USOCK_OK`, or `USOCK_ERR_INVALID` for a NULL policy. Thread-safe.
+ *
+ * # Safety
+ * `policy` is NULL or a live policy; the out-pointers are NULL or writable.
+ */
+int usock_policy_refused(const usock_policy *policy, uint64_t *out_count, int64_t *out_last_uid);
+
+/**
+ * Frees a policy. NULL is a no-op. Not while another thread is inside `usock_accept` with it.
+ *
+ * # Safety
+ * `policy` is NULL or a live policy from `usock_policy_new`, which this call consumes.
+ */
+int usock_policy_free(usock_policy *policy);
+
+/**
+ * `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
+ * can reach a socket whose name they know (sockets bound in it get mode 0660), but cannot
+ * list the directory or create anything in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
+ *
+ * Returns what `usock_create_dir` returns, and `USOCK_ERR_INVALID` when this process is not a
+ * member of `gid` (nothing is created). `flags`: 0 or `USOCK_LONG_PATHS`.
+ *
+ * # Safety
+ * As `usock_create_dir`.
+ */
+int usock_create_shared_dir(const char *parent, uint32_t gid, uint32_t flags, usock_dir **out_dir);
 
 #ifdef __cplusplus
 }  // extern "C"

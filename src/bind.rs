@@ -163,8 +163,15 @@ impl PrivateDir {
         // fchmod on a socket (EINVAL) and others ignore it: there the mode is set by name after
         // bind() (secure_socket_file), as on Linux when the umask took owner bits.
         #[cfg(all(target_os = "linux", not(usock_portable)))]
-        let _ = sys::fchmod(fd, 0o600);
-        let parts = [self.path_c().to_bytes(), b"/", name.as_bytes()];
+        let _ = sys::fchmod(fd, self.socket_mode);
+        let direct =
+            self.path_c().to_bytes().len() + 1 + name.as_bytes().len() <= crate::MAX_SOCKET_PATH;
+        let through_proc = self.address_through_proc(name);
+        let parts: [&[u8]; 3] = if direct {
+            [self.path_c().to_bytes(), b"/", name.as_bytes()]
+        } else {
+            [through_proc.as_os_str().as_bytes(), b"", b""]
+        };
         sys::bind_unix(fd, &parts).map_err(|e| {
             let path = show(&self.entry_path(name));
             if e.raw_os_error() == Some(libc::EADDRINUSE) {
@@ -189,7 +196,8 @@ impl PrivateDir {
         })
     }
 
-    /// Makes the socket file at `<dir>/<name>` mode 0600 and returns its identity: checked with
+    /// Makes the socket file at `<dir>/<name>` mode 0600 (0660 in a directory shared with a
+    /// group) and returns its identity: checked with
     /// `lstat`, set by name when the umask (or the system) gave it another mode, checked again.
     /// Nobody else can reach the file meanwhile: the directory is 0700.
     fn secure_socket_file(&self, name: &CStr) -> Result<Stat> {
@@ -200,17 +208,18 @@ impl PrivateDir {
                 .map_err(|e| Error::system(format_args!("cannot stat {}", path()), &e))
         };
         let mut id = stat()?;
-        if id.kind() == FileKind::Socket && id.perms() != 0o600 {
-            sys::chmod_at(at, name, 0o600).map_err(|e| {
-                Error::system(format_args!("cannot set mode 0600 on {}", path()), &e)
+        let mode = self.socket_mode;
+        if id.kind() == FileKind::Socket && id.perms() != mode {
+            sys::chmod_at(at, name, mode).map_err(|e| {
+                Error::system(format_args!("cannot set mode {mode:04o} on {}", path()), &e)
             })?;
             id = stat()?;
         }
-        if id.kind() != FileKind::Socket || id.perms() != 0o600 {
+        if id.kind() != FileKind::Socket || id.perms() != mode {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
-                    "{} is {} with mode {:04o}, not a socket with mode 0600",
+                    "{} is {} with mode {:04o}, not a socket with mode {mode:04o}",
                     path(),
                     id.kind().describe(),
                     id.perms()

@@ -166,7 +166,7 @@ impl Target {
         if st.uid != self.euid {
             return Err(in_use(format!("it is a socket owned by uid {}", st.uid)));
         }
-        let found = probe(&[path.as_os_str().as_bytes()]).map_err(|e| {
+        let found = probe(path.as_os_str().as_bytes()).map_err(|e| {
             Error::system(
                 format_args!("cannot probe the socket at {}", show(&path)),
                 &e,

@@ -1,19 +1,21 @@
 //! Connecting to a socket by path, and probing whether a socket file still has a server.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::bind::SocketType;
-use crate::dir::too_long;
+use crate::dir::{LONG_PATHS, too_long};
 use crate::error::{Error, Result, show};
+use crate::peer::Server;
 use crate::sys::{self, At, FileKind};
 
 /// How [`connect_with`] connects: `ConnectOptions::default()` and the methods below.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnectOptions {
     nonblocking: bool,
+    server: Server,
 }
 
 impl ConnectOptions {
@@ -21,6 +23,15 @@ impl ConnectOptions {
     /// (`EAGAIN` on Linux) or the connection is still under way (`EINPROGRESS`).
     pub fn nonblocking(mut self, on: bool) -> ConnectOptions {
         self.nonblocking = on;
+        self
+    }
+
+    /// Connect only to a server running as `server` (by its credentials at `listen()`):
+    /// anyone else is [`ErrorKind::Unsafe`](crate::ErrorKind::Unsafe) and the connection is
+    /// closed. A client that checks never talks to a socket someone else put at the path.
+    /// Stream and seqpacket sockets only: a datagram socket has no peer credentials.
+    pub fn server(mut self, server: Server) -> ConnectOptions {
+        self.server = server;
         self
     }
 }
@@ -55,10 +66,15 @@ pub fn connect_with(
             show(path)
         )));
     }
-    if bytes.len() >= sys::SUN_PATH_LEN {
+    if bytes.len() >= sys::SUN_PATH_LEN && !LONG_PATHS {
         return Err(
             too_long(format_args!("socket path {}", show(path)), bytes.len()).or_path(path),
         );
+    }
+    if ty == SocketType::Datagram && options.server != Server::Any {
+        return Err(Error::invalid(
+            "a datagram socket has no peer credentials, so the server cannot be checked; connect without the check, or use a stream socket",
+        ));
     }
     let fd = sys::unix_socket(ty.raw())
         .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
@@ -66,10 +82,56 @@ pub fn connect_with(
         sys::set_nonblocking(fd.as_fd(), true)
             .map_err(|e| Error::system("cannot make the socket non-blocking", &e))?;
     }
-    match sys::connect_unix(fd.as_fd(), &[bytes]) {
-        Ok(()) => Ok(fd),
-        Err(e) => Err(connect_error(path, ty, &e).or_path(path)),
+    match connect_by_path(fd.as_fd(), bytes) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+            let what = format_args!(
+                "socket path {} (its name alone, even through its directory's descriptor)",
+                show(path)
+            );
+            return Err(too_long(what, bytes.len()).or_path(path));
+        }
+        Err(e) => return Err(connect_error(path, ty, &e).or_path(path)),
     }
+    options
+        .server
+        .check(fd.as_fd(), path)
+        .map_err(|e| e.or_path(path))?;
+    Ok(fd)
+}
+
+/// `connect()` to the socket at `path`. A path longer than `sun_path` (Linux) is reached
+/// through a descriptor of its directory, as `/proc/self/fd/<dir>/<name>`; elsewhere, or when
+/// the name alone is too long, or without `/proc`, it is `ENAMETOOLONG`.
+fn connect_by_path(fd: BorrowedFd<'_>, path: &[u8]) -> io::Result<()> {
+    if path.len() < sys::SUN_PATH_LEN || !LONG_PATHS {
+        return sys::connect_unix(fd, &[path]);
+    }
+    #[cfg(all(target_os = "linux", not(usock_portable)))]
+    {
+        use std::os::fd::AsRawFd;
+        let cut = path.iter().rposition(|&b| b == b'/');
+        let (dir, name) = match cut {
+            Some(0) => (&b"/"[..], &path[1..]),
+            Some(at) => (&path[..at], &path[at + 1..]),
+            None => return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
+        };
+        let dir =
+            std::ffi::CString::new(dir).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let handle = sys::open_dir_path(&dir)?;
+        let through = format!("/proc/self/fd/{}/", handle.as_raw_fd());
+        match sys::connect_unix(fd, &[through.as_bytes(), name]) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOENT)
+                    && !std::path::Path::new("/proc/self/fd").exists() =>
+            {
+                Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+            }
+            other => other,
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(usock_portable))))]
+    Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
 }
 
 /// The error for a failed `connect()` to `path`: the errno kept, and what it means there.
@@ -124,7 +186,7 @@ pub(crate) enum Probe {
 /// times over about a tenth of a second before it counts.
 ///
 /// A server that answers sees a connection that closes at once.
-pub(crate) fn probe(parts: &[&[u8]]) -> io::Result<Probe> {
+pub(crate) fn probe(path: &[u8]) -> io::Result<Probe> {
     const TYPES: [SocketType; 3] = [
         SocketType::Stream,
         SocketType::SeqPacket,
@@ -141,7 +203,7 @@ pub(crate) fn probe(parts: &[&[u8]]) -> io::Result<Probe> {
         loop {
             let fd = sys::unix_socket(ty.raw())?;
             sys::set_nonblocking(fd.as_fd(), true)?;
-            match sys::connect_unix(fd.as_fd(), parts) {
+            match connect_by_path(fd.as_fd(), path) {
                 Ok(()) => return Ok(Probe::Answers(ty)),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN | libc::EINPROGRESS) => return Ok(Probe::Answers(ty)),

@@ -2,7 +2,7 @@
 //! and removed again with nothing but what usock made.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,38 @@ use crate::name::{self, DEFAULT_SOCKET_NAME, DIR_NAME_LEN};
 use crate::parent::{self, Parent};
 use crate::sys::process::Creator;
 use crate::sys::{self, At, FileKind, Stat};
+
+/// The mode of a directory shared with a group: its members can reach a socket whose name they
+/// know, but cannot list the directory or create anything in it.
+pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
+
+/// Can socket paths longer than `sun_path` be bound here (through `/proc/self/fd`)? Linux
+/// only, natively; elsewhere such paths stay [`ErrorKind::TooLong`].
+pub(crate) const LONG_PATHS: bool = cfg!(all(target_os = "linux", not(usock_portable)));
+
+/// How to make a private directory: [`PrivateDir::create_with`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirOptions {
+    long_paths: bool,
+    group: Option<u32>,
+}
+
+impl DirOptions {
+    /// Allow socket paths longer than `sun_path` (a directory under a deep parent): usock binds
+    /// them through `/proc/self/fd/<dir>/<name>` and [`connect`](crate::connect) reaches them
+    /// through a descriptor of their directory. Linux only; elsewhere the flag changes nothing
+    /// and such paths are [`ErrorKind::TooLong`].
+    pub fn long_paths(mut self, on: bool) -> DirOptions {
+        self.long_paths = on;
+        self
+    }
+
+    /// Share the directory with group `gid` ([`PrivateDir::shared_with_group`]).
+    pub fn share_with_group(mut self, gid: u32) -> DirOptions {
+        self.group = Some(gid);
+        self
+    }
+}
 
 /// Longest socket path, in bytes without the NUL, that fits in `sockaddr_un.sun_path`.
 pub const MAX_SOCKET_PATH: usize = sys::SUN_PATH_LEN - 1;
@@ -63,6 +95,10 @@ pub struct PrivateDir {
     pub(crate) creator: Creator,
     pub(crate) euid: u32,
     pub(crate) bound: Mutex<Bound>,
+    /// The mode of socket files: 0600, or 0660 in a directory shared with a group.
+    pub(crate) socket_mode: u32,
+    /// Socket paths longer than `sun_path` are bound through `/proc/self/fd` (Linux).
+    pub(crate) long_paths: bool,
     pub(crate) done: bool,
 }
 
@@ -80,8 +116,12 @@ pub(crate) fn too_long(what: impl std::fmt::Display, len: usize) -> Error {
     .with_errno(&std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))
 }
 
-/// Checks that a directory in `parent` has room for the default socket name.
-fn check_parent_len(parent: &Path) -> Result<()> {
+/// Checks that a directory in `parent` has room for the default socket name (always, with
+/// long paths).
+fn check_parent_len(parent: &Path, long_paths: bool) -> Result<()> {
+    if long_paths {
+        return Ok(());
+    }
     let len = parent.as_os_str().len() + 1 + DIR_NAME_LEN + 1 + DEFAULT_SOCKET_NAME.len();
     if len > MAX_SOCKET_PATH {
         let example = parent.join(format!("usock-{}", "X".repeat(DIR_NAME_LEN - 6)));
@@ -105,6 +145,10 @@ impl PrivateDir {
     ///
     /// Fails with [`ErrorKind::NoDir`] naming every candidate and why it was skipped.
     pub fn new() -> Result<PrivateDir> {
+        PrivateDir::new_with(false)
+    }
+
+    fn new_with(long_paths: bool) -> Result<PrivateDir> {
         let euid = sys::geteuid();
         let mut skipped = Vec::new();
         for candidate in parent::candidates() {
@@ -130,7 +174,7 @@ impl PrivateDir {
                 }
                 Err(e) => return Err(e),
             };
-            if let Err(e) = check_parent_len(&parent.path) {
+            if let Err(e) = check_parent_len(&parent.path, long_paths) {
                 skipped.push(format!("{label}: {e}"));
                 continue;
             }
@@ -158,14 +202,42 @@ impl PrivateDir {
     ///
     /// Fails with [`ErrorKind::Unsafe`] or [`ErrorKind::TooLong`] before creating anything.
     pub fn in_parent(parent: impl AsRef<Path>) -> Result<PrivateDir> {
-        let parent = parent.as_ref();
+        PrivateDir::in_parent_with(parent.as_ref(), false)
+    }
+
+    fn in_parent_with(parent: &Path, long_paths: bool) -> Result<PrivateDir> {
         if parent.as_os_str().is_empty() {
             return Err(Error::invalid("the parent directory is an empty path"));
         }
         let euid = sys::geteuid();
         let checked = parent::open_checked(parent, euid).map_err(|e| e.or_path(parent))?;
-        check_parent_len(&checked.path).map_err(|e| e.or_path(parent))?;
+        check_parent_len(&checked.path, long_paths).map_err(|e| e.or_path(parent))?;
         PrivateDir::create_in(checked, euid).map_err(|e| e.or_path(parent))
+    }
+
+    /// A private directory in `parent` (`None`: the automatic location) with `options`: long
+    /// socket paths (Linux), sharing with a group.
+    pub fn create_with(parent: Option<&Path>, options: &DirOptions) -> Result<PrivateDir> {
+        let long = options.long_paths && LONG_PATHS;
+        let mut dir = match options.group {
+            Some(gid) => PrivateDir::shared_with_group_with(parent, gid, long)?,
+            None => match parent {
+                Some(parent) => PrivateDir::in_parent_with(parent, long)?,
+                None => PrivateDir::new_with(long)?,
+            },
+        };
+        dir.long_paths = long;
+        Ok(dir)
+    }
+
+    /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
+    pub(crate) fn create_long(parent: Option<&Path>, long_paths: bool) -> Result<PrivateDir> {
+        let mut dir = match parent {
+            Some(parent) => PrivateDir::in_parent_with(parent, long_paths)?,
+            None => PrivateDir::new_with(long_paths)?,
+        };
+        dir.long_paths = long_paths;
+        Ok(dir)
     }
 
     /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
@@ -239,6 +311,10 @@ impl PrivateDir {
     ) -> PrivateDir {
         let _ = sys::flock(dir.fd(), sys::Lock::Shared);
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+        // A directory too deep for its default socket path was made (or is taken over) with
+        // long paths; only Linux can have one.
+        let long_paths =
+            LONG_PATHS && path.as_os_str().len() + 1 + DEFAULT_SOCKET_NAME.len() > MAX_SOCKET_PATH;
         PrivateDir {
             path_c: CString::new(path.into_os_string().into_vec()).expect("paths have no NUL"),
             name,
@@ -248,6 +324,12 @@ impl PrivateDir {
             creator: Creator::current(),
             euid,
             bound: Mutex::new(Bound::new()),
+            socket_mode: if id.perms() == SHARED_DIR_MODE {
+                0o660
+            } else {
+                0o600
+            },
+            long_paths,
             done: false,
         }
     }
@@ -265,6 +347,21 @@ impl PrivateDir {
     /// Checks that `<dir>/<name>` fits in `sun_path` without building it.
     pub(crate) fn check_socket_path_len(&self, name: &CString) -> Result<()> {
         let len = self.path_c.as_bytes().len() + 1 + name.as_bytes().len();
+        if self.long_paths && len > MAX_SOCKET_PATH {
+            // Bound as /proc/self/fd/<dir>/<name>: the name must fit there.
+            let through = self.address_through_proc(name);
+            if through.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(too_long(
+                    format_args!(
+                        "socket name {} (even through {})",
+                        show_bytes(name.as_bytes()),
+                        show(&through)
+                    ),
+                    through.as_os_str().len(),
+                ));
+            }
+            return Ok(());
+        }
         if len > MAX_SOCKET_PATH {
             return Err(too_long(
                 format_args!(
@@ -291,9 +388,33 @@ impl PrivateDir {
         let path = self.path().join(OsStr::from_bytes(name.to_bytes()));
         let len = path.as_os_str().len();
         if len > MAX_SOCKET_PATH {
+            if self.long_paths {
+                self.check_socket_path_len(name)?;
+                return Ok(path);
+            }
             return Err(too_long(format_args!("socket path {}", show(&path)), len));
         }
         Ok(path)
+    }
+
+    /// The address to bind or connect to socket `name` *in this process*: its path when that
+    /// fits in `sun_path`, else (a directory made with long paths, Linux) the same socket
+    /// through this handle's descriptor, `/proc/self/fd/<fd>/<name>`. Never hand the latter to
+    /// another process: there it names another file, or none.
+    pub fn socket_address(&self, name: Option<&OsStr>) -> Result<PathBuf> {
+        let name = name::socket_name(name)?;
+        let path = self.socket_path_of(&name)?;
+        if path.as_os_str().len() > MAX_SOCKET_PATH {
+            return Ok(self.address_through_proc(&name));
+        }
+        Ok(path)
+    }
+
+    /// `/proc/self/fd/<dir>/<name>`.
+    pub(crate) fn address_through_proc(&self, name: &CStr) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.fd().as_raw_fd()))
+            .join(OsStr::from_bytes(name.to_bytes()))
     }
 }
 
@@ -376,9 +497,9 @@ pub(crate) fn looks_made_by_usock(
     if st.uid != euid {
         return Err(format!("it is owned by uid {}, not uid {euid}", st.uid));
     }
-    if st.perms() != 0o700 {
+    if st.perms() != 0o700 && st.perms() != SHARED_DIR_MODE {
         return Err(format!(
-            "it has mode {:04o}, not the 0700 usock gives",
+            "it has mode {:04o}, not the 0700 usock gives (0710 when shared with a group)",
             st.perms()
         ));
     }

@@ -49,15 +49,18 @@ mod hooks;
 mod lock;
 mod name;
 mod parent;
+mod peer;
+mod share;
 mod sweep;
 mod sys;
 
 pub use bind::SocketType;
 pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
-pub use dir::{MAX_SOCKET_PATH, PrivateDir};
+pub use dir::{DirOptions, MAX_SOCKET_PATH, PrivateDir};
 pub use error::{Error, ErrorKind, Result};
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
+pub use peer::{AcceptPolicy, Allow, OVERFLOW_UID, Peer, Server, peer};
 pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 
 /// Test builds only (feature `test-hooks`): force the random source, hold operations at

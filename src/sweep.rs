@@ -149,7 +149,7 @@ fn sweep_dir(
             ));
         }
         let socket_path = shown();
-        match probe(&[socket_path.as_os_str().as_bytes()]) {
+        match probe(socket_path.as_os_str().as_bytes()) {
             Ok(Probe::Stale) => stale.push((entry, est)),
             Ok(Probe::Answers(ty)) => {
                 return Err(format!(

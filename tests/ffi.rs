@@ -83,10 +83,10 @@ fn null_and_bad_arguments_to_every_function() {
         assert!(last_error().contains("out_dir is NULL"), "{}", last_error());
         let mut out = sentinel;
         assert_eq!(
-            usock_create_dir(parent.as_ptr(), 1, &mut out),
+            usock_create_dir(parent.as_ptr(), 2, &mut out),
             USOCK_ERR_INVALID
         );
-        assert!(last_error().contains("unknown flags 0x1"));
+        assert!(last_error().contains("unknown flags 0x2"));
         assert_eq!(
             usock_create_dir(parent.as_ptr(), 0x8000_0000, &mut out),
             USOCK_ERR_INVALID

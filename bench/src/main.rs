@@ -4,6 +4,8 @@
 //!   usock-bench threads T PARENT N                  cycles per second with T threads, N each
 //!   usock-bench cleanup K PARENT REPEAT             µs to clean a directory holding K sockets
 //!   usock-bench cleanup-bare K PARENT REPEAT        the same with a bare lstat + unlink each
+//!   usock-bench accept plain|checked N PARENT       µs per connect + accept (+ the policy's
+//!                                                   check of the peer) + close
 //!   usock-bench sweep-others N PARENT               ms to sweep a parent holding N entries that
 //!                                                   are not usock's (the common /tmp case)
 //!   usock-bench sweep-dead N PARENT                 ms to sweep a parent holding N directories
@@ -110,6 +112,35 @@ fn main() {
                 total += start.elapsed().as_secs_f64();
             }
             println!("{:.3}", total * 1e6 / f64::from(repeat));
+        }
+        "accept" => {
+            use std::os::fd::AsFd;
+            let checked = arg(2) == "checked";
+            let n: u32 = arg(3).parse().unwrap();
+            let parent = Path::new(arg(4));
+            let dir = PrivateDir::in_parent(parent).unwrap();
+            let listener = dir.listener(None).unwrap();
+            let path = dir.socket_path(None).unwrap();
+            let policy = usock::AcceptPolicy::default();
+            let once = || {
+                let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                if checked {
+                    drop(policy.accept(listener.as_fd()).unwrap());
+                } else {
+                    drop(listener.accept().unwrap());
+                }
+                drop(client);
+            };
+            for _ in 0..200 {
+                once();
+            }
+            let start = Instant::now();
+            for _ in 0..n {
+                once();
+            }
+            println!("{:.3}", start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+            drop(listener);
+            dir.cleanup().unwrap();
         }
         "sweep-others" | "sweep-dead" => {
             let n: u32 = arg(2).parse().unwrap();

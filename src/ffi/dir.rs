@@ -10,7 +10,7 @@ use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
 use super::handle::Closed;
 use super::handle::enter;
 use crate::error::{Error, ErrorKind, show};
-use crate::{PrivateDir, SocketType};
+use crate::{DirOptions, PrivateDir, SocketType};
 
 /// Creates a private directory for Unix domain sockets and returns a handle to it in `*out_dir`.
 ///
@@ -27,7 +27,12 @@ use crate::{PrivateDir, SocketType};
 /// from a directory that group or others can write to. The path usock returns
 /// has no symbolic links in it.
 ///
-/// `flags`: reserved; pass 0.
+/// `flags`: 0, or `USOCK_LONG_PATHS` to allow socket paths longer than `sun_path` (a deep
+/// parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>`, and `usock_connect`
+/// reaches them through a descriptor of their directory; elsewhere the flag changes nothing and
+/// such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
+/// need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the one to bind to in
+/// this process.
 ///
 /// On success `*out_dir` holds a handle, which the caller owns and must pass to
 /// `usock_cleanup` exactly once. On failure `*out_dir` is not written and nothing is left on
@@ -51,14 +56,15 @@ pub unsafe extern "C" fn usock_create_dir(
         if out_dir.is_null() {
             return fail(&null_arg("out_dir"));
         }
-        if flags != 0 {
+        if flags & !USOCK_LONG_PATHS != 0 {
             return fail(&Error::invalid(format!(
-                "unknown flags 0x{flags:x}: no flags are defined yet, pass 0"
+                "unknown flags 0x{flags:x}: only USOCK_LONG_PATHS is defined"
             )));
         }
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
-        match PrivateDir::create(parent) {
+        let options = DirOptions::default().long_paths(flags & USOCK_LONG_PATHS != 0);
+        match PrivateDir::create_with(parent, &options) {
             Ok(inner) => {
                 let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
                 // SAFETY: out_dir is non-NULL and the caller promises it is writable.
@@ -127,23 +133,71 @@ pub unsafe extern "C" fn usock_socket_path(
             Ok(path) => path,
             Err(err) => return fail(&err),
         };
-        let bytes = path.as_os_str().as_bytes();
-        if bytes.len() + 1 > buf_len {
-            return fail(&Error::new(
-                ErrorKind::Buffer,
-                format!(
-                    "buffer of {buf_len} bytes is too small for {} ({} bytes with the NUL)",
-                    show(&path),
-                    bytes.len() + 1
-                ),
-            ));
-        }
-        // SAFETY: buf is non-NULL and writable for buf_len >= bytes.len() + 1 bytes.
-        let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), bytes.len() + 1) };
-        out[..bytes.len()].copy_from_slice(bytes);
-        out[bytes.len()] = 0;
-        super::USOCK_OK
+        // SAFETY: buf is non-NULL and writable for buf_len bytes, as the caller promises.
+        unsafe { write_path(&path, buf, buf_len) }
     }
+}
+
+/// `usock_create_dir` flag: allow socket paths longer than `sun_path` (Linux; see there).
+pub const USOCK_LONG_PATHS: u32 = 1;
+
+/// Writes the address to bind or connect to socket `name` *in this process* into `buf`: its
+/// path when that fits in `sun_path` (as `usock_socket_path`), else, in a directory made with
+/// `USOCK_LONG_PATHS` on Linux, `/proc/self/fd/<dir>/<name>` through the handle's descriptor.
+/// For socket libraries that bind by path (SWI-Prolog's `tcp_bind/2`). Never hand the latter
+/// to another process: there it names another file, or none; give others `usock_socket_path`.
+///
+/// Returns as `usock_socket_path`. A buffer of `USOCK_PATH_MAX` bytes is always large enough.
+///
+/// # Safety
+/// As `usock_socket_path`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_socket_address(
+    dir: *const UsockDir,
+    name: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle.
+        let dir = match unsafe { enter(dir) } {
+            Ok(dir) => dir,
+            Err(status) => return status,
+        };
+        if buf.is_null() {
+            return fail(&null_arg("buf"));
+        }
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+        match dir.socket_address(name) {
+            // SAFETY: buf is non-NULL and writable for buf_len bytes, as the caller promises.
+            Ok(path) => unsafe { write_path(&path, buf, buf_len) },
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// Copies `path` and its NUL into `buf`, or fails with `USOCK_ERR_BUFFER` writing nothing.
+///
+/// # Safety
+/// `buf` is non-NULL and writable for `buf_len` bytes.
+unsafe fn write_path(path: &Path, buf: *mut c_char, buf_len: usize) -> c_int {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() + 1 > buf_len {
+        return fail(&Error::new(
+            ErrorKind::Buffer,
+            format!(
+                "buffer of {buf_len} bytes is too small for {} ({} bytes with the NUL)",
+                show(path),
+                bytes.len() + 1
+            ),
+        ));
+    }
+    // SAFETY: buf is writable for buf_len >= bytes.len() + 1 bytes, as the caller promises.
+    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), bytes.len() + 1) };
+    out[..bytes.len()].copy_from_slice(bytes);
+    out[bytes.len()] = 0;
+    super::USOCK_OK
 }
 
 /// Creates a socket of `type`, binds it at `<dir>/<name>` and hands its descriptor to the caller

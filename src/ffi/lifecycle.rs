@@ -11,11 +11,16 @@ use super::UsockDir;
 use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
 use super::handle::{Closed, enter};
 use crate::error::Error;
-use crate::{BindMode, BoundPath, ConnectOptions, PrivateDir, SocketType};
+use crate::{BindMode, BoundPath, ConnectOptions, PrivateDir, Server, SocketType};
 
 /// `usock_connect` flag: leave the socket non-blocking, and fail with `EAGAIN` (Linux) instead
 /// of waiting when the server's backlog is full.
 pub const USOCK_CONNECT_NONBLOCK: u32 = 1;
+
+/// `usock_connect`'s `server`: any server (no check).
+pub const USOCK_SERVER_ANY: i64 = -1;
+/// `usock_connect`'s `server`: only a server running as this process's effective user or root.
+pub const USOCK_SERVER_SELF_OR_ROOT: i64 = -2;
 
 /// `usock_bind_path` flag: take over from a live server at the path (bind at a fresh name
 /// beside it, listen, then rename over it) instead of failing with `USOCK_ERR_IN_USE`.
@@ -51,7 +56,11 @@ fn path_arg<'a>(path: *const c_char, what: &str) -> Result<&'a Path, c_int> {
 /// close-on-exec, in `*out_fd`.
 ///
 /// `type`: 0 or `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`. `flags`: 0 or
-/// `USOCK_CONNECT_NONBLOCK`.
+/// `USOCK_CONNECT_NONBLOCK`. `server`: which server to accept, by its credentials at
+/// `listen()`: `USOCK_SERVER_ANY`, `USOCK_SERVER_SELF_OR_ROOT`, or a uid (0 to 2^32-2); a
+/// server that is someone else is `USOCK_ERR_UNSAFE` and the connection is closed, so a client
+/// never talks to a socket another user put at the path. Datagram sockets have no peer
+/// credentials: with a check they are `USOCK_ERR_INVALID`.
 ///
 /// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
 /// or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);
@@ -67,6 +76,7 @@ pub unsafe extern "C" fn usock_connect(
     path: *const c_char,
     r#type: c_int,
     flags: u32,
+    server: i64,
     out_fd: *mut c_int,
 ) -> c_int {
     ffi_boundary! {
@@ -86,7 +96,21 @@ pub unsafe extern "C" fn usock_connect(
             Ok(ty) => ty,
             Err(err) => return fail(&err),
         };
-        let options = ConnectOptions::default().nonblocking(flags & USOCK_CONNECT_NONBLOCK != 0);
+        let server = match server {
+            USOCK_SERVER_ANY => Server::Any,
+            USOCK_SERVER_SELF_OR_ROOT => Server::SelfOrRoot,
+            uid => match u32::try_from(uid) {
+                Ok(uid) if uid != u32::MAX => Server::Uid(uid),
+                _ => {
+                    return fail(&Error::invalid(format!(
+                        "server {uid}: pass USOCK_SERVER_ANY, USOCK_SERVER_SELF_OR_ROOT or a uid"
+                    )));
+                }
+            },
+        };
+        let options = ConnectOptions::default()
+            .nonblocking(flags & USOCK_CONNECT_NONBLOCK != 0)
+            .server(server);
         match crate::connect_with(path, ty, options) {
             Ok(fd) => {
                 // SAFETY: out_fd is non-NULL and the caller promises it is writable.

@@ -11,11 +11,13 @@ mod dir;
 mod handle;
 mod info;
 mod lifecycle;
+mod peer;
 
 pub use dir::*;
 pub use handle::UsockDir;
 pub use info::*;
 pub use lifecycle::*;
+pub use peer::*;
 
 use std::ffi::c_int;
 

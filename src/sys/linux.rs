@@ -23,6 +23,16 @@ pub fn open_dir_search(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     )
 }
 
+/// `open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)`, following symbolic links as a `connect()`
+/// by that path would: a handle that reaches a socket whose path is too long for `sun_path`.
+pub fn open_dir_path(path: &CStr) -> io::Result<OwnedFd> {
+    super::open(
+        At::Cwd,
+        path,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )
+}
+
 /// Sets the mode of the directory `name` in `parent`, which usock has just made there and
 /// cannot open because the umask left it without the owner's bits: through an `O_PATH` handle
 /// on exactly that inode (see [`chmod_fd`]).

@@ -13,6 +13,7 @@
 
 #[cfg(all(target_os = "linux", not(usock_portable)))]
 mod linux;
+mod peer;
 #[cfg(any(not(target_os = "linux"), usock_portable))]
 mod portable;
 pub mod process;
@@ -21,7 +22,8 @@ mod secure;
 mod socket;
 
 #[cfg(all(target_os = "linux", not(usock_portable)))]
-pub use linux::{DirHandle, chmod_new_dir, open_dir_search};
+pub use linux::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search};
+pub use peer::*;
 #[cfg(any(not(target_os = "linux"), usock_portable))]
 pub use portable::{DirHandle, chmod_new_dir, open_dir_search};
 pub use random::random_bytes;
@@ -46,6 +48,7 @@ pub struct Stat {
     pub ino: u64,
     pub mode: u32,
     pub uid: u32,
+    pub gid: u32,
     /// The later of the last change to the contents (`st_mtime`) and to the inode
     /// (`st_ctime`), in seconds since the epoch: when the file was last touched at all.
     pub changed: i64,
@@ -85,6 +88,7 @@ impl Stat {
             ino: st.st_ino as u64,
             mode: st.st_mode as u32,
             uid: st.st_uid as u32,
+            gid: st.st_gid as u32,
             changed: (st.st_mtime as i64).max(st.st_ctime as i64),
         }
     }
@@ -233,6 +237,13 @@ pub fn readlink_at(at: At<'_>, name: &CStr) -> io::Result<Vec<u8>> {
         }
         buf.resize(buf.len() * 2, 0);
     }
+}
+
+/// `fchown(fd, -1, gid)`: gives the file to group `gid`, leaving its owner.
+pub fn fchown_group(fd: BorrowedFd<'_>, gid: u32) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we borrow; (uid_t)-1 leaves the owner.
+    cvt(unsafe { libc::fchown(fd.as_raw_fd(), u32::MAX as libc::uid_t, gid as libc::gid_t) })?;
+    Ok(())
 }
 
 /// Opens (creating it when missing) the lock file `name` in `at` for reading and writing,

@@ -390,31 +390,31 @@ static void test_connect(void) {
     CHECK(usock_bind(dir, NULL, SOCK_STREAM, 0, &listener) == USOCK_OK);
     char path[USOCK_PATH_MAX];
     CHECK(usock_socket_path(dir, NULL, path, sizeof path) == USOCK_OK);
-    CHECK(usock_connect(path, SOCK_STREAM, 0, &fd) == USOCK_OK && fd >= 0);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_ANY, &fd) == USOCK_OK && fd >= 0);
     CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
     close(fd);
 
     int untouched = -7;
     char other[USOCK_PATH_MAX + 8];
     snprintf(other, sizeof other, "%s/none", usock_dir_path(dir));
-    CHECK(usock_connect(other, SOCK_STREAM, 0, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_connect(other, SOCK_STREAM, 0, USOCK_SERVER_ANY, &untouched) == USOCK_ERR_SYSTEM);
     CHECK(usock_last_errno() == ENOENT && untouched == -7);
     CHECK(strstr(usock_last_error(), "nothing is there") != NULL);
-    CHECK(usock_connect(path, SOCK_DGRAM, 0, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_connect(path, SOCK_DGRAM, 0, USOCK_SERVER_ANY, &untouched) == USOCK_ERR_SYSTEM);
     CHECK(usock_last_errno() == EPROTOTYPE);
     close(listener);
-    CHECK(usock_connect(path, SOCK_STREAM, 0, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_ANY, &untouched) == USOCK_ERR_SYSTEM);
     CHECK(usock_last_errno() == ECONNREFUSED && untouched == -7);
 
     char longpath[300];
     memset(longpath, 'x', sizeof longpath - 1);
     longpath[0] = '/';
     longpath[sizeof longpath - 1] = '\0';
-    CHECK(usock_connect(longpath, SOCK_STREAM, 0, &untouched) == USOCK_ERR_TOO_LONG);
+    CHECK(usock_connect(longpath, SOCK_STREAM, 0, USOCK_SERVER_ANY, &untouched) == USOCK_ERR_TOO_LONG);
     CHECK(usock_last_errno() == ENAMETOOLONG);
-    CHECK(usock_connect(path, SOCK_STREAM, 0x80, &untouched) == USOCK_ERR_INVALID);
-    CHECK(usock_connect(NULL, SOCK_STREAM, 0, &untouched) == USOCK_ERR_INVALID);
-    CHECK(usock_connect(path, SOCK_STREAM, 0, NULL) == USOCK_ERR_INVALID);
+    CHECK(usock_connect(path, SOCK_STREAM, 0x80, USOCK_SERVER_ANY, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_connect(NULL, SOCK_STREAM, 0, USOCK_SERVER_ANY, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_ANY, NULL) == USOCK_ERR_INVALID);
     CHECK(untouched == -7);
     CHECK(usock_cleanup(dir) == USOCK_OK);
 }
@@ -439,7 +439,7 @@ static void test_bind_path(void) {
     CHECK(usock_bind_path(path, s1, 0, 0, &first) == USOCK_OK && first != NULL);
     CHECK(mode_of(path) == 0600 && mode_of(lock) == 0600);
     int c = -1;
-    CHECK(usock_connect(path, SOCK_STREAM, 0, &c) == USOCK_OK);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_ANY, &c) == USOCK_OK);
     close(c);
 
     /* A live server is not displaced... */
@@ -453,7 +453,7 @@ static void test_bind_path(void) {
     CHECK(usock_bind_path(path, s2, 0, USOCK_REPLACE, &second) == USOCK_OK);
     CHECK(usock_unbind_path(first) == USOCK_OK);
     close(s1);
-    CHECK(usock_connect(path, SOCK_STREAM, 0, &c) == USOCK_OK);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_ANY, &c) == USOCK_OK);
     close(c);
     CHECK(usock_unbind_path(second) == USOCK_OK);
     close(s2);
@@ -522,6 +522,83 @@ static void test_hand_off_take_over_and_sweep(void) {
     CHECK(usock_cleanup(parent) == USOCK_OK);
 }
 
+/* Peer credentials, the accept policy and the client's check of the server. */
+static void test_peer_and_policy(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    int listener = -1, c = -1, s = -1;
+    CHECK(usock_bind(dir, NULL, SOCK_STREAM, 0, &listener) == USOCK_OK);
+    char path[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(dir, NULL, path, sizeof path) == USOCK_OK);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_SELF_OR_ROOT, &c) == USOCK_OK);
+    usock_peer peer = {0, 0, 0};
+    CHECK(usock_accept(NULL, listener, &peer, &s) == USOCK_OK);
+    CHECK(peer.uid == geteuid() && peer.gid == getegid() && peer.pid == getpid());
+    usock_peer server = {0, 0, 0};
+    CHECK(usock_peer_of(c, &server) == USOCK_OK && server.uid == geteuid());
+    close(c);
+    close(s);
+
+    /* A uid list without us: our own connection is refused, closed and counted. */
+    uint32_t others[] = {4242, 65534};
+    usock_policy *policy = NULL;
+    CHECK(usock_policy_new(USOCK_ALLOW_UIDS, others, 2, &policy) == USOCK_OK);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_ANY, &c) == USOCK_OK);
+    CHECK(fcntl(listener, F_SETFL, O_NONBLOCK) == 0);
+    int untouched = -7;
+    CHECK(usock_accept(policy, listener, NULL, &untouched) == USOCK_ERR_SYSTEM);
+    CHECK(usock_last_errno() == EAGAIN && untouched == -7);
+    uint64_t count = 0;
+    int64_t last = 0;
+    CHECK(usock_policy_refused(policy, &count, &last) == USOCK_OK);
+    CHECK(count == 1 && last == (int64_t)geteuid());
+    char b;
+    CHECK(read(c, &b, 1) == 0); /* the server closed it */
+    close(c);
+    CHECK(usock_policy_free(policy) == USOCK_OK);
+
+    /* The client's check: a server of another uid is refused. */
+    CHECK(usock_connect(path, SOCK_STREAM, 0, (int64_t)geteuid() + 1, &untouched) == USOCK_ERR_UNSAFE);
+    CHECK(strstr(usock_last_error(), "runs as uid") != NULL && untouched == -7);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, -3, &untouched) == USOCK_ERR_INVALID);
+    CHECK(usock_policy_new(99, NULL, 0, &policy) == USOCK_ERR_INVALID);
+    CHECK(usock_policy_new(USOCK_ALLOW_GROUP, others, 2, &policy) == USOCK_ERR_INVALID);
+    CHECK(usock_peer_of(-1, &peer) == USOCK_ERR_INVALID);
+    close(listener);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+}
+
+/* USOCK_LONG_PATHS: a socket path beyond sun_path, bound and connected (Linux only). */
+static void test_long_paths(void) {
+#if defined(__linux__)
+    char deep[512];
+    snprintf(deep, sizeof deep, "%s", scratch);
+    while (strlen(deep) < 180) {
+        strcat(deep, "/dddddddddddddddddddddddddddddddddddddddd");
+        CHECK(mkdir(deep, 0755) == 0);
+    }
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(deep, 0, &dir) == USOCK_ERR_TOO_LONG);
+    CHECK(usock_create_dir(deep, USOCK_LONG_PATHS, &dir) == USOCK_OK);
+    int listener = -1, c = -1;
+    CHECK(usock_bind(dir, NULL, SOCK_STREAM, 0, &listener) == USOCK_OK);
+    char path[1024], address[USOCK_PATH_MAX], small[USOCK_PATH_MAX];
+    CHECK(usock_socket_path(dir, NULL, small, sizeof small) == USOCK_ERR_BUFFER);
+    CHECK(usock_socket_path(dir, NULL, path, sizeof path) == USOCK_OK && strlen(path) > 107);
+    CHECK(usock_socket_address(dir, NULL, address, sizeof address) == USOCK_OK);
+    CHECK(strncmp(address, "/proc/self/fd/", 14) == 0);
+    CHECK(mode_of(path) == 0600);
+    CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_SELF_OR_ROOT, &c) == USOCK_OK);
+    close(c);
+    close(listener);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    while (strlen(deep) > strlen(scratch)) {
+        CHECK(rmdir(deep) == 0);
+        *strrchr(deep, '/') = '\0';
+    }
+#endif
+}
+
 int main(void) {
     snprintf(scratch, sizeof scratch, "/tmp/usock-ctest-XXXXXX");
     if (!mkdtemp(scratch)) {
@@ -544,6 +621,8 @@ int main(void) {
     RUN(test_connect);
     RUN(test_bind_path);
     RUN(test_hand_off_take_over_and_sweep);
+    RUN(test_peer_and_policy);
+    RUN(test_long_paths);
     rmdir(scratch);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;

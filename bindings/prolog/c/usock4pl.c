@@ -121,6 +121,9 @@ static int unify_formal(term_t formal, int status, int err, const char *code, te
                         const char *action, const char *object) {
     switch (status) {
     case USOCK_ERR_UNSAFE: /* not ours to use: someone else controls it */
+        if (strcmp(action, "connect") == 0) /* the server is not who the client asked for */
+            return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
+                                 PL_CHARS, "connect", PL_CHARS, object, PL_TERM, path);
         return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
                              PL_CHARS, "use", PL_CHARS, "directory", PL_TERM, path);
     case USOCK_ERR_TOO_LONG:
@@ -204,15 +207,18 @@ static int get_c_text(term_t t, char **text, const char *domain) {
 
 static int unify_new_dir(usock_dir *d, term_t dir, term_t culprit);
 
-/* '$usock_create_dir'(+Parent, -Dir): Parent is a file name or [] for the automatic choice. */
-static foreign_t pl_create_dir(term_t parent, term_t dir) {
+/* '$usock_create_dir'(+Parent, +Flags, -Dir): Parent is a file name or [] for the automatic
+ * choice; Flags usock_create_dir's (USOCK_LONG_PATHS). */
+static foreign_t pl_create_dir(term_t parent, term_t flags_t, term_t dir) {
+    int flags;
+    if (!PL_get_integer_ex(flags_t, &flags)) return FALSE;
     char *parent_path = NULL;
     if (!PL_get_nil(parent) &&
         (!get_c_text(parent, &parent_path, "directory") ||
          !PL_get_file_name(parent, &parent_path, PL_FILE_OSPATH)))
         return FALSE;
     usock_dir *d = NULL;
-    int rc = usock_create_dir(parent_path, 0, &d);
+    int rc = usock_create_dir(parent_path, (uint32_t)flags, &d);
     if (rc != USOCK_OK) return raise_usock(rc, "usock_create_dir", 2, "create", "directory");
     return unify_new_dir(d, dir, parent);
 }
@@ -251,14 +257,16 @@ static foreign_t pl_dir_path(term_t dir, term_t path) {
 /* '$usock_socket_path'(+Dir, +Name, -Path): Name is text (checked in Prolog); Path an atom.
  * '$usock_socket_path_string'(+Dir, +Name, -Path): the same with Path a string, which creates
  * no atom (for usock_bind/3, which only hands it to tcp_bind/2). */
-static foreign_t socket_path(term_t dir, term_t name, term_t path, int type) {
+static foreign_t socket_path(term_t dir, term_t name, term_t path, int type, int address) {
     pl_usock *u = NULL;
     char *n;
     if (!get_usock(dir, &u)) return FALSE;
     if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
-    char buf[USOCK_PATH_MAX];
+    char buf[4096]; /* a directory made with long_paths(true) may exceed USOCK_PATH_MAX */
     pthread_mutex_lock(&u->lock);
-    int rc = u->dir ? usock_socket_path(u->dir, n, buf, sizeof buf) : 1;
+    int rc = !u->dir ? 1
+             : address ? usock_socket_address(u->dir, n, buf, sizeof buf)
+                       : usock_socket_path(u->dir, n, buf, sizeof buf);
     if (rc == USOCK_OK) u->sockets = 1;
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
@@ -267,11 +275,17 @@ static foreign_t socket_path(term_t dir, term_t name, term_t path, int type) {
 }
 
 static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
-    return socket_path(dir, name, path, PL_ATOM);
+    return socket_path(dir, name, path, PL_ATOM, 0);
 }
 
 static foreign_t pl_socket_path_string(term_t dir, term_t name, term_t path) {
-    return socket_path(dir, name, path, PL_STRING);
+    return socket_path(dir, name, path, PL_STRING, 0);
+}
+
+/* '$usock_socket_address_string'(+Dir, +Name, -Address): where this process binds (the path,
+ * or /proc/self/fd/N/name for a path too long for sun_path). */
+static foreign_t pl_socket_address_string(term_t dir, term_t name, term_t path) {
+    return socket_path(dir, name, path, PL_STRING, 1);
 }
 
 /* '$usock_cleanup'(+Dir) */
@@ -310,15 +324,17 @@ static foreign_t pl_hand_off(term_t dir, term_t fd) {
     return PL_unify_integer(fd, out);
 }
 
-/* '$usock_connect'(+Path, -In, -Out): a stream socket connected with usock_connect, as a pair
- * of Prolog streams on it (the output stream on a duplicate of the descriptor, so that each
- * stream closes its own). */
-static foreign_t pl_connect(term_t path, term_t in, term_t out) {
+/* '$usock_connect'(+Path, +Server, -In, -Out): a stream socket connected with usock_connect
+ * (Server as usock_connect's), as a pair of Prolog streams on it (the output stream on a
+ * duplicate of the descriptor, so that each stream closes its own). */
+static foreign_t pl_connect(term_t path, term_t server, term_t in, term_t out) {
     char *p;
+    int64_t who;
     if (!get_c_text(path, &p, "file") || !PL_get_file_name(path, &p, PL_FILE_OSPATH))
         return FALSE;
+    if (!PL_get_int64_ex(server, &who)) return FALSE;
     int fd = -1;
-    int rc = usock_connect(p, SOCK_STREAM, 0, &fd);
+    int rc = usock_connect(p, SOCK_STREAM, 0, who, &fd);
     if (rc != USOCK_OK) return raise_usock(rc, "usock_connect", 3, "connect", "socket");
     int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     IOSTREAM *r = fd2 >= 0 ? Sfdopen(fd, "r") : NULL;
@@ -450,6 +466,111 @@ static foreign_t pl_sweep(term_t parent, term_t grace, term_t removed, term_t ke
     return l.ok && PL_unify_nil(l.removed) && PL_unify_nil(l.kept);
 }
 
+/* '$usock_create_shared_dir'(+Parent, +Gid, +Flags, -Dir) */
+static foreign_t pl_create_shared_dir(term_t parent, term_t gid, term_t flags_t, term_t dir) {
+    char *parent_path = NULL;
+    int64_t g;
+    int flags;
+    if (!PL_get_integer_ex(flags_t, &flags)) return FALSE;
+    if (!PL_get_nil(parent) &&
+        (!get_c_text(parent, &parent_path, "directory") ||
+         !PL_get_file_name(parent, &parent_path, PL_FILE_OSPATH)))
+        return FALSE;
+    if (!PL_get_int64_ex(gid, &g)) return FALSE;
+    if (g < 0 || g > 0xfffffffe) return PL_domain_error("gid", gid);
+    usock_dir *d = NULL;
+    int rc = usock_create_shared_dir(parent_path, (uint32_t)g, (uint32_t)flags, &d);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_create_dir", 2, "create", "directory");
+    return unify_new_dir(d, dir, parent);
+}
+
+static int unify_peer(term_t t, const usock_peer *p) {
+    if (p->pid >= 0)
+        return PL_unify_term(t, PL_FUNCTOR_CHARS, "peer", 3, PL_INT64, (int64_t)p->uid,
+                             PL_INT64, (int64_t)p->gid, PL_INT, (int)p->pid);
+    return PL_unify_term(t, PL_FUNCTOR_CHARS, "peer", 3, PL_INT64, (int64_t)p->uid,
+                         PL_INT64, (int64_t)p->gid, PL_CHARS, "unknown");
+}
+
+/* '$usock_peer_of'(+Fd, -Peer) */
+static foreign_t pl_peer_of(term_t fd, term_t peer) {
+    int f;
+    if (!PL_get_integer_ex(fd, &f)) return FALSE;
+    usock_peer p;
+    int rc = usock_peer_of(f, &p);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_peer", 2, "access", "socket");
+    return unify_peer(peer, &p);
+}
+
+/* An accept policy, freed when its blob is garbage. */
+static int release_policy(atom_t a) {
+    usock_policy **p = PL_blob_data(a, NULL, NULL);
+    usock_policy_free(*p);
+    return TRUE;
+}
+
+/* The blob holds a copy of the pointer (no PL_BLOB_NOCOPY: the pointer itself lives on the
+ * C stack of pl_policy_new). */
+static PL_blob_t policy_blob = {
+    .magic = PL_BLOB_MAGIC,
+    .flags = PL_BLOB_UNIQUE,
+    .name = "usock_policy",
+    .release = release_policy,
+};
+
+static int get_policy(term_t t, usock_policy **out) {
+    void *data;
+    PL_blob_t *type;
+    if (PL_get_blob(t, &data, NULL, &type) && type == &policy_blob) {
+        *out = *(usock_policy **)data;
+        return TRUE;
+    }
+    return PL_type_error("usock_policy", t);
+}
+
+/* '$usock_policy_new'(+Kind, +Ids, -Policy): Kind and Ids checked in Prolog. */
+static foreign_t pl_policy_new(term_t kind, term_t ids, term_t out) {
+    int k;
+    if (!PL_get_integer_ex(kind, &k)) return FALSE;
+    uint32_t buf[256];
+    size_t n = 0;
+    term_t head = PL_new_term_ref(), tail = PL_copy_term_ref(ids);
+    while (PL_get_list(tail, head, tail)) {
+        int64_t v;
+        if (n == sizeof buf / sizeof buf[0]) return PL_resource_error("usock_policy_ids");
+        if (!PL_get_int64_ex(head, &v)) return FALSE;
+        if (v < 0 || v > 0xffffffff) return PL_domain_error("uid", head);
+        buf[n++] = (uint32_t)v;
+    }
+    usock_policy *policy = NULL;
+    int rc = usock_policy_new(k, buf, n, &policy);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_policy", 2, "create", "policy");
+    return PL_unify_blob(out, &policy, sizeof policy, &policy_blob);
+}
+
+/* '$usock_policy_check'(+Policy, +Fd, -Peer): succeeds with the peer when admitted, fails when
+ * refused (counted; the caller closes the connection). */
+static foreign_t pl_policy_check(term_t policy, term_t fd, term_t peer) {
+    usock_policy *p = NULL;
+    int f;
+    if (!get_policy(policy, &p) || !PL_get_integer_ex(fd, &f)) return FALSE;
+    usock_peer who;
+    int rc = usock_policy_check(p, f, &who);
+    if (rc == USOCK_ERR_UNSAFE) return FALSE;
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_accept", 4, "accept", "socket");
+    return unify_peer(peer, &who);
+}
+
+/* '$usock_policy_refused'(+Policy, -Count, -Last) */
+static foreign_t pl_policy_refused(term_t policy, term_t count, term_t last) {
+    usock_policy *p = NULL;
+    if (!get_policy(policy, &p)) return FALSE;
+    uint64_t c = 0;
+    int64_t l = -1;
+    usock_policy_refused(p, &c, &l);
+    return PL_unify_int64(count, (int64_t)c) && PL_unify_int64(last, l);
+}
+
 /* '$usock_cleanup_all': at halt, clean every directory the program left. Other threads may
  * still run: from now on a new directory is cleaned up as soon as it is made (see
  * pl_create_dir), so none is left behind. */
@@ -509,7 +630,7 @@ static foreign_t pl_somaxconn(term_t n) {
 }
 
 install_t install_usock4pl(void) {
-    PL_register_foreign("$usock_create_dir", 2, pl_create_dir, 0);
+    PL_register_foreign("$usock_create_dir", 3, pl_create_dir, 0);
     PL_register_foreign("$usock_dir_path", 2, pl_dir_path, 0);
     PL_register_foreign("$usock_socket_path", 3, pl_socket_path, 0);
     PL_register_foreign("$usock_socket_path_string", 3, pl_socket_path_string, 0);
@@ -520,7 +641,13 @@ install_t install_usock4pl(void) {
     PL_register_foreign("$usock_somaxconn", 1, pl_somaxconn, 0);
     PL_register_foreign("$usock_take_over", 3, pl_take_over, 0);
     PL_register_foreign("$usock_hand_off", 2, pl_hand_off, 0);
-    PL_register_foreign("$usock_connect", 3, pl_connect, 0);
+    PL_register_foreign("$usock_connect", 4, pl_connect, 0);
+    PL_register_foreign("$usock_create_shared_dir", 4, pl_create_shared_dir, 0);
+    PL_register_foreign("$usock_socket_address_string", 3, pl_socket_address_string, 0);
+    PL_register_foreign("$usock_peer_of", 2, pl_peer_of, 0);
+    PL_register_foreign("$usock_policy_new", 3, pl_policy_new, 0);
+    PL_register_foreign("$usock_policy_check", 3, pl_policy_check, 0);
+    PL_register_foreign("$usock_policy_refused", 3, pl_policy_refused, 0);
     PL_register_foreign("$usock_bind_path", 5, pl_bind_path, 0);
     PL_register_foreign("$usock_unbind_path", 1, pl_unbind_path, 0);
     PL_register_foreign("$usock_sweep", 4, pl_sweep, 0);

@@ -10,7 +10,11 @@
             usock_unbind_path/1,        % +Bound
             usock_sweep/3,              % -Removed, -Kept, +Options
             usock_hand_off/2,           % +Dir, -Fd
-            usock_take_over/3           % +Path, -Dir, +Options
+            usock_take_over/3,          % +Path, -Dir, +Options
+            usock_peer/2,               % +SocketOrStream, -Peer
+            usock_policy/2,             % +Allow, -Policy
+            usock_accept/4,             % +Listener, +Policy, -Client, -Peer
+            usock_policy_refused/3      % +Policy, -Count, -LastUid
           ]).
 :- use_module(library(socket)).
 :- use_module(library(error)).
@@ -89,6 +93,16 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %       or the effective user; any writable by group or others has the sticky bit) and short
 %       enough for a socket path. Without it, the first usable of `$XDG_RUNTIME_DIR`,
 %       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen.
+%     - long_paths(+Boolean)
+%       Allow socket paths longer than `sun_path` under a deep parent (Linux): usock_bind/3
+%       binds them through `/proc/self/fd`, and its path(P) gives the real path, which
+%       usock_connect/3 reaches (library(socket)'s tcp_connect/2 cannot take such a path;
+%       within this process it can connect to the address tcp_bind/2 was given). Default
+%       `false`.
+%     - share_group(+Gid)
+%       Give the directory to group Gid with mode 0710: its members can reach sockets whose
+%       names they know (sockets get mode 0660) but cannot list it. You must be a member.
+%       Pair it with usock_policy(group(Gid), Policy).
 %
 %   @error permission_error(use, directory, Path) for an unsafe parent,
 %          existence_error(directory, Path) for a missing one,
@@ -106,7 +120,7 @@ usock_create_dir(Dir, Options) :-              % the common cases, without optio
         Parent \== []
     ),
     !,
-    '$usock_create_dir'(Parent, Dir).
+    '$usock_create_dir'(Parent, 0, Dir).
 usock_create_dir(Dir, Options) :-
     must_be(var, Dir),
     must_be(list, Options),
@@ -118,7 +132,14 @@ usock_create_dir(Dir, Options) :-
         )
     ;   Parent = []
     ),
-    '$usock_create_dir'(Parent, Dir).
+    option(long_paths(Long), Options, false),
+    must_be(boolean, Long),
+    (   Long == true -> Flags = 1 ; Flags = 0 ),     % USOCK_LONG_PATHS
+    (   option(share_group(Gid), Options)
+    ->  must_be(nonneg, Gid),
+        '$usock_create_shared_dir'(Parent, Gid, Flags, Dir)
+    ;   '$usock_create_dir'(Parent, Flags, Dir)
+    ).
 
 %!  usock_dir_path(+Dir, -Path) is det.
 %
@@ -170,9 +191,10 @@ usock_bind(Dir, Socket, Options) :-
     ;   '$usock_somaxconn'(Backlog)
     ),
     '$usock_socket_path_string'(Dir, Name, Path),
+    '$usock_socket_address_string'(Dir, Name, Address),   % Path, or /proc/self/fd/N/Name
     unix_domain_socket(S),
     Bound = bound(false),                   % nb_setarg/3 survives the exception's undoing
-    catch(( tcp_bind(S, Path),
+    catch(( tcp_bind(S, Address),
             nb_setarg(1, Bound, true),
             '$usock_adopt'(Dir, Name, 3),
             tcp_listen(S, Backlog)
@@ -227,8 +249,14 @@ usock_cleanup(Dir) :-
 %!  usock_connect(+Path, -StreamPair, +Options) is det.
 %
 %   Connect to the Unix domain stream socket at Path with libusock's connect, and unify
-%   StreamPair with a stream pair on the connection (close it with close/1). Options: none
-%   yet. Failures keep the system's errno: nothing there is existence_error(socket, Path),
+%   StreamPair with a stream pair on the connection (close it with close/1). Options:
+%
+%     - server(+Who)
+%       Connect only if the server (by its credentials at listen()) is Who: `self_or_root`,
+%       or a uid. Anyone else raises permission_error(connect, socket, Path) (usock code
+%       `unsafe`) and the connection is closed.
+%
+%   Failures keep the system's errno: nothing there is existence_error(socket, Path),
 %   nobody listening is usock_error(system) with errno ECONNREFUSED and a message saying
 %   whether the file is a socket at all, permission is permission_error(connect, socket,
 %   Path), a path longer than `sun_path` is representation_error(unix_socket_path_length).
@@ -237,7 +265,15 @@ usock_connect(Path, StreamPair, Options) :-
     must_be(var, StreamPair),
     must_be(list, Options),
     check_path(Path),
-    '$usock_connect'(Path, In, Out),
+    (   option(server(Who), Options)
+    ->  (   Who == self_or_root
+        ->  Server = -2
+        ;   must_be(nonneg, Who),
+            Server = Who
+        )
+    ;   Server = -1
+    ),
+    '$usock_connect'(Path, Server, In, Out),
     stream_pair(StreamPair, In, Out).
 
 %!  usock_bind_path(+Path, -Socket, -Bound, +Options) is det.
@@ -338,6 +374,66 @@ usock_take_over(Path, Dir, Options) :-
     option(lock_fd(Fd), Options, -1),
     must_be(integer, Fd),
     '$usock_take_over'(Path, Fd, Dir).
+
+%!  usock_peer(+SocketOrStream, -Peer) is det.
+%
+%   Peer is peer(Uid, Gid, Pid) for the other end of a connected library(socket) socket or
+%   stream: for a server's connection the client, for a client the server. Pid is `unknown`
+%   where the system does not report it. Raises an error where the system cannot say: it never
+%   guesses.
+
+usock_peer(SocketOrStream, Peer) :-
+    file_no(SocketOrStream, Fd),
+    '$usock_peer_of'(Fd, Peer).
+
+file_no(S, Fd) :-
+    (   is_stream(S)
+    ->  stream_property(S, file_no(Fd))
+    ;   tcp_getopt(S, file_no(Fd))
+    ).
+
+%!  usock_policy(+Allow, -Policy) is det.
+%
+%   Policy admits connections from: `same_user` (this process's effective user), `group(Gid)`
+%   (members, supplementary groups included; systems that cannot tell them, OpenBSD and NetBSD,
+%   raise an error instead), or `uids(List)` (never 65534, the overflow uid).
+
+usock_policy(Allow, Policy) :-
+    must_be(var, Policy),
+    (   Allow == same_user
+    ->  Kind = 0, Ids = []
+    ;   Allow = group(Gid)
+    ->  must_be(nonneg, Gid), Kind = 1, Ids = [Gid]
+    ;   Allow = uids(Ids)
+    ->  must_be(list(nonneg), Ids), Kind = 2
+    ;   domain_error(usock_policy, Allow)
+    ),
+    '$usock_policy_new'(Kind, Ids, Policy).
+
+%!  usock_accept(+Listener, +Policy, -Client, -Peer) is det.
+%
+%   tcp_accept/3 for connections Policy admits: Client is the library(socket) socket of the
+%   first admitted connection and Peer its peer(Uid, Gid, Pid). Each refused connection is
+%   closed at once and counted (usock_policy_refused/3).
+
+usock_accept(Listener, Policy, Client, Peer) :-
+    must_be(var, Client),
+    repeat,
+    tcp_accept(Listener, C, _),
+    tcp_getopt(C, file_no(Fd)),
+    (   '$usock_policy_check'(Policy, Fd, P)
+    ->  !, Client = C, Peer = P
+    ;   tcp_close_socket(C),
+        fail
+    ).
+
+%!  usock_policy_refused(+Policy, -Count, -LastUid) is det.
+%
+%   Count connections were refused so far; LastUid is the uid of the last one, or `none`.
+
+usock_policy_refused(Policy, Count, LastUid) :-
+    '$usock_policy_refused'(Policy, Count, Last),
+    (   Last < 0 -> LastUid = none ; LastUid = Last ).
 
 check_path(Path) :-
     must_be(text, Path),

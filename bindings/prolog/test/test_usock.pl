@@ -732,3 +732,112 @@ test(sweep_removes_what_a_killed_process_left) :-
     usock_cleanup(Parent).
 
 :- end_tests(usock_lifecycle).
+
+:- begin_tests(usock_peers, [cleanup(remove_scratch)]).
+
+uid(Uid) :-
+    process_create(path(id), ['-u'], [stdout(pipe(Out))]),
+    read_line_to_string(Out, S), close(Out),
+    number_string(Uid, S).
+
+is_root :- uid(0).
+
+%   A client run as uid 65534 by the test Python: connects to Path, sends "?", prints what
+%   came back ("answered" or "closed").
+nobody_client(Path, Pid, Out) :-
+    python(Py),
+    (   sub_atom(Py, 0, _, _, '/') -> Exe = Py ; Exe = path(Py) ),
+    Code = "import os, socket, sys\nos.setgroups([]); os.setgid(65534); os.setuid(65534)\ns = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\ntry:\n    s.sendall(b'?'); print('answered' if s.recv(1) == b'!' else 'closed', flush=True)\nexcept OSError:\n    print('closed', flush=True)\n",
+    process_create(Exe, ['-c', Code, Path], [stdout(pipe(Out)), process(Pid), cwd('/')]).
+
+wait_refused(Policy, N) :-                  % up to 5 s
+    between(1, 500, _),
+    (   usock_policy_refused(Policy, N, _)
+    ->  true
+    ;   sleep(0.01), fail
+    ),
+    !.
+wait_refused(Policy, N) :-
+    usock_policy_refused(Policy, Count, _),
+    format(user_error, "refused ~w, not ~w~n", [Count, N]),
+    fail.
+
+test(peer_of_a_connection_in_this_process) :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, L, [path(Path)]),
+    usock_connect(Path, S, [server(self_or_root)]),
+    tcp_accept(L, C, _),
+    usock_peer(C, peer(Uid, _Gid, Pid)),
+    uid(Me),
+    current_prolog_flag(pid, MyPid),
+    assertion(Uid == Me), assertion(Pid == MyPid),
+    usock_peer(S, peer(ServerUid, _, _)),
+    assertion(ServerUid == Me),
+    Other is Me + 1,
+    catch(usock_connect(Path, _, [server(Other)]), E, true),
+    assertion(E = error(permission_error(connect, socket, _), context(_, usock(unsafe, _, _)))),
+    close(S), tcp_close_socket(C), tcp_close_socket(L),
+    usock_cleanup(Dir).
+
+test(policy_refuses_another_user_and_counts, [condition(is_root)]) :-
+    scratch(Scratch),
+    directory_file_path(Scratch, 'open.sock', Path),
+    unix_domain_socket(L), tcp_bind(L, Path), chmod(Path, 0o777), tcp_listen(L, 5),
+    usock_policy(same_user, Policy),
+    thread_create(( usock_accept(L, Policy, C0, peer(U0, _, _)),
+                    thread_exit(got(C0, U0)) ), Server, []),
+    nobody_client(Path, Pid, Out),
+    wait_refused(Policy, 1),                % the stranger first, then us
+    usock_connect(Path, S, []),
+    format(S, "?", []), flush_output(S),
+    thread_join(Server, exited(got(C, Uid))),
+    tcp_open_socket(C, CS), get_char(CS, _), format(CS, "!", []), close(CS),
+    get_char(S, Ch), close(S),
+    assertion(Ch == '!'),
+    read_line_to_string(Out, Seen), close(Out), process_wait(Pid, _),
+    uid(MyUid),
+    assertion(Uid == MyUid),
+    assertion(Seen == "closed"),
+    usock_policy_refused(Policy, Count, Last),
+    assertion(Count == 1), assertion(Last == 65534),
+    tcp_close_socket(L),
+    delete_file(Path).
+
+test(shared_directory_mode, [condition(is_root)]) :-
+    usock_create_dir(Dir, [share_group(0)]),
+    usock_dir_path(Dir, P), mode_of(P, Mode), assertion(Mode == 710),
+    usock_bind(Dir, L, [path(SP)]), mode_of(SP, SMode), assertion(SMode == 660),
+    tcp_close_socket(L),
+    usock_cleanup(Dir).
+
+test(long_paths) :-
+    scratch(Scratch),
+    atom_concat(Scratch, '/', S0),
+    deep(S0, 190, Deep),
+    catch(usock_create_dir(_, [parent(Deep)]), E, true),
+    assertion(E = error(representation_error(unix_socket_path_length), _)),
+    usock_create_dir(Dir, [parent(Deep), long_paths(true)]),
+    usock_bind(Dir, L, [path(Path)]),
+    atom_length(Path, Len), assertion(Len > 108),
+    thread_create(serve_one(L, "long: "), Server, []),
+    usock_connect(Path, S, []),
+    format(S, "hi~n", []), flush_output(S),
+    read_line_to_string(S, Reply), close(S),
+    thread_join(Server, true),
+    assertion(Reply == "long: hi"),
+    tcp_close_socket(L),
+    usock_cleanup(Dir).
+
+deep(Path, Len, Path) :-
+    atom_length(Path, N), N >= Len, !.
+deep(Path0, Len, Path) :-
+    atom_concat(Path0, 'dddddddddddddddddddddddddddddddddddddddd', P1),
+    make_directory(P1),
+    atom_concat(P1, '/', P2),
+    deep(P2, Len, P3),
+    (   sub_atom(P3, _, 1, 0, '/') -> sub_atom(P3, 0, _, 1, Path) ; Path = P3 ).
+
+test(policy_domain, error(domain_error(usock_policy, everyone))) :-
+    usock_policy(everyone, _).
+
+:- end_tests(usock_peers).

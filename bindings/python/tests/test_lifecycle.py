@@ -266,3 +266,9 @@ def test_flags_match_the_header():
     text = header.read_text()
     assert re.search(r"#define USOCK_CONNECT_NONBLOCK (\d+)", text).group(1) == str(_lib.CONNECT_NONBLOCK)
     assert re.search(r"#define USOCK_REPLACE (\d+)", text).group(1) == str(_lib.REPLACE)
+    for name, value in [("USOCK_SERVER_ANY", _lib.SERVER_ANY),
+                        ("USOCK_SERVER_SELF_OR_ROOT", _lib.SERVER_SELF_OR_ROOT),
+                        ("USOCK_ALLOW_SAME_USER", _lib.ALLOW_SAME_USER),
+                        ("USOCK_ALLOW_GROUP", _lib.ALLOW_GROUP),
+                        ("USOCK_ALLOW_UIDS", _lib.ALLOW_UIDS)]:
+        assert re.search(rf"#define {name} (-?\d+)", text).group(1) == str(value), name

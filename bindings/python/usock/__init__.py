@@ -44,10 +44,17 @@ __all__ = [
     "sweep",
     "SweepReport",
     "take_over",
+    "Peer",
+    "peer",
+    "AcceptPolicy",
+    "shared_dir",
+    "SELF_OR_ROOT",
+    "OVERFLOW_UID",
     "Error",
     "InvalidArgumentError",
     "PathTooLongError",
     "UnsafeDirectoryError",
+    "UnsafeError",
     "NoDirectoryError",
     "NameInUseError",
     "ExhaustedError",
@@ -135,6 +142,11 @@ class NameInUseError(Error):
 
 class ExhaustedError(Error):
     """Fresh random directory names kept colliding (``USOCK_ERR_EXHAUSTED``)."""
+
+
+#: The same class under a name that fits its other uses: a refused peer, a server of the wrong
+#: user (``USOCK_ERR_UNSAFE``).
+UnsafeError = UnsafeDirectoryError
 
 
 class ChangedError(Error):
@@ -361,6 +373,9 @@ class PrivateDir:
     ``parent`` is the directory to create it in, or ``None`` for the automatic location
     (``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp``: the first that is safe and
     leaves room for a socket path). The directory has an unpredictable name and mode 0700.
+    ``long_paths=True`` (Linux) allows socket paths longer than ``sun_path`` under a deep
+    parent: :meth:`bind` binds them through ``/proc/self/fd``, :func:`connect` reaches them,
+    and :meth:`socket_address` gives the address other code in this process can bind to.
 
     Cleanup removes the sockets in it and the directory itself. It runs once: at
     :meth:`cleanup`, at the end of a ``with`` block, when the object is garbage-collected, or
@@ -373,9 +388,10 @@ class PrivateDir:
     :class:`NoDirectoryError` or :class:`Error`; nothing is left on disk then.
     """
 
-    def __init__(self, parent: Optional[StrPath] = None):
+    def __init__(self, parent: Optional[StrPath] = None, *, long_paths: bool = False):
         raw_parent = _parent_arg(parent)
-        self._open(lambda cell: _lib.lib.usock_create_dir(raw_parent, 0, cell))
+        flags = _lib.LONG_PATHS if long_paths else 0
+        self._open(lambda cell: _lib.lib.usock_create_dir(raw_parent, flags, cell))
 
     def _open(self, make: "Callable[[object], int]") -> None:
         handle = _new_handle(self, _lib.lib.usock_cleanup)
@@ -416,12 +432,23 @@ class PrivateDir:
         binds by itself (asyncio, a web server's ``--uds``); cleanup removes that socket too.
 
         Raises :class:`PathTooLongError` when the path would not fit ``sun_path``."""
+        return self._ask_path(_lib.lib.usock_socket_path, name)
+
+    def socket_address(self, name: Optional[Union[str, bytes]] = None) -> str:
+        """Where code in *this process* binds or connects to socket ``name``: the path from
+        :meth:`socket_path` when it fits ``sun_path``, else (``long_paths=True``, Linux) the same
+        socket through this directory's descriptor, ``/proc/self/fd/N/name``. Never hand the
+        latter to another process: there it names something else."""
+        return self._ask_path(_lib.lib.usock_socket_address, name)
+
+    def _ask_path(self, call: "ctypes._CFuncPtr", name: Optional[Union[str, bytes]]) -> str:
         raw = _name_arg(name)
-        buf = ctypes.create_string_buffer(PATH_MAX)
+        size = 4096  # a long path (long_paths=True) may exceed PATH_MAX
+        buf = ctypes.create_string_buffer(size)
         handle = self._handle
         with handle.lock:
             cell = handle.live(self._path)
-            status = _lib.lib.usock_socket_path(cell, raw, buf, PATH_MAX)
+            status = call(cell, raw, buf, size)
             if status != _lib.OK:
                 raise _error(status)
         return os.fsdecode(buf.value)
@@ -519,9 +546,9 @@ class PrivateDir:
         return f"<usock.PrivateDir {self._path!r} ({state})>"
 
 
-def private_dir(parent: Optional[StrPath] = None) -> PrivateDir:
+def private_dir(parent: Optional[StrPath] = None, *, long_paths: bool = False) -> PrivateDir:
     """Makes a :class:`PrivateDir`; use it as a context manager."""
-    return PrivateDir(parent)
+    return PrivateDir(parent, long_paths=long_paths)
 
 
 # The listener -----------------------------------------------------------------------------
@@ -596,9 +623,29 @@ def _path_arg(path: StrPath, what: str = "path") -> bytes:
     return raw
 
 
+#: ``connect(..., server=SELF_OR_ROOT)``: only a server running as you or as root.
+SELF_OR_ROOT = "self_or_root"
+
+
+def _server_arg(server: "Union[None, str, int]") -> int:
+    if server is None:
+        return _lib.SERVER_ANY
+    if server == SELF_OR_ROOT:
+        return _lib.SERVER_SELF_OR_ROOT
+    if isinstance(server, bool) or not isinstance(server, int) or not 0 <= server < 2**32 - 1:
+        raise ValueError(f"server must be None, usock.SELF_OR_ROOT or a uid, not {server!r}")
+    return server
+
+
 def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
-            nonblocking: bool = False) -> _socket.socket:
+            nonblocking: bool = False,
+            server: "Union[None, str, int]" = None) -> _socket.socket:
     """A socket of ``type`` connected to the socket at ``path``.
+
+    ``server``: ``None`` (any), :data:`SELF_OR_ROOT`, or a uid: connect only if the server
+    (by its credentials at ``listen()``) is that user, so a client never talks to a socket
+    someone else put at the path; anyone else raises :class:`UnsafeError` and the connection
+    is closed. Not for datagram sockets, which have no peer credentials.
 
     Failures keep the kernel's errno, as the built-in classes do: nothing there is a
     :class:`FileNotFoundError`, nobody listening a :class:`ConnectionRefusedError` (the message
@@ -608,8 +655,9 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     raw = _path_arg(path)
     ty = _type_arg(type)
     flags = _lib.CONNECT_NONBLOCK if nonblocking else 0
+    expected = _server_arg(server)
     fd = ctypes.c_int(-1)
-    status = _lib.lib.usock_connect(raw, ty, flags, ctypes.byref(fd))
+    status = _lib.lib.usock_connect(raw, ty, flags, expected, ctypes.byref(fd))
     if status != _lib.OK:
         raise _error(status)
     return _socket.socket(fileno=fd.value)
@@ -735,3 +783,138 @@ def sweep(parent: Optional[StrPath] = None, *, grace: float = 60.0) -> SweepRepo
 def take_over(path: StrPath, lock_fd: Optional[int] = None) -> PrivateDir:
     """:meth:`PrivateDir.take_over`."""
     return PrivateDir.take_over(path, lock_fd)
+
+
+# Who may connect -------------------------------------------------------------------------
+
+#: What an unmapped user of another user namespace appears as; a uid list never admits it.
+OVERFLOW_UID = 65534
+
+
+class Peer:
+    """Who is at the other end of a connected socket: ``uid``, ``gid`` and ``pid`` (``None``
+    where the system does not say). Unpacks as ``uid, gid, pid = peer``."""
+
+    __slots__ = ("uid", "gid", "pid")
+
+    def __init__(self, uid: int, gid: int, pid: Optional[int]):
+        self.uid, self.gid, self.pid = uid, gid, pid
+
+    @classmethod
+    def _from_c(cls, c: "_lib.PEER") -> "Peer":
+        return cls(c.uid, c.gid, c.pid if c.pid >= 0 else None)
+
+    def __iter__(self):
+        return iter((self.uid, self.gid, self.pid))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Peer) and tuple(self) == tuple(other)
+
+    def __repr__(self) -> str:
+        return f"Peer(uid={self.uid}, gid={self.gid}, pid={self.pid})"
+
+
+def _fd_arg(sock: "Union[_socket.socket, int]") -> int:
+    fd = sock if isinstance(sock, int) and not isinstance(sock, bool) else sock.fileno()
+    if fd < 0:
+        raise ValueError("the socket is closed")
+    return fd
+
+
+def peer(sock: "Union[_socket.socket, int]") -> Peer:
+    """The peer of a connected Unix domain socket (or descriptor): for a server's connection
+    the client, for a client the server. Raises :class:`Error` where the system cannot say
+    (a datagram socket): it never guesses."""
+    out = _lib.PEER()
+    status = _lib.lib.usock_peer_of(_fd_arg(sock), ctypes.byref(out))
+    if status != _lib.OK:
+        raise _error(status)
+    return Peer._from_c(out)
+
+
+class AcceptPolicy:
+    """Who may connect: by default only your own user; ``group=gid`` admits members of the group
+    (supplementary groups count; systems that cannot tell them, OpenBSD and NetBSD, refuse to make
+    such a policy); ``uids=[...]`` admits those uids (never :data:`OVERFLOW_UID`).
+
+    :meth:`accept` closes every connection the policy refuses before you see it; :meth:`check`
+    screens one accepted elsewhere; :meth:`guard` wraps an ``asyncio.start_unix_server``
+    callback. :attr:`refused` counts the refusals."""
+
+    def __init__(self, *, group: Optional[int] = None, uids: "Optional[List[int]]" = None):
+        if group is not None and uids is not None:
+            raise ValueError("give group or uids, not both")
+        if group is not None:
+            kind, ids = _lib.ALLOW_GROUP, [group]
+        elif uids is not None:
+            kind, ids = _lib.ALLOW_UIDS, list(uids)
+        else:
+            kind, ids = _lib.ALLOW_SAME_USER, []
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < 2**32:
+                raise ValueError(f"ids must be uids or gids, not {i!r}")
+        array = (ctypes.c_uint32 * len(ids))(*ids)
+        cell = ctypes.c_void_p()
+        status = _lib.lib.usock_policy_new(kind, array, len(ids), ctypes.byref(cell))
+        if status != _lib.OK:
+            raise _error(status)
+        self._cell = cell
+        self._finalizer = weakref.finalize(self, _lib.lib.usock_policy_free, cell.value)
+
+    def accept(self, sock: _socket.socket) -> "Tuple[_socket.socket, Peer]":
+        """Like ``sock.accept()``, for a connection the policy admits: returns the new socket
+        and its :class:`Peer`. On a non-blocking socket with nothing admissible waiting, raises
+        :class:`BlockingIOError`."""
+        out_peer = _lib.PEER()
+        fd = ctypes.c_int(-1)
+        status = _lib.lib.usock_accept(self._cell, _fd_arg(sock), ctypes.byref(out_peer), ctypes.byref(fd))
+        if status != _lib.OK:
+            raise _error(status)
+        return _socket.socket(fileno=fd.value), Peer._from_c(out_peer)
+
+    def check(self, sock: "Union[_socket.socket, int]") -> Optional[Peer]:
+        """Screens a connection accepted elsewhere: its :class:`Peer` when admitted, ``None``
+        when refused (counted; close it without reading)."""
+        out_peer = _lib.PEER()
+        status = _lib.lib.usock_policy_check(self._cell, _fd_arg(sock), ctypes.byref(out_peer))
+        if status == _lib.OK:
+            return Peer._from_c(out_peer)
+        if status == _lib.ERR_UNSAFE:
+            return None
+        raise _error(status)
+
+    def guard(self, callback: "Callable[..., object]") -> "Callable[..., object]":
+        """Wraps an ``asyncio.start_unix_server`` connection callback: a connection the policy
+        refuses is closed before ``callback`` sees it."""
+        import inspect
+
+        async def guarded(reader, writer):
+            sock = writer.get_extra_info("socket")
+            if sock is None or self.check(sock.fileno()) is None:
+                writer.close()
+                return
+            result = callback(reader, writer)
+            if inspect.isawaitable(result):
+                await result
+
+        return guarded
+
+    @property
+    def refused(self) -> "Tuple[int, Optional[int]]":
+        """(connections refused so far, the uid of the last one or ``None``)."""
+        count, last = ctypes.c_uint64(), ctypes.c_int64()
+        _lib.lib.usock_policy_refused(self._cell, ctypes.byref(count), ctypes.byref(last))
+        return count.value, (last.value if last.value >= 0 else None)
+
+
+def shared_dir(gid: int, parent: Optional[StrPath] = None) -> PrivateDir:
+    """A :class:`PrivateDir` shared with group ``gid``: mode 0710 (members reach sockets whose
+    names they know, but cannot list it), sockets 0660. Pair it with
+    ``AcceptPolicy(group=gid)``. Raises :class:`InvalidArgumentError` when you are not a
+    member of the group."""
+    if isinstance(gid, bool) or not isinstance(gid, int) or not 0 <= gid < 2**32:
+        raise ValueError(f"gid must be a group id, not {gid!r}")
+    raw_parent = _parent_arg(parent)
+    d = PrivateDir.__new__(PrivateDir)
+    d._open(lambda cell: _lib.lib.usock_create_shared_dir(raw_parent, gid, 0, cell))
+    return d

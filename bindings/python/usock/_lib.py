@@ -74,6 +74,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_dir_path.restype = c_char_p
     lib.usock_socket_path.argtypes = [c_dir, c_char_p, ctypes.c_char_p, c_size_t]
     lib.usock_socket_path.restype = c_int
+    lib.usock_socket_address.argtypes = [c_dir, c_char_p, ctypes.c_char_p, c_size_t]
+    lib.usock_socket_address.restype = c_int
     lib.usock_bind.argtypes = [c_dir, c_char_p, c_int, c_int, ctypes.POINTER(c_int)]
     lib.usock_bind.restype = c_int
     lib.usock_bind_fd.argtypes = [c_dir, c_char_p, c_int, c_int]
@@ -97,7 +99,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_status_name.argtypes = [c_int]
     lib.usock_status_name.restype = c_char_p
     c_path = ctypes.c_void_p  # a usock_bound_path *, like c_dir
-    lib.usock_connect.argtypes = [c_char_p, c_int, ctypes.c_uint32, ctypes.POINTER(c_int)]
+    lib.usock_connect.argtypes = [c_char_p, c_int, ctypes.c_uint32, ctypes.c_int64, ctypes.POINTER(c_int)]
     lib.usock_connect.restype = c_int
     lib.usock_bind_path.argtypes = [c_char_p, c_int, c_int, ctypes.c_uint32, ctypes.POINTER(c_path)]
     lib.usock_bind_path.restype = c_int
@@ -110,6 +112,26 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_hand_off.restype = c_int
     lib.usock_take_over.argtypes = [c_char_p, c_int, ctypes.c_uint32, ctypes.POINTER(c_dir)]
     lib.usock_take_over.restype = c_int
+    c_policy = ctypes.c_void_p
+    lib.usock_peer_of.argtypes = [c_int, ctypes.POINTER(PEER)]
+    lib.usock_peer_of.restype = c_int
+    lib.usock_policy_new.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), c_size_t, ctypes.POINTER(c_policy)]
+    lib.usock_policy_new.restype = c_int
+    lib.usock_accept.argtypes = [c_policy, c_int, ctypes.POINTER(PEER), ctypes.POINTER(c_int)]
+    lib.usock_accept.restype = c_int
+    lib.usock_policy_check.argtypes = [c_policy, c_int, ctypes.POINTER(PEER)]
+    lib.usock_policy_check.restype = c_int
+    lib.usock_policy_refused.argtypes = [c_policy, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int64)]
+    lib.usock_policy_refused.restype = c_int
+    lib.usock_policy_free.argtypes = [c_policy]
+    lib.usock_policy_free.restype = c_int
+    lib.usock_create_shared_dir.argtypes = [c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(c_dir)]
+    lib.usock_create_shared_dir.restype = c_int
+
+
+class PEER(ctypes.Structure):
+    """``usock_peer``"""
+    _fields_ = [("uid", ctypes.c_uint32), ("gid", ctypes.c_uint32), ("pid", ctypes.c_int32)]
 
 
 #: ``usock_sweep_fn``: (ctx, path, removed, reason)
@@ -118,6 +140,10 @@ SWEEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
 # Flags, as include/usock.h defines them (compile-time constants there; a test compares).
 CONNECT_NONBLOCK = 1  # USOCK_CONNECT_NONBLOCK
 REPLACE = 1  # USOCK_REPLACE
+SERVER_ANY = -1  # USOCK_SERVER_ANY
+SERVER_SELF_OR_ROOT = -2  # USOCK_SERVER_SELF_OR_ROOT
+ALLOW_SAME_USER, ALLOW_GROUP, ALLOW_UIDS = 0, 1, 2  # USOCK_ALLOW_*
+LONG_PATHS = 1  # USOCK_LONG_PATHS
 
 
 lib = load()

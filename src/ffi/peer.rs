@@ -1,0 +1,323 @@
+//! Exports for who may connect: peer credentials, the accept policy, directories shared with a
+//! group.
+
+use std::ffi::{OsStr, c_char, c_int};
+use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::UsockDir;
+use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr};
+use crate::error::Error;
+use crate::{AcceptPolicy, Allow, Peer, PrivateDir};
+
+/// `usock_policy_new`: admit only this process's effective user.
+pub const USOCK_ALLOW_SAME_USER: c_int = 0;
+/// `usock_policy_new`: admit members of one group (`ids[0]`), supplementary groups included.
+pub const USOCK_ALLOW_GROUP: c_int = 1;
+/// `usock_policy_new`: admit the uids in `ids` (never 65534, the overflow uid).
+pub const USOCK_ALLOW_UIDS: c_int = 2;
+
+/// The credentials of the other end of a connected socket. `pid` is -1 where the system does
+/// not report it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UsockPeer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+}
+
+impl From<Peer> for UsockPeer {
+    fn from(p: Peer) -> UsockPeer {
+        UsockPeer {
+            uid: p.uid,
+            gid: p.gid,
+            pid: p.pid.unwrap_or(-1),
+        }
+    }
+}
+
+/// An accept policy (opaque). Made by `usock_policy_new`, freed by `usock_policy_free`.
+pub struct UsockPolicy {
+    inner: AcceptPolicy,
+}
+
+fn borrow_fd<'a>(fd: c_int, what: &str) -> Result<BorrowedFd<'a>, c_int> {
+    if fd < 0 {
+        return Err(fail(&Error::invalid(format!(
+            "{what} {fd} is not a descriptor"
+        ))));
+    }
+    // SAFETY: fd is non-negative and only borrowed for the call; a number that is not an open
+    // descriptor makes the system calls fail with EBADF, nothing worse.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// Writes the credentials of the peer of the connected Unix domain socket `fd` into `*out`:
+/// `SO_PEERCRED` on Linux and OpenBSD, `LOCAL_PEERCRED` on macOS and FreeBSD, `LOCAL_PEEREID`
+/// on NetBSD, `getpeereid` as the floor. A server's accepted connection gives the client (at
+/// `connect()`); a client's socket gives the server (at `listen()`).
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out` NULL, `fd` negative); `USOCK_ERR_SYSTEM`
+/// when the system cannot say (`ENOTCONN` for a datagram socket, `ENOTSOCK`...): it never
+/// guesses. Thread-safe.
+///
+/// # Safety
+/// `out` is NULL or points to a writable `usock_peer`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_peer_of(fd: c_int, out: *mut UsockPeer) -> c_int {
+    ffi_boundary! {
+        if out.is_null() {
+            return fail(&null_arg("out"));
+        }
+        let fd = match borrow_fd(fd, "fd") {
+            Ok(fd) => fd,
+            Err(status) => return status,
+        };
+        match crate::peer(fd) {
+            Ok(peer) => {
+                // SAFETY: out is non-NULL and the caller promises it is writable.
+                unsafe { *out = peer.into() };
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// Makes an accept policy in `*out_policy`: `allow` is `USOCK_ALLOW_SAME_USER` (`ids` unused),
+/// `USOCK_ALLOW_GROUP` (`ids[0]` the gid, `n_ids` 1) or `USOCK_ALLOW_UIDS` (`ids[0..n_ids]`).
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (an unknown `allow`, `ids` NULL or `n_ids` wrong, or
+/// a group policy on a system that cannot tell a peer's supplementary groups: OpenBSD and
+/// NetBSD, where it fails closed). Thread-safe.
+///
+/// # Safety
+/// `ids` is NULL or readable for `n_ids` entries; `out_policy` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_policy_new(
+    allow: c_int,
+    ids: *const u32,
+    n_ids: usize,
+    out_policy: *mut *mut UsockPolicy,
+) -> c_int {
+    ffi_boundary! {
+        if out_policy.is_null() {
+            return fail(&null_arg("out_policy"));
+        }
+        let ids: &[u32] = if n_ids == 0 {
+            &[]
+        } else if ids.is_null() {
+            return fail(&null_arg("ids"));
+        } else {
+            // SAFETY: ids is non-NULL and readable for n_ids entries, as the caller promises.
+            unsafe { std::slice::from_raw_parts(ids, n_ids) }
+        };
+        let allow = match (allow, ids) {
+            (USOCK_ALLOW_SAME_USER, _) => Allow::SameUser,
+            (USOCK_ALLOW_GROUP, [gid]) => Allow::Group(*gid),
+            (USOCK_ALLOW_UIDS, uids) => Allow::Uids(uids.to_vec()),
+            (USOCK_ALLOW_GROUP, _) => {
+                return fail(&Error::invalid(format!("a group policy takes one gid, not {n_ids}")));
+            }
+            (other, _) => {
+                return fail(&Error::invalid(format!(
+                    "unknown policy {other}: use USOCK_ALLOW_SAME_USER, USOCK_ALLOW_GROUP or USOCK_ALLOW_UIDS"
+                )));
+            }
+        };
+        match AcceptPolicy::new(allow) {
+            Ok(inner) => {
+                let policy = Box::into_raw(Box::new(UsockPolicy { inner }));
+                // SAFETY: out_policy is non-NULL and the caller promises it is writable.
+                unsafe { *out_policy = policy };
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// Accepts a connection on `listen_fd` that `policy` admits (NULL: the same user only) and
+/// returns it in `*out_fd` (close-on-exec), its peer in `*out_peer` (if not NULL). Every
+/// connection from anyone else is closed before this returns, and counted in the policy
+/// (`usock_policy_refused`). On a non-blocking listener, no admissible connection waiting is
+/// `USOCK_ERR_SYSTEM` with `EAGAIN`, as `accept()` would say.
+///
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out_fd` NULL, `listen_fd` negative);
+/// `USOCK_ERR_SYSTEM` (`accept()` failed). Thread-safe: several threads may accept with one
+/// policy.
+///
+/// # Safety
+/// `policy` is NULL or a live policy; `out_peer` is NULL or writable; `out_fd` is NULL or
+/// points to a writable `int`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_accept(
+    policy: *const UsockPolicy,
+    listen_fd: c_int,
+    out_peer: *mut UsockPeer,
+    out_fd: *mut c_int,
+) -> c_int {
+    ffi_boundary! {
+        if out_fd.is_null() {
+            return fail(&null_arg("out_fd"));
+        }
+        let listener = match borrow_fd(listen_fd, "listen_fd") {
+            Ok(fd) => fd,
+            Err(status) => return status,
+        };
+        let same_user;
+        // SAFETY: the caller passes NULL or a live policy.
+        let policy = match unsafe { policy.as_ref() } {
+            Some(p) => &p.inner,
+            None => {
+                same_user = AcceptPolicy::default();
+                &same_user
+            }
+        };
+        match policy.accept(listener) {
+            Ok((fd, peer)) => {
+                if !out_peer.is_null() {
+                    // SAFETY: out_peer is non-NULL and the caller promises it is writable.
+                    unsafe { *out_peer = peer.into() };
+                }
+                // SAFETY: out_fd is non-NULL and the caller promises it is writable.
+                unsafe { *out_fd = fd.into_raw_fd() };
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// Checks a connection accepted by other code (an event loop, another socket library) against
+/// `policy` (NULL: the same user only). Admitted: `USOCK_OK`, and its peer in `*out_peer` (if
+/// not NULL). Refused: `USOCK_ERR_UNSAFE`, counted in the policy; close the connection without
+/// reading from it. `USOCK_ERR_INVALID` for a negative `fd`. Thread-safe.
+///
+/// # Safety
+/// `policy` is NULL or a live policy; `out_peer` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_policy_check(
+    policy: *const UsockPolicy,
+    fd: c_int,
+    out_peer: *mut UsockPeer,
+) -> c_int {
+    ffi_boundary! {
+        let fd = match borrow_fd(fd, "fd") {
+            Ok(fd) => fd,
+            Err(status) => return status,
+        };
+        let same_user;
+        // SAFETY: the caller passes NULL or a live policy.
+        let policy = match unsafe { policy.as_ref() } {
+            Some(p) => &p.inner,
+            None => {
+                same_user = AcceptPolicy::default();
+                &same_user
+            }
+        };
+        match policy.screen(fd) {
+            Ok(peer) => {
+                if !out_peer.is_null() {
+                    // SAFETY: out_peer is non-NULL and the caller promises it is writable.
+                    unsafe { *out_peer = peer.into() };
+                }
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}
+
+/// How many connections `policy` refused (`*out_count`), and the uid of the last refused one
+/// (`*out_last_uid`, -1 before any or when its uid could not be read). Either may be NULL.
+///
+/// Returns `USOCK_OK`, or `USOCK_ERR_INVALID` for a NULL policy. Thread-safe.
+///
+/// # Safety
+/// `policy` is NULL or a live policy; the out-pointers are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_policy_refused(
+    policy: *const UsockPolicy,
+    out_count: *mut u64,
+    out_last_uid: *mut i64,
+) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live policy.
+        let Some(policy) = (unsafe { policy.as_ref() }) else {
+            return fail(&null_arg("policy"));
+        };
+        let (count, last) = policy.inner.refused();
+        if !out_count.is_null() {
+            // SAFETY: non-NULL and writable, as the caller promises.
+            unsafe { *out_count = count };
+        }
+        if !out_last_uid.is_null() {
+            // SAFETY: as above.
+            unsafe { *out_last_uid = last.map_or(-1, i64::from) };
+        }
+        super::USOCK_OK
+    }
+}
+
+/// Frees a policy. NULL is a no-op. Not while another thread is inside `usock_accept` with it.
+///
+/// # Safety
+/// `policy` is NULL or a live policy from `usock_policy_new`, which this call consumes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_policy_free(policy: *mut UsockPolicy) -> c_int {
+    ffi_boundary! {
+        if !policy.is_null() {
+            // SAFETY: the caller hands over a live policy made by Box::into_raw.
+            drop(unsafe { Box::from_raw(policy) });
+        }
+        super::USOCK_OK
+    }
+}
+
+/// `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
+/// can reach a socket whose name they know (sockets bound in it get mode 0660), but cannot
+/// list the directory or create anything in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
+///
+/// Returns what `usock_create_dir` returns, and `USOCK_ERR_INVALID` when this process is not a
+/// member of `gid` (nothing is created). `flags`: 0 or `USOCK_LONG_PATHS`.
+///
+/// # Safety
+/// As `usock_create_dir`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_create_shared_dir(
+    parent: *const c_char,
+    gid: u32,
+    flags: u32,
+    out_dir: *mut *mut UsockDir,
+) -> c_int {
+    ffi_boundary! {
+        if out_dir.is_null() {
+            return fail(&null_arg("out_dir"));
+        }
+        if flags & !super::USOCK_LONG_PATHS != 0 {
+            return fail(&Error::invalid(format!(
+                "unknown flags 0x{flags:x}: only USOCK_LONG_PATHS is defined"
+            )));
+        }
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
+        if parent.is_some_and(|p| p.as_os_str().is_empty()) {
+            return fail(&Error::invalid("the parent directory is an empty path"));
+        }
+        let options = crate::DirOptions::default()
+            .long_paths(flags & super::USOCK_LONG_PATHS != 0)
+            .share_with_group(gid);
+        match PrivateDir::create_with(parent, &options) {
+            Ok(inner) => {
+                let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
+                // SAFETY: out_dir is non-NULL and the caller promises it is writable.
+                unsafe { *out_dir = handle };
+                super::USOCK_OK
+            }
+            Err(err) => fail(&err),
+        }
+    }
+}

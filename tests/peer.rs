@@ -1,0 +1,351 @@
+//! Who may connect: peer credentials both ways, the accept policy and group sharing, with
+//! clients that really run as other users (root drops privileges in a child before `exec`).
+//! The tests that need another user return early when not run as root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{CHILD_ENV, NOBODY, OTHER_UID, Scratch, in_child, mode};
+use usock::{AcceptPolicy, Allow, ConnectOptions, ErrorKind, PrivateDir, Server, SocketType};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A client started by [`client_as`], with the copy of the test binary it runs.
+struct Client {
+    child: std::process::Child,
+    _exe: Scratch,
+}
+
+/// Starts this binary's `child_client` as `uid` with primary group `gid` and supplementary
+/// `groups`, connecting to `socket`. The binary is copied where other users can run it.
+fn client_as(uid: u32, gid: u32, groups: &[u32], socket: &Path) -> Client {
+    let place = Scratch::new("exe");
+    let exe = place.path().join("test-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "child_client",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, "1")
+    .env("USOCK_TEST_SOCKET", socket)
+    .stdout(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // A copy just written can be briefly "busy" while another test thread's fork holds it.
+    for _ in 0..100 {
+        match cmd.spawn() {
+            Ok(child) => return Client { child, _exe: place },
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("spawn: {e}"),
+        }
+    }
+    panic!("the test binary stayed busy");
+}
+
+/// What a client run by [`client_as`] saw: "answered", "closed" (refused: the server closed the
+/// connection at once), or "error <errno>" when it could not connect.
+fn outcome(client: Client) -> String {
+    let out = client.child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.find("OUTCOME ").map(|at| l[at + 8..].to_owned()))
+        .unwrap_or_else(|| panic!("no outcome: {text}"))
+}
+
+#[test]
+#[ignore = "run by the tests below as another user"]
+fn child_client() {
+    if !in_child() {
+        return;
+    }
+    let socket = std::env::var_os("USOCK_TEST_SOCKET").unwrap();
+    let outcome = match UnixStream::connect(&socket) {
+        Ok(mut s) => {
+            let _ = s.write_all(b"?");
+            let mut b = [0u8; 1];
+            match s.read(&mut b) {
+                Ok(1) => "answered".to_owned(),
+                _ => "closed".to_owned(),
+            }
+        }
+        Err(e) => format!("error {}", e.raw_os_error().unwrap_or(0)),
+    };
+    println!("OUTCOME {outcome}");
+}
+
+/// A listener anyone can reach (mode 0777 in a 0755 directory), for clients of other users.
+fn open_listener(scratch: &Scratch) -> (UnixListener, std::path::PathBuf) {
+    let path = scratch.path().join("open.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    (listener, path)
+}
+
+/// Serves `listener` with `policy` (answering each admitted connection) until every client has
+/// finished; returns the admitted peers and each client's outcome, in order. Order of arrival
+/// does not matter: refused connections are closed whenever they come.
+fn serve(
+    listener: &UnixListener,
+    policy: &AcceptPolicy,
+    clients: Vec<Client>,
+) -> (Vec<usock::Peer>, Vec<String>) {
+    listener.set_nonblocking(true).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let server = s.spawn(|| {
+            let mut admitted = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match policy.accept(listener.as_fd()) {
+                    Ok((conn, peer)) => {
+                        let mut s = UnixStream::from(conn);
+                        s.set_nonblocking(false).unwrap();
+                        let mut b = [0u8; 1];
+                        s.read_exact(&mut b).unwrap();
+                        s.write_all(b"!").unwrap();
+                        admitted.push(peer);
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            admitted
+        });
+        let outcomes = clients.into_iter().map(outcome).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (server.join().unwrap(), outcomes)
+    })
+}
+
+#[test]
+fn peer_credentials_of_a_client_in_this_process_are_ours() {
+    let dir = PrivateDir::new().unwrap();
+    let listener = dir.listener(None).unwrap();
+    let client = UnixStream::connect(dir.socket_path(None).unwrap()).unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    let peer = usock::peer(&server_side).unwrap();
+    // SAFETY: plain getters.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    assert_eq!(
+        (peer.uid, peer.gid, peer.pid),
+        (uid, gid, Some(std::process::id() as i32))
+    );
+    // And the other way: the client learns who listens.
+    assert_eq!(usock::peer(&client).unwrap().uid, uid);
+    // A datagram socket has none: an error, never a guess.
+    let dgram = dir.datagram(Some("d".as_ref())).unwrap();
+    assert_eq!(usock::peer(&dgram).unwrap_err().kind(), ErrorKind::System);
+    drop((client, server_side, listener, dgram));
+    dir.cleanup().unwrap();
+}
+
+#[test]
+fn the_default_policy_admits_the_same_user_and_refuses_nobody() {
+    if !is_root() {
+        return;
+    }
+    let scratch = Scratch::new("policy");
+    let (listener, path) = open_listener(&scratch);
+    let policy = AcceptPolicy::default();
+    let clients = vec![
+        client_as(NOBODY, NOBODY, &[], &path),
+        client_as(0, 0, &[], &path),
+    ];
+    let (admitted, outcomes) = serve(&listener, &policy, clients);
+    assert_eq!(outcomes, ["closed", "answered"]);
+    assert_eq!(admitted.iter().map(|p| p.uid).collect::<Vec<_>>(), [0]);
+    assert_eq!(policy.refused(), (1, Some(NOBODY)));
+    common::figure(
+        "attack",
+        "a client of another user (uid 65534) at a server with the default accept policy: closed before the server saw it, counted",
+        1,
+        1,
+        "tests/peer.rs::the_default_policy_admits_the_same_user_and_refuses_nobody",
+    );
+}
+
+#[test]
+fn a_group_policy_admits_a_member_by_a_supplementary_group_only() {
+    if !is_root() {
+        return;
+    }
+    const GROUP: u32 = 4242;
+    let scratch = Scratch::new("group");
+    let (listener, path) = open_listener(&scratch);
+    let policy = AcceptPolicy::new(Allow::Group(GROUP)).unwrap();
+    let clients = vec![
+        client_as(OTHER_UID, OTHER_UID, &[], &path),
+        client_as(OTHER_UID, OTHER_UID, &[GROUP], &path),
+    ];
+    let (admitted, outcomes) = serve(&listener, &policy, clients);
+    assert_eq!(outcomes, ["closed", "answered"]);
+    assert_eq!(admitted.len(), 1);
+    let peer = admitted[0];
+    assert_eq!(
+        (peer.uid, peer.gid),
+        (OTHER_UID, OTHER_UID),
+        "admitted by the supplementary group"
+    );
+    assert_eq!(policy.refused(), (1, Some(OTHER_UID)));
+    common::figure(
+        "attack",
+        "a group policy: a member by a supplementary group admitted, a non-member of the same uid refused",
+        2,
+        2,
+        "tests/peer.rs::a_group_policy_admits_a_member_by_a_supplementary_group_only",
+    );
+}
+
+#[test]
+fn a_uid_list_never_admits_the_overflow_uid() {
+    if !is_root() {
+        return;
+    }
+    let scratch = Scratch::new("overflow");
+    let (listener, path) = open_listener(&scratch);
+    // 65534 is listed, and is what an unmapped user of another user namespace appears as: it
+    // stands for anyone, so it is refused anyway. 54321 is listed and admitted.
+    let policy = AcceptPolicy::new(Allow::Uids(vec![usock::OVERFLOW_UID, OTHER_UID])).unwrap();
+    assert_eq!(usock::OVERFLOW_UID, NOBODY);
+    let clients = vec![
+        client_as(NOBODY, NOBODY, &[], &path),
+        client_as(OTHER_UID, OTHER_UID, &[], &path),
+    ];
+    let (admitted, outcomes) = serve(&listener, &policy, clients);
+    assert_eq!(outcomes, ["closed", "answered"]);
+    assert_eq!(
+        admitted.iter().map(|p| p.uid).collect::<Vec<_>>(),
+        [OTHER_UID]
+    );
+    assert_eq!(policy.refused(), (1, Some(NOBODY)));
+    common::figure(
+        "attack",
+        "the overflow uid 65534 in a uid list: refused; a listed uid admitted",
+        2,
+        2,
+        "tests/peer.rs::a_uid_list_never_admits_the_overflow_uid",
+    );
+}
+
+#[test]
+fn a_client_refuses_a_server_of_the_wrong_uid() {
+    let dir = PrivateDir::new().unwrap();
+    let _listener = dir.listener(None).unwrap();
+    let path = dir.socket_path(None).unwrap();
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let opts = |s| ConnectOptions::default().server(s);
+    assert!(usock::connect_with(&path, SocketType::Stream, opts(Server::SelfOrRoot)).is_ok());
+    assert!(usock::connect_with(&path, SocketType::Stream, opts(Server::Uid(me))).is_ok());
+    let err =
+        usock::connect_with(&path, SocketType::Stream, opts(Server::Uid(me + 1))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    assert!(
+        err.message().contains(&format!("runs as uid {me}")),
+        "{err}"
+    );
+    let err =
+        usock::connect_with(&path, SocketType::Datagram, opts(Server::SelfOrRoot)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    dir.cleanup().unwrap();
+}
+
+#[test]
+fn a_client_of_another_user_checks_the_server_is_root() {
+    if !is_root() {
+        return;
+    }
+    let scratch = Scratch::new("client-check");
+    let (_listener, path) = open_listener(&scratch);
+    let out = common::run_child_as(NOBODY, "child_check_server", |cmd| {
+        cmd.env("USOCK_TEST_SOCKET", &path);
+    });
+    assert!(out.contains("checked"), "{out}");
+}
+
+#[test]
+#[ignore = "run by a_client_of_another_user_checks_the_server_is_root"]
+fn child_check_server() {
+    if !in_child() {
+        return;
+    }
+    let path = std::env::var_os("USOCK_TEST_SOCKET").unwrap();
+    let opts = |s| ConnectOptions::default().server(s);
+    // The server is root: fine for "myself or root", not for "exactly me".
+    assert!(usock::connect_with(&path, SocketType::Stream, opts(Server::SelfOrRoot)).is_ok());
+    let err =
+        usock::connect_with(&path, SocketType::Stream, opts(Server::Uid(NOBODY))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    println!("checked");
+}
+
+#[test]
+fn a_directory_shared_with_a_group_lets_members_in_and_keeps_others_out() {
+    if !is_root() {
+        return;
+    }
+    const GROUP: u32 = 4343;
+    let scratch = Scratch::new("shared");
+    // Not a member: refused, nothing made.
+    let err = PrivateDir::shared_with_group(Some(scratch.path()), GROUP).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert_eq!(scratch.entries(""), Vec::<String>::new());
+    // Root's own group 0 is one it belongs to.
+    let dir = PrivateDir::shared_with_group(Some(scratch.path()), 0).unwrap();
+    assert_eq!(mode(dir.path()), 0o710);
+    let listener = dir.listener(None).unwrap();
+    let path = dir.socket_path(None).unwrap();
+    assert_eq!(mode(&path), 0o660);
+    let policy = AcceptPolicy::new(Allow::Group(0)).unwrap();
+    let clients = vec![
+        client_as(OTHER_UID, OTHER_UID, &[0], &path),
+        client_as(NOBODY, NOBODY, &[], &path),
+    ];
+    let (admitted, outcomes) = serve(&listener, &policy, clients);
+    assert_eq!(
+        outcomes,
+        ["answered".to_owned(), format!("error {}", libc::EACCES)]
+    );
+    assert_eq!(
+        admitted.iter().map(|p| p.uid).collect::<Vec<_>>(),
+        [OTHER_UID]
+    );
+    drop(listener);
+    dir.cleanup().unwrap();
+    common::figure(
+        "attack",
+        "a directory shared with a group (0710, sockets 0660): a member connects, uid 65534 gets EACCES",
+        2,
+        2,
+        "tests/peer.rs::a_directory_shared_with_a_group_lets_members_in_and_keeps_others_out",
+    );
+}
