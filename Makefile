@@ -163,7 +163,7 @@ endif
 
 test-c: deps-c build
 	@echo "== C: tests under AddressSanitizer and UBSan, C++ header check, library checks"
-	$(CC) $(STRICT) -g $(SAN) -pthread -o $(OUT)/test_usock bindings/c/tests/test_usock.c -L$(REL) -lusock $(RPATH)
+	$(CC) $(STRICT) -g $(SAN) -pthread $(if $(filter 1,$(PORTABLE)),-DUSOCK_TEST_PORTABLE) -o $(OUT)/test_usock bindings/c/tests/test_usock.c -L$(REL) -lusock $(RPATH)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./$(OUT)/test_usock
 	$(CC) $(STRICT) -g $(SAN) -pthread -o $(OUT)/test_lifetimes bindings/c/tests/test_lifetimes.c -L$(REL) -lusock $(RPATH)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./$(OUT)/test_lifetimes
@@ -187,7 +187,7 @@ $(VENV)/.ready: bindings/python/pyproject.toml
 test-python: lib venv
 	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV), against $(LIB))"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
-	USOCK_LIBRARY=$(abspath $(LIB)) USOCK_FIGURES=$(abspath $(FIGURES)) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/python/tests
+	USOCK_LIBRARY=$(abspath $(LIB)) USOCK_FIGURES=$(abspath $(FIGURES)) $(if $(filter 1,$(PORTABLE)),USOCK_TEST_PORTABLE=1) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/python/tests
 	$(if $(IS_ROOT),,@echo "Python$(if $(RUSTFLAGS), [$(RUSTFLAGS)]): the tests that switch users or make mount namespaces (pytest lists them above as skipped)" >> $(abspath $(SKIPPED)))
 
 # The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
