@@ -4,6 +4,8 @@
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
 CARGO      ?= cargo
 CC         ?= cc
 CXX        ?= c++
@@ -120,7 +122,7 @@ demo: deps-c build prolog
 	@echo "== usock demo: C server, C client"
 	./$(OUT)/usock-server ./$(OUT)/usock-client
 
-test: test-begin deps-c deps-prolog test-rust test-c test-python test-python-asan test-python-dist test-prolog test-portable check-ports
+test: test-begin deps-c deps-prolog test-rust test-c test-python test-python-asan test-python-dist test-prolog test-cli test-portable check-ports
 	@if [ -s $(SKIPPED) ]; then \
 	  echo "== all suites run here passed; $$(wc -l < $(SKIPPED)) skipped (run as root to include them):"; \
 	  sed 's/^/   - /' $(SKIPPED); \
@@ -130,6 +132,19 @@ test: test-begin deps-c deps-prolog test-rust test-c test-python test-python-asa
 test-portable:
 	@echo "== The portable path (macOS and the BSDs), built on Linux with --cfg usock_portable"
 	@$(MAKE) --no-print-directory PORTABLE=1 test-rust test-c test-python
+
+# The usock command (bindings/cli, its own crate over the library's Rust API).
+CLI := target/cli/release/usock
+cli:
+	$(CARGO) build --release --quiet --manifest-path bindings/cli/Cargo.toml --target-dir target/cli
+
+# Its tests run real programs: shell scripts, gunicorn (installed into the virtual environment)
+# queried with curl, servers killed and signalled.
+test-cli: cli venv
+	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check"
+	@tools/ensure-deps.sh cli
+	@$(VENV)/bin/python -c 'import gunicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn
+	bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run
 # keeps its own).
@@ -281,8 +296,10 @@ security-report: test fuzz
 PC_LIBDIR     = $(if $(filter $(PREFIX)/%,$(LIBDIR)),$${prefix}$(patsubst $(PREFIX)%,%,$(LIBDIR)),$(LIBDIR))
 PC_INCLUDEDIR = $(if $(filter $(PREFIX)/%,$(INCLUDEDIR)),$${prefix}$(patsubst $(PREFIX)%,%,$(INCLUDEDIR)),$(INCLUDEDIR))
 
-install: lib
-	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+install: lib cli
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/usock
+	install -m 0644 bindings/cli/usock.1 $(DESTDIR)$(MANDIR)/man1/usock.1
 	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/$(VERSIONED)
 	ln -sf $(VERSIONED) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libusock.$(SOEXT)
@@ -305,7 +322,8 @@ install: lib
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libusock.so* $(DESTDIR)$(LIBDIR)/libusock*.dylib $(DESTDIR)$(LIBDIR)/libusock.a \
-	      $(DESTDIR)$(INCLUDEDIR)/usock.h $(DESTDIR)$(LIBDIR)/pkgconfig/usock.pc
+	      $(DESTDIR)$(INCLUDEDIR)/usock.h $(DESTDIR)$(LIBDIR)/pkgconfig/usock.pc \
+	      $(DESTDIR)$(BINDIR)/usock $(DESTDIR)$(MANDIR)/man1/usock.1
 
 clean:
 	$(CARGO) clean

@@ -88,17 +88,16 @@ impl Target {
         let parent = parent::open_checked(dir, euid)?;
         let st = sys::fstat(parent.fd.as_fd())
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(dir)), &e))?;
-        if st.perms() & 0o022 != 0 {
-            return Err(Error::new(
+        check_well_known_dir(&st, &parent.path).map_err(|e| {
+            Error::new(
                 ErrorKind::Unsafe,
                 format!(
-                    "cannot use {} as a well-known socket path: its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
+                    "cannot use {} as a well-known socket path: {}",
                     show(path),
-                    show(&parent.path),
-                    st.perms()
+                    e.message()
                 ),
-            ));
-        }
+            )
+        })?;
         let target = Target {
             lock_name: lock_name(&name),
             name,
@@ -301,6 +300,22 @@ impl Target {
         }
         Ok(id)
     }
+}
+
+/// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
+/// well-known socket path? Only when nobody but its owner can write to it.
+pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
+    if st.perms() & 0o022 != 0 {
+        return Err(Error::new(
+            ErrorKind::Unsafe,
+            format!(
+                "its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
+                show(dir),
+                st.perms()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn listen_backlog(backlog: Option<u32>) -> libc::c_int {

@@ -118,7 +118,7 @@ pub(crate) fn too_long(what: impl std::fmt::Display, len: usize) -> Error {
 
 /// Checks that a directory in `parent` has room for the default socket name (always, with
 /// long paths).
-fn check_parent_len(parent: &Path, long_paths: bool) -> Result<()> {
+pub(crate) fn check_parent_len(parent: &Path, long_paths: bool) -> Result<()> {
     if long_paths {
         return Ok(());
     }

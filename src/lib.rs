@@ -60,6 +60,14 @@ pub use connect::{ConnectOptions, connect, connect_with};
 pub use dir::{DirOptions, MAX_SOCKET_PATH, PrivateDir};
 pub use error::{Error, ErrorKind, Result};
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
+pub use parent::{CheckStep, ParentCheck};
+
+/// Explains, directory by directory from `/`, whether `path` passes the checks a parent of
+/// [`PrivateDir::in_parent`] must pass, and why not: the walk usock itself makes, with what it
+/// found at each step (the `usock check` command prints it).
+pub fn explain_parent(path: impl AsRef<std::path::Path>) -> ParentCheck {
+    parent::explain(path.as_ref(), sys::geteuid())
+}
 pub use peer::{AcceptPolicy, Allow, OVERFLOW_UID, Peer, Server, peer};
 pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 

@@ -77,8 +77,68 @@ pub fn open_checked(path: &Path, euid: u32) -> Result<Parent> {
     Walk::new(path, euid).run()
 }
 
+/// One step of [`explain`]: a directory or symbolic link the walk looked at, and what it found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckStep {
+    pub path: PathBuf,
+    /// What was found and the verdict, e.g. "directory, owner uid 0, mode 1777: passes (sticky)".
+    pub found: String,
+}
+
+/// What [`explain`] found: each directory and link from `/` down, and the outcome (the resolved
+/// path, or the error `usock_create_dir` would give).
+#[derive(Debug)]
+pub struct ParentCheck {
+    pub steps: Vec<CheckStep>,
+    /// The parent's path without symbolic links, or why `usock_create_dir` refuses it.
+    pub result: Result<PathBuf>,
+    /// For a parent that passes: whether it leaves room for a private directory's socket
+    /// path (`/usock-…/sock` within `sun_path`).
+    pub room: Option<Result<()>>,
+    /// For a parent that passes: whether it may hold a well-known socket path
+    /// ([`BoundPath`](crate::BoundPath)): nobody but its owner may write to it.
+    pub well_known: Option<Result<()>>,
+}
+
+/// Walks `path` as [`open_checked`] does, recording every directory and symbolic link it looks
+/// at with what it found: the explanation a person needs when a parent is refused.
+pub fn explain(path: &Path, euid: u32) -> ParentCheck {
+    if path.as_os_str().as_bytes().contains(&0) {
+        return ParentCheck {
+            steps: Vec::new(),
+            result: Err(Error::invalid("a path cannot contain a NUL byte")),
+            room: None,
+            well_known: None,
+        };
+    }
+    let mut walk = Walk::new(path, euid);
+    walk.steps = Some(std::cell::RefCell::new(Vec::new()));
+    let parent = walk.run();
+    let (mut room, mut well_known) = (None, None);
+    if let Ok(parent) = &parent {
+        room = Some(crate::dir::check_parent_len(&parent.path, false));
+        well_known = Some(
+            sys::fstat(parent.fd.as_fd())
+                .map_err(|e| Error::system("cannot stat it", &e))
+                .and_then(|st| crate::bound_path::check_well_known_dir(&st, &parent.path)),
+        );
+    }
+    ParentCheck {
+        steps: walk
+            .steps
+            .take()
+            .map(|s| s.into_inner())
+            .unwrap_or_default(),
+        result: parent.map(|p| p.path),
+        room,
+        well_known,
+    }
+}
+
 /// One resolution of a parent path, component by component.
 struct Walk<'a> {
+    /// Set by [`explain`]: every directory and link looked at, with what was found.
+    steps: Option<std::cell::RefCell<Vec<CheckStep>>>,
     asked: &'a Path,
     euid: u32,
     /// "cannot use <asked> as a parent", the start of every message.
@@ -93,6 +153,7 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn new(asked: &Path, euid: u32) -> Walk<'_> {
         Walk {
+            steps: None,
             asked,
             euid,
             context: format!("cannot use {} as a parent", show(asked)),
@@ -102,7 +163,7 @@ impl Walk<'_> {
         }
     }
 
-    fn run(mut self) -> Result<Parent> {
+    fn run(&mut self) -> Result<Parent> {
         if self.asked.is_relative() {
             let cwd = std::env::current_dir()
                 .map_err(|e| Error::system("cannot read the current directory", &e))?;
@@ -181,13 +242,46 @@ impl Walk<'_> {
     }
 
     fn check(&self, st: &Stat, path: &Path) -> Result<()> {
-        check_dir(st, path, self.euid).map_err(|e| e.with_context(&self.context))
+        let verdict = check_dir(st, path, self.euid);
+        if let Some(steps) = &self.steps {
+            #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some systems
+            let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
+            let how = match &verdict {
+                Ok(()) if st.perms() & 0o022 != 0 && sticky => {
+                    "passes (others may write, but it is sticky)".to_owned()
+                }
+                Ok(()) => "passes".to_owned(),
+                Err(e) => format!("REFUSED: {}", e.message()),
+            };
+            steps.borrow_mut().push(CheckStep {
+                path: path.to_owned(),
+                found: format!(
+                    "directory, owner uid {}, mode {:04o}: {how}",
+                    st.uid,
+                    st.perms()
+                ),
+            });
+        }
+        verdict.map_err(|e| e.with_context(&self.context))
+    }
+
+    fn record(&self, path: &Path, found: String) {
+        if let Some(steps) = &self.steps {
+            steps.borrow_mut().push(CheckStep {
+                path: path.to_owned(),
+                found,
+            });
+        }
     }
 
     /// Follows the symbolic link at `here`, if it may be followed: owned by root or the
     /// effective user, in a directory that group and others cannot write to, and not the 41st.
     fn follow(&mut self, here: &Path, here_c: &CStr, st: &Stat) -> Result<()> {
         let unsafe_link = |why: String| {
+            self.record(
+                here,
+                format!("symbolic link, owner uid {}: REFUSED: it {why}", st.uid),
+            );
             Error::new(
                 ErrorKind::Unsafe,
                 format!("{}: symbolic link {} {why}", self.context, show(here)),
@@ -221,6 +315,14 @@ impl Walk<'_> {
                 &e,
             )
         })?;
+        self.record(
+            here,
+            format!(
+                "symbolic link to {}, owner uid {}: followed",
+                show_bytes(&target),
+                st.uid
+            ),
+        );
         if target.first() == Some(&b'/') {
             self.resolved.truncate(1);
         }
@@ -229,6 +331,10 @@ impl Walk<'_> {
     }
 
     fn lookup_error(&self, here: &Path, err: &io::Error) -> Error {
+        self.record(
+            here,
+            format!("REFUSED: {}", crate::error::strip_os_error_suffix(err)),
+        );
         if err.raw_os_error() == Some(libc::ENOENT) {
             let message = format!("{}: {} does not exist", self.context, show(here));
             Error::system_errno(message, libc::ENOENT)
@@ -241,6 +347,10 @@ impl Walk<'_> {
     }
 
     fn not_a_directory(&self, here: &Path, kind: FileKind) -> Error {
+        self.record(
+            here,
+            format!("{}: REFUSED: not a directory", kind.describe()),
+        );
         let err = io::Error::from_raw_os_error(libc::ENOTDIR);
         Error::system(
             format_args!("{}: {} is {}", self.context, show(here), kind.describe()),

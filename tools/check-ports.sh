@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Type-checks usock for macOS and the BSDs on this Linux machine, with warnings denied:
+# Type-checks usock (the library, its tests, the usock command) for macOS and the BSDs on this
+# Linux machine, with warnings denied:
 #   tools/check-ports.sh [TARGET...]
 # Needs Debian's rustc-web, cargo-web, rust-web-src and rust-web-clippy (tools/ensure-deps.sh
 # ports installs them): rustup cannot fetch these targets' std here, so std is built from the
@@ -49,6 +50,12 @@ for target in "${targets[@]}"; do
       failed=1
     fi
   done
+  echo "== check-ports: $target: the usock command (clippy -D warnings)"
+  if ! /usr/bin/cargo-clippy clippy --quiet -Zbuild-std=std,panic_abort --target "$target" \
+       --manifest-path bindings/cli/Cargo.toml -- -D warnings; then
+    echo "check-ports: $target (the usock command) failed" >&2
+    failed=1
+  fi
   zt=$(zig_target "$target")
   [ -n "${ZIG:-}" ] && [ -n "$zt" ] || continue
   echo "== check-ports: $target: C examples, C tests, C++ header, Prolog glue (zig cc -target $zt)"

@@ -26,6 +26,9 @@ make --no-print-directory -s install PREFIX="$prefix" >/dev/null
 check "install puts the versioned library, links, header and usock.pc in place" \
   test -f "$prefix/lib/libusock.so.$version" -a -L "$prefix/lib/libusock.so.0" -a -L "$prefix/lib/libusock.so" \
        -a -f "$prefix/include/usock.h" -a -f "$prefix/lib/pkgconfig/usock.pc"
+check "install puts the usock command and its man page in place" \
+  test -x "$prefix/bin/usock" -a -f "$prefix/share/man/man1/usock.1"
+check "the installed command runs" sh -c "'$prefix/bin/usock' --version | grep -q '^usock '"
 check "the installed libraries carry no debug information" \
   sh -c "! readelf -S '$prefix/lib/libusock.so.$version' '$prefix/lib/libusock.a' | grep -q debug_info"
 check "usock.pc names its directories relative to \${prefix}" \

@@ -1,0 +1,197 @@
+//! `usock`: private places for Unix domain sockets from the shell, and a socket-activation
+//! front for any server. A thin layer over the usock library: every check is the library's.
+
+mod exit;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use exit::{EXIT_CODES, failure};
+
+#[derive(Parser)]
+#[command(
+    name = "usock",
+    version,
+    about = "Private places for Unix domain sockets: for shell scripts, and for any server by socket activation",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a fresh private directory (mode 0700, unpredictable name) and print its path.
+    ///
+    /// No process holds the directory's lock afterwards: `usock sweep` may remove it once the
+    /// grace period has passed and no socket in it answers. Remove it with `usock clean`.
+    #[command(after_help = EXIT_CODES)]
+    Dir {
+        /// The parent to make it in (default: $XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp).
+        #[arg(long)]
+        parent: Option<PathBuf>,
+    },
+    /// Make a fresh private directory and print the path of a socket in it, for a program
+    /// that binds by itself.
+    #[command(after_help = EXIT_CODES)]
+    Path {
+        /// The socket's name in the directory.
+        #[arg(long, default_value = "sock")]
+        name: String,
+        /// The parent to make the directory in.
+        #[arg(long)]
+        parent: Option<PathBuf>,
+    },
+    /// Remove a directory that usock made (its sockets, then it), with the library's checks:
+    /// anything that is not a usock directory of yours is refused.
+    #[command(after_help = EXIT_CODES)]
+    Clean {
+        /// The directory, as `usock dir` printed it.
+        dir: PathBuf,
+    },
+    /// Remove directories left by processes that died: usock directories of yours that no
+    /// process holds, unchanged for the grace period, whose sockets all refuse connections.
+    #[command(after_help = EXIT_CODES)]
+    Sweep {
+        /// The parent to sweep (default: each automatic location).
+        parent: Option<PathBuf>,
+        /// Keep directories changed less than this many seconds ago.
+        #[arg(long, default_value_t = 60)]
+        grace: u64,
+    },
+    /// Explain, directory by directory from /, whether a parent (or a socket path's parent)
+    /// passes usock's checks, and why not.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// A directory, or a socket path (its parent is checked).
+        path: PathBuf,
+    },
+    /// Bind a listening socket, then run CMD with it as descriptor 3 (socket activation:
+    /// LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES; also USOCK_PATH and USOCK_DIR), wait, clean up,
+    /// and exit with CMD's status (128+n when signal n killed it).
+    ///
+    /// SIGTERM and SIGHUP sent to `usock run` are passed to CMD; SIGINT is not (a terminal
+    /// delivers it to CMD already). A CMD that daemonizes and exits makes `usock run` clean up
+    /// while the daemon still serves: run servers in the foreground.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// The socket's name in the private directory.
+        #[arg(long, default_value = "sock")]
+        name: String,
+        /// The parent to make the private directory in.
+        #[arg(long, conflicts_with = "path")]
+        parent: Option<PathBuf>,
+        /// Listen at this well-known path instead of a private directory (its directory must be
+        /// writable by you alone; a stale socket there is replaced).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// With --path: take over from a live server there (rename over it).
+        #[arg(long, requires = "path")]
+        replace: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dir { parent } => make(parent, None),
+        Command::Path { name, parent } => make(parent, Some(name)),
+        Command::Clean { dir } => usock::PrivateDir::take_over(&dir, None)
+            .and_then(usock::PrivateDir::cleanup)
+            .map(|()| ExitCode::SUCCESS),
+        Command::Sweep { parent, grace } => sweep(parent, grace),
+        Command::Check { path } => Ok(check(&path)),
+        Command::Run {
+            name,
+            parent,
+            path,
+            replace,
+            command,
+        } => run::run(run::Place::new(name, parent, path, replace), command),
+    };
+    result.unwrap_or_else(|e| failure(&e))
+}
+
+/// `usock dir` and `usock path`: the directory stays (handed off to nobody).
+fn make(parent: Option<PathBuf>, name: Option<String>) -> usock::Result<ExitCode> {
+    let dir = usock::PrivateDir::create(parent.as_deref())?;
+    let out = match &name {
+        Some(name) => dir.socket_path(Some(name.as_ref()))?,
+        None => dir.path().to_owned(),
+    };
+    drop(dir.hand_off()?); // nothing removed; the lock goes with the descriptor
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sweep(parent: Option<PathBuf>, grace: u64) -> usock::Result<ExitCode> {
+    let report = usock::sweep(parent.as_deref(), Duration::from_secs(grace))?;
+    for path in &report.removed {
+        println!("removed {}", path.display());
+    }
+    for (path, why) in &report.kept {
+        println!("kept {}: {why}", path.display());
+    }
+    println!(
+        "{} removed, {} kept",
+        report.removed.len(),
+        report.kept.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usock check`: a directory as it is, or the parent of anything else.
+fn check(path: &std::path::Path) -> ExitCode {
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let target = if is_dir || path.as_os_str().is_empty() {
+        path.to_owned()
+    } else {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        println!("{} is not a directory: checking its parent", path.display());
+        parent.map_or_else(|| PathBuf::from("."), |p| p.to_owned())
+    };
+    let report = usock::explain_parent(&target);
+    for step in &report.steps {
+        println!("{}: {}", step.path.display(), step.found);
+    }
+    match &report.result {
+        Ok(resolved) => {
+            println!("{}: passes usock's parent checks", resolved.display());
+            if let Some(Err(e)) = &report.room {
+                println!("but: {}", e.message());
+            }
+            match &report.well_known {
+                Some(Ok(())) => {
+                    println!("it may also hold a well-known socket path (usock run --path)")
+                }
+                Some(Err(e)) => println!("not for a well-known socket path: {}", e.message()),
+                None => {}
+            }
+            if !is_dir && path.as_os_str().len() > usock::MAX_SOCKET_PATH {
+                println!(
+                    "but {} is {} bytes, longer than sun_path allows ({})",
+                    path.display(),
+                    path.as_os_str().len(),
+                    usock::MAX_SOCKET_PATH
+                );
+                return exit::code(usock::ErrorKind::TooLong);
+            }
+            match &report.room {
+                Some(Err(e)) => exit::code(e.kind()),
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            println!("refused: {}", e.message());
+            exit::code(e.kind())
+        }
+    }
+}

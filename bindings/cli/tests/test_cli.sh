@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Tests of the usock command with real programs: a shell script with a server that binds at
+# `usock path`, gunicorn started by `usock run` and queried with curl, servers that exit, crash
+# or are stopped with SIGTERM, the child's pid, signal mask and descriptors, `usock clean` and
+# `usock check`. Prints "N passed, N failed".
+#   tests/test_cli.sh /path/to/usock /path/to/venv
+set -uo pipefail
+USOCK=$1
+VENV=$2
+PY=$VENV/bin/python
+passed=0 failed=0
+work=$(mktemp -d /tmp/usock-cli-test-XXXXXX)
+chmod 755 "$work"
+trap 'rm -rf "$work"' EXIT
+
+ok()   { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+check() { # check NAME CONDITION-COMMAND...
+  local name=$1; shift
+  if "$@"; then ok "$name"; else fail "$name" "$*"; fi
+}
+wait_for() { # wait_for PATH: until a socket is there (10 s)
+  for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1
+}
+
+# 1. A shell script: a directory for a server that binds by itself, a client, cleanup.
+t=shell_script_with_usock_path
+sock=$("$USOCK" path --name api.sock --parent "$work")
+dir=$(dirname "$sock")
+"$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()
+c, _ = s.accept(); c.sendall(b"pong"); c.close()' "$sock" &
+server=$!
+wait_for "$sock"
+reply=$("$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.recv(4).decode())' "$sock")
+wait $server
+mode=$(stat -c %a "$dir")
+"$USOCK" clean "$dir"; rc=$?
+if [ "$reply" = pong ] && [ "$mode" = 700 ] && [ $rc -eq 0 ] && [ ! -e "$dir" ]; then ok $t
+else fail $t "reply=$reply mode=$mode rc=$rc exists=$([ -e "$dir" ] && echo yes)"; fi
+
+t=usock_dir_then_clean
+d=$("$USOCK" dir --parent "$work")
+check $t test -d "$d" -a "$(stat -c %a "$d")" = 700
+"$USOCK" clean "$d" && [ ! -e "$d" ] && ok usock_clean_removes_it || fail usock_clean_removes_it "$d"
+
+# 2. usock clean refuses what usock did not make; usock check explains.
+mkdir -p "$work/plain" && chmod 700 "$work/plain"
+"$USOCK" clean "$work/plain" 2>"$work/err"; rc=$?
+if [ $rc -eq 13 ] && [ -d "$work/plain" ] && grep -q "not a name usock makes" "$work/err"; then ok usock_clean_refuses_a_foreign_directory
+else fail usock_clean_refuses_a_foreign_directory "rc=$rc $(cat "$work/err")"; fi
+"$USOCK" check "$work" >"$work/out"; rc=$?
+if [ $rc -eq 0 ] && grep -q "passes usock's parent checks" "$work/out" && grep -q "^/: directory" "$work/out"; then ok usock_check_a_safe_parent
+else fail usock_check_a_safe_parent "rc=$rc $(cat "$work/out")"; fi
+mkdir -p "$work/open" && chmod 777 "$work/open"
+"$USOCK" check "$work/open/app.sock" >"$work/out"; rc=$?
+if [ $rc -eq 13 ] && grep -q "$work/open: directory, owner uid $(id -u), mode 0777: REFUSED" "$work/out"; then ok usock_check_an_unsafe_parent
+else fail usock_check_an_unsafe_parent "rc=$rc $(cat "$work/out")"; fi
+
+# 3. usock run: the protocol, as the child sees it.
+out=$("$USOCK" run --parent "$work" -- sh -c 'echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES"; ls /proc/$$/fd | tr "\n" " "; echo; [ -S "$USOCK_PATH" ] && echo socket; echo "$USOCK_DIR"')
+read -r pid listen_pid fds names <<<"$(sed -n 1p <<<"$out")"
+fdlist=$(sed -n 2p <<<"$out")
+if [ "$pid" = "$listen_pid" ] && [ "$fds" = 1 ] && [ "$names" = sock ] && [ "$fdlist" = "0 1 2 3 " ] \
+   && [ "$(sed -n 3p <<<"$out")" = socket ] && [ ! -e "$(sed -n 4p <<<"$out")" ]; then
+  ok usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3
+else fail usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3 "$out"; fi
+mask=$( (trap '' TERM HUP; "$USOCK" run --parent "$work" -- grep -E '^Sig(Blk|Ign)' /proc/self/status) | awk '{print $2}' | tr '\n' ' ')
+check usock_run_child_has_an_empty_signal_mask test "$mask" = "0000000000000000 0000000000000000 "
+"$USOCK" run --parent "$work" -- sh -c 'exit 7'; rc=$?
+check usock_run_exits_with_the_commands_status test $rc -eq 7
+"$USOCK" run --parent "$work" -- no-such-command-here 2>/dev/null; rc=$?
+check usock_run_command_not_found_is_127 test $rc -eq 127
+
+# 4. gunicorn by socket activation (it takes descriptor 3 from LISTEN_FDS and LISTEN_PID by
+#    itself), queried with curl; stopped with SIGTERM to usock run.
+cat >"$work/app.py" <<'PYEOF'
+import os
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"hello from {os.getpid()}\n".encode()]
+PYEOF
+wk=$work/run && mkdir -m 755 "$wk"
+"$USOCK" run --path "$wk/app.sock" -- "$VENV/bin/gunicorn" --chdir "$work" --workers 1 app:app >"$work/gunicorn.log" 2>&1 &
+runner=$!
+wait_for "$wk/app.sock"
+body=$(curl -s --max-time 10 --unix-socket "$wk/app.sock" http://localhost/)
+mode=$(stat -c %a "$wk/app.sock")
+kill -TERM $runner; wait $runner; rc=$?
+if [[ "$body" == "hello from "* ]] && [ "$mode" = 600 ] && [ $rc -eq 0 ] && [ ! -e "$wk/app.sock" ]; then
+  ok usock_run_gunicorn_curl_and_sigterm_cleans_up
+else fail usock_run_gunicorn_curl_and_sigterm_cleans_up "body=$body mode=$mode rc=$rc $(tail -5 "$work/gunicorn.log")"; fi
+
+# 5. Cleanup after the server exits by itself, and after it crashes.
+"$USOCK" run --path "$wk/exit.sock" -- sh -c 'exit 0'; rc=$?
+check usock_run_cleans_up_after_the_server_exits test $rc -eq 0 -a ! -e "$wk/exit.sock"
+"$USOCK" run --path "$wk/crash.sock" -- sh -c 'kill -9 $$'; rc=$?
+check usock_run_cleans_up_after_the_server_crashes test $rc -eq 137 -a ! -e "$wk/crash.sock"
+before=$(ls "$work" | grep -c '^usock-' || true)
+"$USOCK" run --parent "$work" -- sh -c 'kill -SEGV $$'; rc=$?
+after=$(ls "$work" | grep -c '^usock-' || true)
+check usock_run_private_directory_removed_after_a_crash test $rc -eq 139 -a "$before" = "$after"
+
+# 6. The sweep of what `usock dir` left (no process holds it).
+d=$("$USOCK" dir --parent "$work")
+"$USOCK" sweep "$work" --grace 3600 >"$work/out"
+kept=$(grep -c "kept $d: " "$work/out")
+"$USOCK" sweep "$work" --grace 0 >"$work/out"
+if [ "$kept" = 1 ] && grep -q "removed $d" "$work/out" && [ ! -e "$d" ]; then ok usock_sweep_removes_an_abandoned_directory_after_the_grace_period
+else fail usock_sweep_removes_an_abandoned_directory_after_the_grace_period "$(cat "$work/out")"; fi
+
+# 7. Every subcommand has --help; usage errors are 2.
+for sub in dir path clean sweep check run; do
+  "$USOCK" "$sub" --help | grep -q "Exit codes" || fail "help_$sub" "no exit code table"
+done
+ok every_subcommand_has_help_with_the_exit_codes
+"$USOCK" run 2>/dev/null; rc=$?
+check usage_error_is_2 test $rc -eq 2
+
+# 8. The man page documents the same exit codes as --help.
+man=$(dirname "$0")/../usock.1
+missing=""
+for code in $("$USOCK" --help | sed -n '/^Exit codes:/,$p' | awk '/^ +[0-9]+ /{print $1}'); do
+  grep -qE "^$code"$'\t' "$man" || missing="$missing $code"
+done
+check man_page_lists_every_exit_code test -z "$missing"
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
