@@ -166,13 +166,13 @@ impl PrivateDir {
         let _ = sys::fchmod(fd, self.socket_mode);
         let direct =
             self.path_c().to_bytes().len() + 1 + name.as_bytes().len() <= crate::MAX_SOCKET_PATH;
-        let through_proc = self.address_through_proc(name);
-        let parts: [&[u8]; 3] = if direct {
-            [self.path_c().to_bytes(), b"/", name.as_bytes()]
+        let bound = if direct {
+            sys::bind_unix(fd, &[self.path_c().to_bytes(), b"/", name.as_bytes()])
         } else {
-            [through_proc.as_os_str().as_bytes(), b"", b""]
+            // A long path (checked to be allowed): through the directory's descriptor.
+            sys::bind_unix_in(self.dir.fd(), fd, name.as_bytes())
         };
-        sys::bind_unix(fd, &parts).map_err(|e| {
+        bound.map_err(|e| {
             let path = show(&self.entry_path(name));
             if e.raw_os_error() == Some(libc::EADDRINUSE) {
                 let what = sys::lstat_at(At::Fd(self.dir.fd()), name)

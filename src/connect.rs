@@ -100,38 +100,23 @@ pub fn connect_with(
     Ok(fd)
 }
 
-/// `connect()` to the socket at `path`. A path longer than `sun_path` (Linux) is reached
-/// through a descriptor of its directory, as `/proc/self/fd/<dir>/<name>`; elsewhere, or when
-/// the name alone is too long, or without `/proc`, it is `ENAMETOOLONG`.
+/// `connect()` to the socket at `path`. A path longer than `sun_path` is reached through a
+/// descriptor of its directory (Linux: `/proc/self/fd/<dir>/<name>`; FreeBSD: `connectat`);
+/// elsewhere, or when the name alone is too long, or without `/proc`, it is `ENAMETOOLONG`.
 fn connect_by_path(fd: BorrowedFd<'_>, path: &[u8]) -> io::Result<()> {
     if path.len() < sys::SUN_PATH_LEN || !LONG_PATHS {
         return sys::connect_unix(fd, &[path]);
     }
-    #[cfg(all(target_os = "linux", not(usock_portable)))]
-    {
-        use std::os::fd::AsRawFd;
-        let cut = path.iter().rposition(|&b| b == b'/');
-        let (dir, name) = match cut {
-            Some(0) => (&b"/"[..], &path[1..]),
-            Some(at) => (&path[..at], &path[at + 1..]),
-            None => return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
-        };
-        let dir =
-            std::ffi::CString::new(dir).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let handle = sys::open_dir_path(&dir)?;
-        let through = format!("/proc/self/fd/{}/", handle.as_raw_fd());
-        match sys::connect_unix(fd, &[through.as_bytes(), name]) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::ENOENT)
-                    && !std::path::Path::new("/proc/self/fd").exists() =>
-            {
-                Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
-            }
-            other => other,
-        }
-    }
-    #[cfg(not(all(target_os = "linux", not(usock_portable))))]
-    Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+    let cut = path.iter().rposition(|&b| b == b'/');
+    let (dir, name) = match cut {
+        Some(0) => (&b"/"[..], &path[1..]),
+        Some(at) => (&path[..at], &path[at + 1..]),
+        None => return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
+    };
+    let dir =
+        std::ffi::CString::new(dir).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let handle = sys::open_dir_path(&dir)?;
+    sys::connect_unix_in(handle.as_fd(), fd, name)
 }
 
 /// The error for a failed `connect()` to `path`: the errno kept, and what it means there.

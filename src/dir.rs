@@ -2,7 +2,7 @@
 //! and removed again with nothing but what usock made.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -18,9 +18,12 @@ use crate::sys::{self, At, FileKind, Stat};
 /// know, but cannot list the directory or create anything in it.
 pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
 
-/// Can socket paths longer than `sun_path` be bound here (through `/proc/self/fd`)? Linux
-/// only, natively; elsewhere such paths stay [`ErrorKind::TooLong`].
-pub(crate) const LONG_PATHS: bool = cfg!(all(target_os = "linux", not(usock_portable)));
+/// Can socket paths longer than `sun_path` be bound here: through `/proc/self/fd` on Linux
+/// (natively), with `bindat` on FreeBSD? Elsewhere such paths stay [`ErrorKind::TooLong`].
+pub(crate) const LONG_PATHS: bool = cfg!(any(
+    all(target_os = "linux", not(usock_portable)),
+    target_os = "freebsd"
+));
 
 /// How to make a private directory: [`PrivateDir::create_with`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -348,16 +351,14 @@ impl PrivateDir {
     pub(crate) fn check_socket_path_len(&self, name: &CString) -> Result<()> {
         let len = self.path_c.as_bytes().len() + 1 + name.as_bytes().len();
         if self.long_paths && len > MAX_SOCKET_PATH {
-            // Bound as /proc/self/fd/<dir>/<name>: the name must fit there.
-            let through = self.address_through_proc(name);
-            if through.as_os_str().len() > MAX_SOCKET_PATH {
+            // Bound through the directory's descriptor: the name must fit there.
+            if !sys::fits_in_dir(self.dir.fd(), name.as_bytes()) {
                 return Err(too_long(
                     format_args!(
-                        "socket name {} (even through {})",
-                        show_bytes(name.as_bytes()),
-                        show(&through)
+                        "socket name {} (even through its directory's descriptor)",
+                        show_bytes(name.as_bytes())
                     ),
-                    through.as_os_str().len(),
+                    name.as_bytes().len(),
                 ));
             }
             return Ok(());
@@ -400,21 +401,30 @@ impl PrivateDir {
     /// The address to bind or connect to socket `name` *in this process*: its path when that
     /// fits in `sun_path`, else (a directory made with long paths, Linux) the same socket
     /// through this handle's descriptor, `/proc/self/fd/<fd>/<name>`. Never hand the latter to
-    /// another process: there it names another file, or none.
+    /// another process: there it names another file, or none. On FreeBSD, which binds such paths
+    /// with `bindat`, no path reaches them: [`ErrorKind::TooLong`] (bind through usock instead).
     pub fn socket_address(&self, name: Option<&OsStr>) -> Result<PathBuf> {
         let name = name::socket_name(name)?;
         let path = self.socket_path_of(&name)?;
         if path.as_os_str().len() > MAX_SOCKET_PATH {
-            return Ok(self.address_through_proc(&name));
+            #[cfg(all(target_os = "linux", not(usock_portable)))]
+            {
+                use std::os::fd::AsRawFd;
+                return Ok(
+                    PathBuf::from(format!("/proc/self/fd/{}", self.dir.fd().as_raw_fd()))
+                        .join(OsStr::from_bytes(name.to_bytes())),
+                );
+            }
+            #[cfg(not(all(target_os = "linux", not(usock_portable))))]
+            return Err(too_long(
+                format_args!(
+                    "socket path {} (no other path reaches it here: bind it through usock)",
+                    show(&path)
+                ),
+                path.as_os_str().len(),
+            ));
         }
         Ok(path)
-    }
-
-    /// `/proc/self/fd/<dir>/<name>`.
-    pub(crate) fn address_through_proc(&self, name: &CStr) -> PathBuf {
-        use std::os::fd::AsRawFd;
-        PathBuf::from(format!("/proc/self/fd/{}", self.dir.fd().as_raw_fd()))
-            .join(OsStr::from_bytes(name.to_bytes()))
     }
 }
 

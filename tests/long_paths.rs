@@ -30,8 +30,10 @@ fn without_the_flag_a_deep_parent_is_too_long() {
     assert_eq!(err.kind(), ErrorKind::TooLong, "{err}");
 }
 
-#[cfg(all(target_os = "linux", not(usock_portable)))]
-mod linux {
+/// Where long paths work: Linux (through /proc) and FreeBSD (bindat, connectat; type-checked
+/// here, not run).
+#[cfg(any(all(target_os = "linux", not(usock_portable)), target_os = "freebsd"))]
+mod supported {
     use super::*;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
@@ -112,7 +114,7 @@ mod linux {
 }
 
 #[test]
-#[cfg(any(not(target_os = "linux"), usock_portable))]
+#[cfg(not(any(all(target_os = "linux", not(usock_portable)), target_os = "freebsd")))]
 fn elsewhere_the_flag_changes_nothing() {
     let scratch = Scratch::new("long-port");
     let parent = deep_parent(&scratch, 150);

@@ -28,9 +28,9 @@ use crate::{DirOptions, PrivateDir, SocketType};
 /// has no symbolic links in it.
 ///
 /// `flags`: 0, or `USOCK_LONG_PATHS` to allow socket paths longer than `sun_path` (a deep
-/// parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>`, and `usock_connect`
-/// reaches them through a descriptor of their directory; elsewhere the flag changes nothing and
-/// such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
+/// parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>` (on FreeBSD with
+/// `bindat`), and `usock_connect` reaches them through a descriptor of their directory;
+/// elsewhere the flag changes nothing and such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
 /// need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the one to bind to in
 /// this process.
 ///

@@ -25,7 +25,7 @@ mod socket;
 pub use linux::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search};
 pub use peer::*;
 #[cfg(any(not(target_os = "linux"), usock_portable))]
-pub use portable::{DirHandle, chmod_new_dir, open_dir_search};
+pub use portable::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search};
 pub use random::random_bytes;
 pub use secure::secure_execution;
 pub use socket::*;

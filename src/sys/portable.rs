@@ -17,6 +17,17 @@ pub fn open_dir_search(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     super::open_dir_read(at, name)
 }
 
+/// `open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)`, following symbolic links as a `connect()`
+/// by that path would: a handle for `connectat` to a socket whose path is too long for
+/// `sun_path` (FreeBSD).
+pub fn open_dir_path(path: &CStr) -> io::Result<OwnedFd> {
+    super::open(
+        At::Cwd,
+        path,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )
+}
+
 /// Sets the mode of the directory `name` in `parent`, which usock has just made there and
 /// cannot open because the umask left it without the owner's bits. By name, not following a
 /// link: the name is usock's, in a parent where nobody else can rename entries.

@@ -111,6 +111,106 @@ pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
     Ok(())
 }
 
+/// Binds `fd` to `name` inside the directory `dir`, for a path too long for `sun_path`: on
+/// Linux through `/proc/self/fd/<dir>/<name>`, on FreeBSD with `bindat`; elsewhere
+/// `ENAMETOOLONG`.
+pub fn bind_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", not(usock_portable)))]
+    {
+        let through = format!("/proc/self/fd/{}/", dir.as_raw_fd());
+        bind_unix(fd, &[through.as_bytes(), name])
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        let (addr, len) = unix_address(&[name])?;
+        // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
+        cvt(unsafe {
+            freebsd::bindat(
+                dir.as_raw_fd(),
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        })?;
+        Ok(())
+    }
+    #[cfg(not(any(all(target_os = "linux", not(usock_portable)), target_os = "freebsd")))]
+    {
+        let _ = (dir, fd, name);
+        Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+    }
+}
+
+/// [`bind_unix_in`] for `connect`: on Linux through `/proc/self/fd/<dir>/<name>` (without
+/// `/proc`, `ENAMETOOLONG`), on FreeBSD with `connectat`; elsewhere `ENAMETOOLONG`.
+pub fn connect_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", not(usock_portable)))]
+    {
+        let through = format!("/proc/self/fd/{}/", dir.as_raw_fd());
+        match connect_unix(fd, &[through.as_bytes(), name]) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOENT)
+                    && !std::path::Path::new("/proc/self/fd").exists() =>
+            {
+                Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+            }
+            other => other,
+        }
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        let (addr, len) = unix_address(&[name])?;
+        // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
+        retry(|| {
+            cvt(unsafe {
+                freebsd::connectat(
+                    dir.as_raw_fd(),
+                    fd.as_raw_fd(),
+                    (&addr as *const libc::sockaddr_un).cast(),
+                    len,
+                )
+            })
+        })?;
+        Ok(())
+    }
+    #[cfg(not(any(all(target_os = "linux", not(usock_portable)), target_os = "freebsd")))]
+    {
+        let _ = (dir, fd, name);
+        Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+    }
+}
+
+/// Does `name` fit for [`bind_unix_in`] and [`connect_unix_in`] with the directory `dir`?
+pub fn fits_in_dir(dir: BorrowedFd<'_>, name: &[u8]) -> bool {
+    #[cfg(all(target_os = "linux", not(usock_portable)))]
+    let prefix = format!("/proc/self/fd/{}/", dir.as_raw_fd()).len();
+    #[cfg(not(all(target_os = "linux", not(usock_portable))))]
+    let prefix = {
+        let _ = dir;
+        0
+    };
+    prefix + name.len() < SUN_PATH_LEN
+}
+
+#[cfg(target_os = "freebsd")]
+mod freebsd {
+    // bindat(2) and connectat(2), FreeBSD 10 and later; the libc crate does not declare them.
+    unsafe extern "C" {
+        pub fn bindat(
+            fd: libc::c_int,
+            s: libc::c_int,
+            addr: *const libc::sockaddr,
+            addrlen: libc::socklen_t,
+        ) -> libc::c_int;
+        pub fn connectat(
+            fd: libc::c_int,
+            s: libc::c_int,
+            name: *const libc::sockaddr,
+            namelen: libc::socklen_t,
+        ) -> libc::c_int;
+    }
+}
+
 /// Connects `fd` to the socket at the filesystem path made of `parts` (concatenated). A call
 /// interrupted by a signal is made again (as BSD and Linux allow): `EISCONN` then means the
 /// first one completed, and a connection still under way is waited for with `poll`. Callers
