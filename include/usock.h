@@ -198,9 +198,9 @@ extern "C" {
  * has no symbolic links in it.
  *
  * `flags`: 0, or `USOCK_LONG_PATHS` to allow socket paths longer than `sun_path` (a deep
- * parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>`, and `usock_connect`
- * reaches them through a descriptor of their directory; elsewhere the flag changes nothing and
- * such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
+ * parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>` (on FreeBSD with
+ * `bindat`), and `usock_connect` reaches them through a descriptor of their directory;
+ * elsewhere the flag changes nothing and such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
  * need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the one to bind to in
  * this process.
  *
@@ -625,6 +625,10 @@ int usock_policy_free(usock_policy *policy);
  * As `usock_create_dir`.
  */
 int usock_create_shared_dir(const char *parent, uint32_t gid, uint32_t flags, usock_dir **out_dir);
+
+extern int bindat(int fd, int s, const sockaddr *addr, socklen_t addrlen);
+
+extern int connectat(int fd, int s, const sockaddr *name, socklen_t namelen);
 
 #ifdef __cplusplus
 }  // extern "C"
