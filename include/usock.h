@@ -626,10 +626,6 @@ int usock_policy_free(usock_policy *policy);
  */
 int usock_create_shared_dir(const char *parent, uint32_t gid, uint32_t flags, usock_dir **out_dir);
 
-extern int bindat(int fd, int s, const sockaddr *addr, socklen_t addrlen);
-
-extern int connectat(int fd, int s, const sockaddr *name, socklen_t namelen);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -63,10 +63,11 @@ fn header_declares_every_export_and_nothing_else() {
     let mut declared: Vec<String> = header
         .lines()
         .filter(|l| {
+            // Every function the header declares, usock's or not (cbindgen once copied the
+            // library's own `extern` declarations of system calls in).
             !l.starts_with(' ')
                 && !l.starts_with('#')
                 && !l.starts_with("typedef")
-                && l.contains("usock_")
                 && l.ends_with(");")
         })
         .map(|l| {
