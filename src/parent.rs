@@ -77,7 +77,7 @@ pub fn open_checked(path: &Path, euid: u32) -> Result<Parent> {
     Walk::new(path, euid).run()
 }
 
-/// One step of [`explain`]: a directory or symbolic link the walk looked at, and what it found.
+/// One step of [`explain_parent`](crate::explain_parent): a directory or symbolic link the walk looked at, and what it found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckStep {
     pub path: PathBuf,
@@ -85,7 +85,7 @@ pub struct CheckStep {
     pub found: String,
 }
 
-/// What [`explain`] found: each directory and link from `/` down, and the outcome (the resolved
+/// What [`explain_parent`](crate::explain_parent) found: each directory and link from `/` down, and the outcome (the resolved
 /// path, or the error `usock_create_dir` would give).
 #[derive(Debug)]
 pub struct ParentCheck {
