@@ -85,11 +85,16 @@ pub fn connect_with(
     match connect_by_path(fd.as_fd(), bytes) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
-            let what = format_args!(
-                "socket path {} (its name alone, even through its directory's descriptor)",
-                show(path)
-            );
-            return Err(too_long(what, bytes.len()).or_path(path));
+            // (One expression: before Rust 1.89 the temporaries of format_args! live only
+            // until the end of a `let`.)
+            return Err(too_long(
+                format_args!(
+                    "socket path {} (its name alone, even through its directory's descriptor)",
+                    show(path)
+                ),
+                bytes.len(),
+            )
+            .or_path(path));
         }
         Err(e) => return Err(connect_error(path, ty, &e).or_path(path)),
     }
