@@ -233,7 +233,7 @@ impl PrivateDir {
         Ok(dir)
     }
 
-    /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
+    /// [`create`](PrivateDir::create), with long socket paths allowed when `long_paths`.
     pub(crate) fn create_long(parent: Option<&Path>, long_paths: bool) -> Result<PrivateDir> {
         let mut dir = match parent {
             Some(parent) => PrivateDir::in_parent_with(parent, long_paths)?,

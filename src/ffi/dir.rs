@@ -7,8 +7,7 @@ use std::path::Path;
 
 use super::UsockDir;
 use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
-use super::handle::Closed;
-use super::handle::enter;
+use super::handle::{Closed, enter, hand_out};
 use crate::error::{Error, ErrorKind, show};
 use crate::{DirOptions, PrivateDir, SocketType};
 
@@ -64,15 +63,8 @@ pub unsafe extern "C" fn usock_create_dir(
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
         let options = DirOptions::default().long_paths(flags & USOCK_LONG_PATHS != 0);
-        match PrivateDir::create_with(parent, &options) {
-            Ok(inner) => {
-                let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
-                // SAFETY: out_dir is non-NULL and the caller promises it is writable.
-                unsafe { *out_dir = handle };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+        // SAFETY: out_dir is non-NULL and the caller promises it is writable.
+        unsafe { hand_out(PrivateDir::create_with(parent, &options), out_dir) }
     }
 }
 
@@ -119,22 +111,8 @@ pub unsafe extern "C" fn usock_socket_path(
     buf_len: usize,
 ) -> c_int {
     ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle.
-        let dir = match unsafe { enter(dir) } {
-            Ok(dir) => dir,
-            Err(status) => return status,
-        };
-        if buf.is_null() {
-            return fail(&null_arg("buf"));
-        }
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
-        let path = match dir.socket_path(name) {
-            Ok(path) => path,
-            Err(err) => return fail(&err),
-        };
-        // SAFETY: buf is non-NULL and writable for buf_len bytes, as the caller promises.
-        unsafe { write_path(&path, buf, buf_len) }
+        // SAFETY: as this function's contract.
+        unsafe { write_socket_path(dir, name, buf, buf_len, PrivateDir::socket_path) }
     }
 }
 
@@ -159,21 +137,37 @@ pub unsafe extern "C" fn usock_socket_address(
     buf_len: usize,
 ) -> c_int {
     ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle.
-        let dir = match unsafe { enter(dir) } {
-            Ok(dir) => dir,
-            Err(status) => return status,
-        };
-        if buf.is_null() {
-            return fail(&null_arg("buf"));
-        }
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
-        match dir.socket_address(name) {
-            // SAFETY: buf is non-NULL and writable for buf_len bytes, as the caller promises.
-            Ok(path) => unsafe { write_path(&path, buf, buf_len) },
-            Err(err) => fail(&err),
-        }
+        // SAFETY: as this function's contract.
+        unsafe { write_socket_path(dir, name, buf, buf_len, PrivateDir::socket_address) }
+    }
+}
+
+/// The body of `usock_socket_path` and `usock_socket_address`: asks `which` for socket
+/// `name`'s path in `dir` and copies it into `buf`.
+///
+/// # Safety
+/// As `usock_socket_path`.
+unsafe fn write_socket_path(
+    dir: *const UsockDir,
+    name: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    which: fn(&PrivateDir, Option<&OsStr>) -> crate::Result<std::path::PathBuf>,
+) -> c_int {
+    // SAFETY: the caller passes NULL or a live handle.
+    let dir = match unsafe { enter(dir) } {
+        Ok(dir) => dir,
+        Err(status) => return status,
+    };
+    if buf.is_null() {
+        return fail(&null_arg("buf"));
+    }
+    // SAFETY: the caller passes NULL or a NUL-terminated string.
+    let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+    match which(&dir, name) {
+        // SAFETY: buf is non-NULL and writable for buf_len bytes, as the caller promises.
+        Ok(path) => unsafe { write_path(&path, buf, buf_len) },
+        Err(err) => fail(&err),
     }
 }
 

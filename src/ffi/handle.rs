@@ -110,3 +110,23 @@ impl Drop for Entered<'_> {
         self.handle.calls.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+/// Hands a new directory handle to the caller in `*out_dir`, or records the failure: the tail
+/// of every export that makes a handle (create, create shared, take over).
+///
+/// # Safety
+/// `out_dir` is non-NULL and writable.
+pub(crate) unsafe fn hand_out(
+    made: crate::Result<PrivateDir>,
+    out_dir: *mut *mut UsockDir,
+) -> c_int {
+    match made {
+        Ok(inner) => {
+            let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
+            // SAFETY: out_dir is non-NULL and writable, as the caller promises.
+            unsafe { *out_dir = handle };
+            super::USOCK_OK
+        }
+        Err(err) => fail(&err),
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::UsockDir;
 use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
-use super::handle::{Closed, enter};
+use super::handle::{Closed, enter, hand_out};
 use crate::error::Error;
 use crate::{BindMode, BoundPath, ConnectOptions, PrivateDir, Server, SocketType};
 
@@ -377,19 +377,13 @@ pub unsafe extern "C" fn usock_take_over(
         } else {
             None
         };
-        match PrivateDir::take_over(path, lock) {
-            Ok(inner) => {
-                if lock_fd >= 0 {
-                    // SAFETY: the caller gives lock_fd up on success; the handle holds a
-                    // duplicate of it (same open file, same lock).
-                    drop(unsafe { OwnedFd::from_raw_fd(lock_fd) });
-                }
-                let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
-                // SAFETY: out_dir is non-NULL and the caller promises it is writable.
-                unsafe { *out_dir = handle };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
+        let taken = PrivateDir::take_over(path, lock);
+        if taken.is_ok() && lock_fd >= 0 {
+            // SAFETY: the caller gives lock_fd up on success; the handle holds a duplicate of
+            // it (same open file, same lock).
+            drop(unsafe { OwnedFd::from_raw_fd(lock_fd) });
         }
+        // SAFETY: out_dir is non-NULL and the caller promises it is writable.
+        unsafe { hand_out(taken, out_dir) }
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::UsockDir;
 use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr};
+use super::handle::hand_out;
 use crate::error::Error;
 use crate::{AcceptPolicy, Allow, Peer, PrivateDir};
 
@@ -41,6 +42,21 @@ impl From<Peer> for UsockPeer {
 /// An accept policy (opaque). Made by `usock_policy_new`, freed by `usock_policy_free`.
 pub struct UsockPolicy {
     inner: AcceptPolicy,
+}
+
+/// The policy `policy` points to, or for NULL the same-user policy (kept in `same_user`).
+///
+/// # Safety
+/// `policy` is NULL or a live policy.
+unsafe fn policy_or_same_user(
+    policy: *const UsockPolicy,
+    same_user: &mut Option<AcceptPolicy>,
+) -> &AcceptPolicy {
+    // SAFETY: the caller passes NULL or a live policy.
+    match unsafe { policy.as_ref() } {
+        Some(p) => &p.inner,
+        None => same_user.insert(AcceptPolicy::default()),
+    }
 }
 
 fn borrow_fd<'a>(fd: c_int, what: &str) -> Result<BorrowedFd<'a>, c_int> {
@@ -167,15 +183,9 @@ pub unsafe extern "C" fn usock_accept(
             Ok(fd) => fd,
             Err(status) => return status,
         };
-        let same_user;
+        let mut same_user = None;
         // SAFETY: the caller passes NULL or a live policy.
-        let policy = match unsafe { policy.as_ref() } {
-            Some(p) => &p.inner,
-            None => {
-                same_user = AcceptPolicy::default();
-                &same_user
-            }
-        };
+        let policy = unsafe { policy_or_same_user(policy, &mut same_user) };
         match policy.accept(listener) {
             Ok((fd, peer)) => {
                 if !out_peer.is_null() {
@@ -209,15 +219,9 @@ pub unsafe extern "C" fn usock_policy_check(
             Ok(fd) => fd,
             Err(status) => return status,
         };
-        let same_user;
+        let mut same_user = None;
         // SAFETY: the caller passes NULL or a live policy.
-        let policy = match unsafe { policy.as_ref() } {
-            Some(p) => &p.inner,
-            None => {
-                same_user = AcceptPolicy::default();
-                &same_user
-            }
-        };
+        let policy = unsafe { policy_or_same_user(policy, &mut same_user) };
         match policy.screen(fd) {
             Ok(peer) => {
                 if !out_peer.is_null() {
@@ -310,14 +314,7 @@ pub unsafe extern "C" fn usock_create_shared_dir(
         let options = crate::DirOptions::default()
             .long_paths(flags & super::USOCK_LONG_PATHS != 0)
             .share_with_group(gid);
-        match PrivateDir::create_with(parent, &options) {
-            Ok(inner) => {
-                let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
-                // SAFETY: out_dir is non-NULL and the caller promises it is writable.
-                unsafe { *out_dir = handle };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+        // SAFETY: out_dir is non-NULL and the caller promises it is writable.
+        unsafe { hand_out(PrivateDir::create_with(parent, &options), out_dir) }
     }
 }
