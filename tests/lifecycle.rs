@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{CHILD_ENV, Scratch, in_child, mode};
+use common::{Scratch, in_child, mode};
 use usock::testing::{self, Point};
 use usock::{BindMode, BoundPath, ErrorKind, PrivateDir, SocketType};
 
@@ -585,17 +585,8 @@ fn child_unbind_after_fork() {
 // The caller waits for the child (kill9 or wait); clippy cannot see that across the return.
 #[allow(clippy::zombie_processes)]
 fn spawn_ready(name: &str, env: &[(&str, &Path)]) -> (Child, String) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ENV, "1")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
+    let mut cmd = common::child_command(&std::env::current_exe().unwrap(), name);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -881,14 +872,7 @@ fn child_hand_off_then_exec_successor() {
     // The successor inherits the lock descriptor and the listening socket.
     // SAFETY: clearing close-on-exec on a descriptor we own.
     unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_SETFD, 0) };
-    let err = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_successor",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let err = common::child_command(&std::env::current_exe().unwrap(), "child_successor")
         .env("USOCK_DIR", &path)
         .env("USOCK_LOCK_FD", lock.into_raw_fd().to_string())
         .env("USOCK_LISTEN_FD", listener.into_raw_fd().to_string())

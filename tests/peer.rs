@@ -10,9 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::{CHILD_ENV, NOBODY, OTHER_UID, Scratch, in_child, mode};
+use common::{NOBODY, OTHER_UID, Scratch, in_child, mode};
 use usock::{AcceptPolicy, Allow, ConnectOptions, ErrorKind, PrivateDir, Server, SocketType};
 
 fn is_root() -> bool {
@@ -34,17 +34,8 @@ fn client_as(uid: u32, gid: u32, groups: &[u32], socket: &Path) -> Client {
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let groups: Vec<libc::gid_t> = groups.to_vec();
-    let mut cmd = Command::new(&exe);
-    cmd.args([
-        "child_client",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ENV, "1")
-    .env("USOCK_TEST_SOCKET", socket)
-    .stdout(Stdio::piped());
+    let mut cmd = common::child_command(&exe, "child_client");
+    cmd.env("USOCK_TEST_SOCKET", socket).stdout(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {

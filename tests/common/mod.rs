@@ -47,8 +47,9 @@ pub fn run_child_as(uid: u32, name: &str, setup: impl FnOnce(&mut Command)) -> S
     })
 }
 
-/// [`run_child`] with another copy of the test binary (a setuid one, say).
-pub fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -> String {
+/// The command that runs only the `#[ignore]`d test `name` of the test binary `exe`, as a child
+/// (with [`CHILD_ENV`] set).
+pub fn child_command(exe: &Path, name: &str) -> Command {
     let mut cmd = Command::new(exe);
     cmd.args([
         name,
@@ -57,8 +58,14 @@ pub fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -
         "--nocapture",
         "--test-threads=1",
     ])
-    .env(CHILD_ENV, "1")
-    .env("RUST_BACKTRACE", "1");
+    .env(CHILD_ENV, "1");
+    cmd
+}
+
+/// [`run_child`] with another copy of the test binary (a setuid one, say).
+pub fn run_child_exe(exe: &Path, name: &str, setup: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = child_command(exe, name);
+    cmd.env("RUST_BACKTRACE", "1");
     setup(&mut cmd);
     // A copy just written (run_child_as) can be briefly "busy" (ETXTBSY): a child that another
     // test thread forked at that moment holds the write descriptor until it execs.
