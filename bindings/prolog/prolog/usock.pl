@@ -396,7 +396,10 @@ file_no(S, Fd) :-
 %
 %   Policy admits connections from: `same_user` (this process's effective user), `group(Gid)`
 %   (members, supplementary groups included; systems that cannot tell them, OpenBSD and NetBSD,
-%   raise an error instead), or `uids(List)` (never 65534, the overflow uid).
+%   raise an error instead), or `uids(List)`. No policy admits the overflow uid or counts the
+%   overflow gid as a group (what the kernel shows for anyone it cannot map into this user
+%   namespace: Linux's /proc/sys/kernel/overflowuid and overflowgid, else 65534): a server
+%   running as `nobody` admits no one under `same_user`.
 
 usock_policy(Allow, Policy) :-
     must_be(var, Policy),
