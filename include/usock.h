@@ -643,8 +643,9 @@ int usock_policy_free(usock_policy *policy);
 
 /**
  * `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
- * can reach a socket whose name they know (sockets bound in it get mode 0660), but cannot
- * list the directory or create anything in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
+ * can reach a socket whose name they know (sockets bound or adopted in it are given to `gid`
+ * too, with mode 0660, before they listen), but cannot list the directory or create anything
+ * in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
  *
  * Returns what `usock_create_dir` returns, and `USOCK_ERR_INVALID` when this process is not a
  * member of `gid` (nothing is created). `flags`: 0 or `USOCK_LONG_PATHS`.

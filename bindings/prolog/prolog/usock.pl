@@ -101,7 +101,8 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %       `false`.
 %     - share_group(+Gid)
 %       Give the directory to group Gid with mode 0710: its members can reach sockets whose
-%       names they know (sockets get mode 0660) but cannot list it. You must be a member.
+%       names they know (sockets get the group too, with mode 0660, so a member by a
+%       supplementary group connects) but cannot list it. You must be a member.
 %       Pair it with usock_policy(group(Gid), Policy).
 %
 %   @error permission_error(use, directory, Path) for an unsafe parent,

@@ -222,6 +222,8 @@ def test_long_paths_bind_and_connect_beyond_sun_path(public):
             s.close()
 
 
+SERVER_USER, MEMBER, OUTSIDER, SHARED_GROUP = 40001, 40002, 40003, 40100
+
 
 def fork_as(uid, gid, groups, body):
     """Runs ``body(write)`` in a forked child as ``uid``/``gid`` with exactly the supplementary
@@ -316,3 +318,31 @@ def test_a_group_policy_for_the_overflow_gid_admits_no_one(open_listener):
     assert admitted == []
     assert policy.refused == (2, OTHER)
 
+
+@root_only
+def test_a_member_by_a_supplementary_group_connects_to_a_shared_directory(public):
+    os.chown(public, SERVER_USER, SERVER_USER)   # where the server (not root) may create
+
+    def server(write):
+        with usock.shared_dir(SHARED_GROUP, public) as d:
+            sock = d.bind()
+            write(d.socket_path())
+            conn, who = usock.AcceptPolicy(group=SHARED_GROUP).accept(sock)
+            conn.recv(1)
+            conn.sendall(b"!")
+            conn.close()
+            sock.close()
+            write(f"admitted {who.uid}")
+
+    pid, out = fork_as(SERVER_USER, SERVER_USER, [SHARED_GROUP], server)
+    try:
+        path = out.readline().strip()
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (SERVER_USER, SHARED_GROUP, 0o660)
+        assert outcome(client(path, OUTSIDER)) == "error 13"   # EACCES: not a member
+        assert outcome(client(path, MEMBER, [SHARED_GROUP])) == "answered"
+        assert out.readline().strip() == f"admitted {MEMBER}"
+    finally:
+        status = exit_status(pid, timeout=0 if sys.exc_info()[0] else 30)
+    assert status == 0
+    assert os.listdir(public) == []

@@ -922,7 +922,8 @@ class AcceptPolicy:
 
 def shared_dir(gid: int, parent: Optional[StrPath] = None) -> PrivateDir:
     """A :class:`PrivateDir` shared with group ``gid``: mode 0710 (members reach sockets whose
-    names they know, but cannot list it), sockets 0660. Pair it with
+    names they know, but cannot list it), sockets given to the group with mode 0660 (so a
+    member by a supplementary group connects). Pair it with
     ``AcceptPolicy(group=gid)``. Raises :class:`InvalidArgumentError` when you are not a
     member of the group."""
     if isinstance(gid, bool) or not isinstance(gid, int) or not 0 <= gid < 2**32:
