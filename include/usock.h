@@ -123,26 +123,38 @@
 #define USOCK_REPLACE 1
 
 /**
- * `usock_policy_new`: admit only this process's effective user.
+ * `usock_policy_new`: admit only this process's effective user (never the overflow uid: a
+ * server running as `nobody`, or in a user namespace that does not map its user, admits no
+ * one).
  */
 #define USOCK_ALLOW_SAME_USER 0
 
 /**
- * `usock_policy_new`: admit members of one group (`ids[0]`), supplementary groups included.
+ * `usock_policy_new`: admit members of one group (`ids[0]`), supplementary groups included
+ * (never through the overflow gid, never the overflow uid).
  */
 #define USOCK_ALLOW_GROUP 1
 
 /**
- * `usock_policy_new`: admit the uids in `ids` (never 65534, the overflow uid).
+ * `usock_policy_new`: admit the uids in `ids` (never the overflow uid).
  */
 #define USOCK_ALLOW_UIDS 2
 
 /**
- * The uid an unmapped user of another user namespace appears as (Linux's default
- * `overflowuid`, and `nobody` on most systems). A uid list never admits it: it stands for
- * anyone the kernel could not name.
+ * The uid an unmapped user of another user namespace appears as, where the system does not
+ * say another: Linux's default `/proc/sys/kernel/overflowuid`, `nobody` on most systems
+ * (`overflow_uid()` in Rust, `usock_overflow_ids` in C, read the one in force). No policy
+ * admits it, and no client check accepts a server running as it: it stands for anyone the
+ * kernel could not name.
  */
 #define OVERFLOW_UID 65534
+
+/**
+ * The gid an unmapped group appears as, where the system does not say another: Linux's
+ * default `/proc/sys/kernel/overflowgid` (`overflow_gid()` in Rust, `usock_overflow_ids` in
+ * C, read the one in force). A group policy never admits through it.
+ */
+#define OVERFLOW_GID 65534
 
 /**
  * A socket bound at a well-known path (opaque). Made by `usock_bind_path`, freed by
@@ -418,8 +430,9 @@ size_t usock_path_max(void);
  * `USOCK_CONNECT_NONBLOCK`. `server`: which server to accept, by its credentials at
  * `listen()`: `USOCK_SERVER_ANY`, `USOCK_SERVER_SELF_OR_ROOT`, or a uid (0 to 2^32-2); a
  * server that is someone else is `USOCK_ERR_UNSAFE` and the connection is closed, so a client
- * never talks to a socket another user put at the path. Datagram sockets have no peer
- * credentials: with a check they are `USOCK_ERR_INVALID`.
+ * never talks to a socket another user put at the path. A server running as the overflow uid
+ * (`usock_overflow_ids`) is refused by every check, even one that names it. Datagram sockets
+ * have no peer credentials: with a check they are `USOCK_ERR_INVALID`.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
  * or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);
@@ -554,6 +567,21 @@ int usock_take_over(const char *path, int lock_fd, uint32_t flags, usock_dir **o
 int usock_peer_of(int fd, usock_peer *out);
 
 /**
+ * The overflow uid and gid in force (`*out_uid`, `*out_gid`; either may be NULL): what the
+ * kernel shows for a user or group it cannot map into this user namespace. Linux's
+ * `/proc/sys/kernel/overflowuid` and `overflowgid`, read once; `OVERFLOW_UID` and
+ * `OVERFLOW_GID` (65534) where the system does not say. No policy admits the overflow uid or
+ * counts the overflow gid as a group, and no client check accepts a server running as the
+ * overflow uid.
+ *
+ * Returns `USOCK_OK`. Thread-safe.
+ *
+ * # Safety
+ * The out-pointers are NULL or writable.
+ */
+int usock_overflow_ids(uint32_t *out_uid, uint32_t *out_gid);
+
+/**
  * Makes an accept policy in `*out_policy`: `allow` is `USOCK_ALLOW_SAME_USER` (`ids` unused),
  * `USOCK_ALLOW_GROUP` (`ids[0]` the gid, `n_ids` 1) or `USOCK_ALLOW_UIDS` (`ids[0..n_ids]`).
  *
@@ -615,8 +643,9 @@ int usock_policy_free(usock_policy *policy);
 
 /**
  * `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
- * can reach a socket whose name they know (sockets bound in it get mode 0660), but cannot
- * list the directory or create anything in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
+ * can reach a socket whose name they know (sockets bound or adopted in it are given to `gid`
+ * too, with mode 0660, before they listen), but cannot list the directory or create anything
+ * in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
  *
  * Returns what `usock_create_dir` returns, and `USOCK_ERR_INVALID` when this process is not a
  * member of `gid` (nothing is created). `flags`: 0 or `USOCK_LONG_PATHS`.

@@ -196,10 +196,12 @@ impl PrivateDir {
         })
     }
 
-    /// Makes the socket file at `<dir>/<name>` mode 0600 (0660 in a directory shared with a
-    /// group) and returns its identity: checked with
-    /// `lstat`, set by name when the umask (or the system) gave it another mode, checked again.
-    /// Nobody else can reach the file meanwhile: the directory is 0700.
+    /// Makes the socket file at `<dir>/<name>` mode 0600 (in a directory shared with a group:
+    /// that group's, mode 0660) and returns its identity: checked with `lstat`, set by name
+    /// when the umask or the system gave it another mode or group (Linux gives a new file the
+    /// creator's effective gid, which a member by a supplementary group is not), checked again.
+    /// Meanwhile a stream socket takes no connection (it listens afterwards), and the directory
+    /// lets in no one but the user and the group's members.
     fn secure_socket_file(&self, name: &CStr) -> Result<Stat> {
         let at = At::Fd(self.dir.fd());
         let path = || show(&self.entry_path(name));
@@ -209,20 +211,28 @@ impl PrivateDir {
         };
         let mut id = stat()?;
         let mode = self.socket_mode;
+        let group = self.socket_group.unwrap_or(id.gid);
+        if id.kind() == FileKind::Socket && id.gid != group {
+            sys::chown_group_at(at, name, group).map_err(|e| {
+                Error::system(format_args!("cannot give {} to group {group}", path()), &e)
+            })?;
+            id = stat()?;
+        }
         if id.kind() == FileKind::Socket && id.perms() != mode {
             sys::chmod_at(at, name, mode).map_err(|e| {
                 Error::system(format_args!("cannot set mode {mode:04o} on {}", path()), &e)
             })?;
             id = stat()?;
         }
-        if id.kind() != FileKind::Socket || id.perms() != mode {
+        if id.kind() != FileKind::Socket || id.perms() != mode || id.gid != group {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
-                    "{} is {} with mode {:04o}, not a socket with mode {mode:04o}",
+                    "{} is {} with mode {:04o} and group {}, not a socket with mode {mode:04o} and group {group}",
                     path(),
                     id.kind().describe(),
-                    id.perms()
+                    id.perms(),
+                    id.gid
                 ),
             ));
         }

@@ -100,6 +100,8 @@ pub struct PrivateDir {
     pub(crate) bound: Mutex<Bound>,
     /// The mode of socket files: 0600, or 0660 in a directory shared with a group.
     pub(crate) socket_mode: u32,
+    /// The group of socket files in a directory shared with a group: that group.
+    pub(crate) socket_group: Option<u32>,
     /// Socket paths longer than `sun_path` are bound through `/proc/self/fd` (Linux).
     pub(crate) long_paths: bool,
     pub(crate) done: bool,
@@ -332,6 +334,7 @@ impl PrivateDir {
             } else {
                 0o600
             },
+            socket_group: (id.perms() == SHARED_DIR_MODE).then_some(id.gid),
             long_paths,
             done: false,
         }

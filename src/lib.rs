@@ -68,7 +68,9 @@ pub use parent::{CheckStep, ParentCheck};
 pub fn explain_parent(path: impl AsRef<std::path::Path>) -> ParentCheck {
     parent::explain(path.as_ref(), sys::geteuid())
 }
-pub use peer::{AcceptPolicy, Allow, OVERFLOW_UID, Peer, Server, peer};
+pub use peer::{
+    AcceptPolicy, Allow, OVERFLOW_GID, OVERFLOW_UID, Peer, Server, overflow_gid, overflow_uid, peer,
+};
 pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 
 /// Test builds only (feature `test-hooks`): force the random source, hold operations at

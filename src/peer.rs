@@ -7,10 +7,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
-/// The uid an unmapped user of another user namespace appears as (Linux's default
-/// `overflowuid`, and `nobody` on most systems). A uid list never admits it: it stands for
-/// anyone the kernel could not name.
+/// The uid an unmapped user of another user namespace appears as, where the system does not
+/// say another: Linux's default `/proc/sys/kernel/overflowuid`, `nobody` on most systems
+/// (`overflow_uid()` in Rust, `usock_overflow_ids` in C, read the one in force). No policy
+/// admits it, and no client check accepts a server running as it: it stands for anyone the
+/// kernel could not name.
 pub const OVERFLOW_UID: u32 = 65534;
+
+/// The gid an unmapped group appears as, where the system does not say another: Linux's
+/// default `/proc/sys/kernel/overflowgid` (`overflow_gid()` in Rust, `usock_overflow_ids` in
+/// C, read the one in force). A group policy never admits through it.
+pub const OVERFLOW_GID: u32 = 65534;
+
+/// The overflow uid in force: Linux's `/proc/sys/kernel/overflowuid` (read once), else
+/// [`OVERFLOW_UID`].
+pub fn overflow_uid() -> u32 {
+    sys::overflow_ids().uid.unwrap_or(OVERFLOW_UID)
+}
+
+/// The overflow gid in force: Linux's `/proc/sys/kernel/overflowgid` (read once), else
+/// [`OVERFLOW_GID`].
+pub fn overflow_gid() -> u32 {
+    sys::overflow_ids().gid.unwrap_or(OVERFLOW_GID)
+}
 
 /// The credentials the kernel recorded for the other end of a connected socket: for a server's
 /// accepted connection, the client at `connect()`; for a client, the server at `listen()`.
@@ -36,17 +55,21 @@ pub fn peer(fd: impl AsFd) -> Result<Peer> {
         .map_err(|e| Error::system("cannot read the peer's credentials", &e))
 }
 
-/// Who an [`AcceptPolicy`] admits.
+/// Who an [`AcceptPolicy`] admits. No policy admits a peer whose uid is the overflow uid
+/// ([`overflow_uid`]), and none counts the overflow gid ([`overflow_gid`]) as a group: those
+/// are what the kernel shows for anyone it could not map into this user namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Allow {
-    /// Only the effective user of this process (the default).
+    /// Only the effective user of this process (the default). A server whose effective uid is
+    /// the overflow uid (running as `nobody`, or in a user namespace that does not map its
+    /// user) admits no one under it.
     SameUser,
     /// Members of the group: its effective gid or a supplementary group. Fails closed where
     /// the system cannot tell a peer's supplementary groups (OpenBSD, NetBSD): the policy
-    /// cannot be made there.
+    /// cannot be made there. A policy for the overflow gid admits no one.
     Group(u32),
-    /// These uids (never [`OVERFLOW_UID`], even if listed).
+    /// These uids (never the overflow uid, even if listed).
     Uids(Vec<u32>),
 }
 
@@ -56,6 +79,8 @@ pub enum Allow {
 pub struct AcceptPolicy {
     allow: Allow,
     euid: u32,
+    /// The overflow uid and gid, read when the policy was made.
+    overflow: (u32, u32),
     refused: AtomicU64,
     /// The last refused uid, plus one (0: none yet).
     last_refused: AtomicU64,
@@ -81,6 +106,7 @@ impl AcceptPolicy {
         Ok(AcceptPolicy {
             allow,
             euid: sys::geteuid(),
+            overflow: (overflow_uid(), overflow_gid()),
             refused: AtomicU64::new(0),
             last_refused: AtomicU64::new(0),
         })
@@ -92,12 +118,18 @@ impl AcceptPolicy {
     }
 
     /// Does the policy admit the peer of the connected socket `fd`? `Err` when the peer cannot
-    /// be known (which admits nobody).
+    /// be known (which admits nobody). The overflow uid is never admitted, and the overflow gid
+    /// never makes a member, whatever the policy names.
     pub fn admits(&self, fd: BorrowedFd<'_>) -> Result<(bool, Peer)> {
         let peer = peer(fd)?;
+        let (overflow_uid, overflow_gid) = self.overflow;
+        if peer.uid == overflow_uid {
+            return Ok((false, peer));
+        }
         let ok = match &self.allow {
             Allow::SameUser => peer.uid == self.euid,
-            Allow::Uids(uids) => peer.uid != OVERFLOW_UID && uids.contains(&peer.uid),
+            Allow::Uids(uids) => uids.contains(&peer.uid),
+            Allow::Group(gid) if *gid == overflow_gid => false,
             Allow::Group(gid) => {
                 peer.gid == *gid
                     || match sys::peer_groups(fd) {
@@ -160,10 +192,16 @@ impl AcceptPolicy {
     }
 
     fn describe(&self) -> String {
+        let (overflow_uid, overflow_gid) = self.overflow;
+        let never = format!("never the overflow uid {overflow_uid}");
         match &self.allow {
-            Allow::SameUser => format!("uid {} only", self.euid),
-            Allow::Group(gid) => format!("members of group {gid}"),
-            Allow::Uids(uids) => format!("uids {uids:?}, never {OVERFLOW_UID}"),
+            Allow::SameUser => format!("uid {} only, {never}", self.euid),
+            Allow::Group(gid) => {
+                format!(
+                    "members of group {gid}, {never} nor through the overflow gid {overflow_gid}"
+                )
+            }
+            Allow::Uids(uids) => format!("uids {uids:?}, {never}"),
         }
     }
 
@@ -188,6 +226,8 @@ impl AcceptPolicy {
 }
 
 /// Which server a client accepts (the connect option of [`ConnectOptions::server`](crate::ConnectOptions::server)).
+/// A check never accepts a server whose uid is the overflow uid ([`overflow_uid`]), even when
+/// it is this process's own or the one named: it stands for anyone the kernel could not map.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Server {
@@ -217,6 +257,15 @@ impl Server {
                 ),
             )
         })?;
+        let overflow = overflow_uid();
+        if who.uid == overflow {
+            return Err(Error::new(
+                ErrorKind::Unsafe,
+                format!(
+                    "the server at {shown} runs as uid {overflow}, the overflow uid, which the kernel shows for any user it cannot map into this user namespace and so proves nothing; the connection was closed"
+                ),
+            ));
+        }
         let euid = sys::geteuid();
         let (ok, wanted) = match self {
             Server::Any => (true, String::new()),

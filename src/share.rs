@@ -11,8 +11,10 @@ impl PrivateDir {
     /// A private directory (as [`create`](PrivateDir::create) makes it, in `parent` or the
     /// automatic location) given to group `gid` with mode 0710: the group's members can reach a
     /// socket whose name they know, but cannot list the directory or create anything in it;
-    /// sockets bound in it get mode 0660. Pair it with an [`AcceptPolicy`](crate::AcceptPolicy)
-    /// of [`Allow::Group`](crate::Allow::Group) to know who connected.
+    /// sockets bound or adopted in it are given to group `gid` too, with mode 0660, before
+    /// they listen (so a member by a supplementary group connects). Pair it with an
+    /// [`AcceptPolicy`](crate::AcceptPolicy) of [`Allow::Group`](crate::Allow::Group) to know
+    /// who connected.
     ///
     /// Fails with [`ErrorKind::Invalid`] when the effective user is not a member of `gid` (its
     /// effective group or a supplementary one); nothing is created then.
@@ -58,6 +60,7 @@ impl PrivateDir {
             ));
         }
         self.socket_mode = 0o660;
+        self.socket_group = Some(gid);
         Ok(())
     }
 }

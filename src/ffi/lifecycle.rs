@@ -59,8 +59,9 @@ fn path_arg<'a>(path: *const c_char, what: &str) -> Result<&'a Path, c_int> {
 /// `USOCK_CONNECT_NONBLOCK`. `server`: which server to accept, by its credentials at
 /// `listen()`: `USOCK_SERVER_ANY`, `USOCK_SERVER_SELF_OR_ROOT`, or a uid (0 to 2^32-2); a
 /// server that is someone else is `USOCK_ERR_UNSAFE` and the connection is closed, so a client
-/// never talks to a socket another user put at the path. Datagram sockets have no peer
-/// credentials: with a check they are `USOCK_ERR_INVALID`.
+/// never talks to a socket another user put at the path. A server running as the overflow uid
+/// (`usock_overflow_ids`) is refused by every check, even one that names it. Datagram sockets
+/// have no peer credentials: with a check they are `USOCK_ERR_INVALID`.
 ///
 /// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
 /// or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);

@@ -12,11 +12,14 @@ use super::handle::hand_out;
 use crate::error::Error;
 use crate::{AcceptPolicy, Allow, Peer, PrivateDir};
 
-/// `usock_policy_new`: admit only this process's effective user.
+/// `usock_policy_new`: admit only this process's effective user (never the overflow uid: a
+/// server running as `nobody`, or in a user namespace that does not map its user, admits no
+/// one).
 pub const USOCK_ALLOW_SAME_USER: c_int = 0;
-/// `usock_policy_new`: admit members of one group (`ids[0]`), supplementary groups included.
+/// `usock_policy_new`: admit members of one group (`ids[0]`), supplementary groups included
+/// (never through the overflow gid, never the overflow uid).
 pub const USOCK_ALLOW_GROUP: c_int = 1;
-/// `usock_policy_new`: admit the uids in `ids` (never 65534, the overflow uid).
+/// `usock_policy_new`: admit the uids in `ids` (never the overflow uid).
 pub const USOCK_ALLOW_UIDS: c_int = 2;
 
 /// The credentials of the other end of a connected socket. `pid` is -1 where the system does
@@ -99,6 +102,32 @@ pub unsafe extern "C" fn usock_peer_of(fd: c_int, out: *mut UsockPeer) -> c_int 
             }
             Err(err) => fail(&err),
         }
+    }
+}
+
+/// The overflow uid and gid in force (`*out_uid`, `*out_gid`; either may be NULL): what the
+/// kernel shows for a user or group it cannot map into this user namespace. Linux's
+/// `/proc/sys/kernel/overflowuid` and `overflowgid`, read once; `OVERFLOW_UID` and
+/// `OVERFLOW_GID` (65534) where the system does not say. No policy admits the overflow uid or
+/// counts the overflow gid as a group, and no client check accepts a server running as the
+/// overflow uid.
+///
+/// Returns `USOCK_OK`. Thread-safe.
+///
+/// # Safety
+/// The out-pointers are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_overflow_ids(out_uid: *mut u32, out_gid: *mut u32) -> c_int {
+    ffi_boundary! {
+        if !out_uid.is_null() {
+            // SAFETY: non-NULL and writable, as the caller promises.
+            unsafe { *out_uid = crate::overflow_uid() };
+        }
+        if !out_gid.is_null() {
+            // SAFETY: as above.
+            unsafe { *out_gid = crate::overflow_gid() };
+        }
+        super::USOCK_OK
     }
 }
 
@@ -282,8 +311,9 @@ pub unsafe extern "C" fn usock_policy_free(policy: *mut UsockPolicy) -> c_int {
 }
 
 /// `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
-/// can reach a socket whose name they know (sockets bound in it get mode 0660), but cannot
-/// list the directory or create anything in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
+/// can reach a socket whose name they know (sockets bound or adopted in it are given to `gid`
+/// too, with mode 0660, before they listen), but cannot list the directory or create anything
+/// in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
 ///
 /// Returns what `usock_create_dir` returns, and `USOCK_ERR_INVALID` when this process is not a
 /// member of `gid` (nothing is created). `flags`: 0 or `USOCK_LONG_PATHS`.

@@ -246,6 +246,22 @@ pub fn fchown_group(fd: BorrowedFd<'_>, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `fchownat(at, name, -1, gid, AT_SYMLINK_NOFOLLOW)`: gives the entry itself (never a link's
+/// target) to group `gid`, leaving its owner.
+pub fn chown_group_at(at: At<'_>, name: &CStr, gid: u32) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; (uid_t)-1 leaves the owner.
+    cvt(unsafe {
+        libc::fchownat(
+            at.raw(),
+            name.as_ptr(),
+            u32::MAX as libc::uid_t,
+            gid as libc::gid_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
 /// Opens (creating it when missing) the lock file `name` in `at` for reading and writing,
 /// never through a symbolic link, close-on-exec; a new file gets mode 0600 less the umask.
 pub fn open_lock_file(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {

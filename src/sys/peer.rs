@@ -241,3 +241,45 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
         Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
     })
 }
+
+/// The ids the kernel shows for a user and a group it cannot map into this process's user
+/// namespace, as the system says them: Linux's `/proc/sys/kernel/overflowuid` and
+/// `overflowgid`. `None` where the system does not say (elsewhere, or `/proc` unreadable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverflowIds {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// [`OverflowIds`], read once and kept: the values are system-wide and set at boot. A read that
+/// fails (`/proc` not mounted, no descriptor left) is not kept, so a later call tries again.
+pub fn overflow_ids() -> OverflowIds {
+    static READ: std::sync::OnceLock<OverflowIds> = std::sync::OnceLock::new();
+    if let Some(ids) = READ.get() {
+        return *ids;
+    }
+    let ids = read_overflow_ids();
+    if ids.uid.is_some() && ids.gid.is_some() {
+        let _ = READ.set(ids);
+    }
+    ids
+}
+
+#[cfg(target_os = "linux")]
+fn read_overflow_ids() -> OverflowIds {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+    };
+    OverflowIds {
+        uid: read("overflowuid"),
+        gid: read("overflowgid"),
+    }
+}
+
+/// Other systems have no user namespaces, and no file that says.
+#[cfg(not(target_os = "linux"))]
+fn read_overflow_ids() -> OverflowIds {
+    OverflowIds::default()
+}

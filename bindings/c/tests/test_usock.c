@@ -568,6 +568,28 @@ static void test_peer_and_policy(void) {
     CHECK(usock_cleanup(dir) == USOCK_OK);
 }
 
+/* The system's number in /proc/sys/kernel/NAME, or the fallback where it does not say. */
+static uint32_t proc_id(const char *name, uint32_t fallback) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/sys/kernel/%s", name);
+    FILE *f = fopen(path, "r");
+    unsigned long value = fallback;
+    if (f) {
+        if (fscanf(f, "%lu", &value) != 1) value = fallback;
+        fclose(f);
+    }
+    return (uint32_t)value;
+}
+
+/* usock_overflow_ids gives what the system says (Linux), else OVERFLOW_UID and OVERFLOW_GID. */
+static void test_overflow_ids(void) {
+    uint32_t uid = 0, gid = 0;
+    CHECK(usock_overflow_ids(&uid, &gid) == USOCK_OK);
+    CHECK(uid == proc_id("overflowuid", OVERFLOW_UID));
+    CHECK(gid == proc_id("overflowgid", OVERFLOW_GID));
+    CHECK(usock_overflow_ids(NULL, NULL) == USOCK_OK);
+}
+
 /* USOCK_LONG_PATHS: a socket path beyond sun_path, bound and connected (Linux only; the
  * portable build, like macOS and the BSDs, keeps such paths USOCK_ERR_TOO_LONG). */
 static void test_long_paths(void) {
@@ -625,6 +647,7 @@ int main(void) {
     RUN(test_bind_path);
     RUN(test_hand_off_take_over_and_sweep);
     RUN(test_peer_and_policy);
+    RUN(test_overflow_ids);
     RUN(test_long_paths);
     rmdir(scratch);
     printf("%d passed, %d failed\n", passed, failed);

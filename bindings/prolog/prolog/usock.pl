@@ -101,7 +101,8 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %       `false`.
 %     - share_group(+Gid)
 %       Give the directory to group Gid with mode 0710: its members can reach sockets whose
-%       names they know (sockets get mode 0660) but cannot list it. You must be a member.
+%       names they know (sockets get the group too, with mode 0660, so a member by a
+%       supplementary group connects) but cannot list it. You must be a member.
 %       Pair it with usock_policy(group(Gid), Policy).
 %
 %   @error permission_error(use, directory, Path) for an unsafe parent,
@@ -396,7 +397,10 @@ file_no(S, Fd) :-
 %
 %   Policy admits connections from: `same_user` (this process's effective user), `group(Gid)`
 %   (members, supplementary groups included; systems that cannot tell them, OpenBSD and NetBSD,
-%   raise an error instead), or `uids(List)` (never 65534, the overflow uid).
+%   raise an error instead), or `uids(List)`. No policy admits the overflow uid or counts the
+%   overflow gid as a group (what the kernel shows for anyone it cannot map into this user
+%   namespace: Linux's /proc/sys/kernel/overflowuid and overflowgid, else 65534): a server
+%   running as `nobody` admits no one under `same_user`.
 
 usock_policy(Allow, Policy) :-
     must_be(var, Policy),

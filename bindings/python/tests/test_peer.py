@@ -220,3 +220,129 @@ def test_long_paths_bind_and_connect_beyond_sun_path(public):
         assert conn.recv(1) == b"x"
         for s in (c, conn, sock):
             s.close()
+
+
+SERVER_USER, MEMBER, OUTSIDER, SHARED_GROUP = 40001, 40002, 40003, 40100
+
+
+def fork_as(uid, gid, groups, body):
+    """Runs ``body(write)`` in a forked child as ``uid``/``gid`` with exactly the supplementary
+    ``groups``; ``write(text)`` sends a line to the parent. Returns (pid, reader): the child
+    exits 0 when ``body`` returned, 1 when it raised (the traceback on stderr)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(r)
+            os.setgroups(list(groups))
+            os.setgid(gid)
+            os.setuid(uid)
+            body(lambda text: os.write(w, (text + "\n").encode()))
+            status = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    os.close(w)
+    return pid, os.fdopen(r)
+
+
+def exit_status(pid, timeout=30):
+    """The forked child's exit status; it is killed if it has not exited by ``timeout``."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return "killed"
+
+
+@root_only
+def test_a_server_running_as_the_overflow_uid_refuses_its_own_uid(public):
+    os.chown(public, usock.OVERFLOW_UID, usock.OVERFLOW_UID)
+
+    def server(write):
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(public / "s.sock"))
+        s.listen()
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(str(public / "s.sock"))
+        conn, _ = s.accept()
+        assert usock.peer(conn).uid == os.geteuid() == usock.OVERFLOW_UID
+        policy = usock.AcceptPolicy()
+        write(f"{policy.check(conn)} {policy.refused}")
+
+    pid, out = fork_as(usock.OVERFLOW_UID, usock.OVERFLOW_GID, [], server)
+    line = out.read().strip()
+    assert exit_status(pid) == 0
+    assert line == f"None (1, {usock.OVERFLOW_UID})"
+
+
+@root_only
+def test_a_client_refuses_a_server_running_as_the_overflow_uid(public):
+    os.chown(public, usock.OVERFLOW_UID, usock.OVERFLOW_UID)
+
+    def server_and_client(write):
+        s = socket.socket(socket.AF_UNIX)
+        path = str(public / "s.sock")
+        s.bind(path)
+        s.listen()
+        for server in (usock.SELF_OR_ROOT, usock.OVERFLOW_UID):
+            with pytest.raises(usock.UnsafeError, match="overflow uid"):
+                usock.connect(path, server=server)
+        usock.connect(path).close()
+        write("refused")
+
+    pid, out = fork_as(usock.OVERFLOW_UID, usock.OVERFLOW_GID, [], server_and_client)
+    line = out.read().strip()
+    assert exit_status(pid) == 0
+    assert line == "refused"
+
+
+@root_only
+def test_a_group_policy_for_the_overflow_gid_admits_no_one(open_listener):
+    listener, path = open_listener
+    policy = usock.AcceptPolicy(group=usock.OVERFLOW_GID)
+    as_primary = subprocess.Popen([CLIENT_PYTHON, "-c", CLIENT, str(path)], user=OTHER,
+                                  group=usock.OVERFLOW_GID, extra_groups=[],
+                                  stdout=subprocess.PIPE, text=True, cwd="/")
+    as_supplementary = client(path, OTHER, [usock.OVERFLOW_GID])
+    admitted, outcomes = serve(listener, policy, [as_primary, as_supplementary])
+    assert outcomes == ["closed", "closed"]
+    assert admitted == []
+    assert policy.refused == (2, OTHER)
+
+
+@root_only
+def test_a_member_by_a_supplementary_group_connects_to_a_shared_directory(public):
+    os.chown(public, SERVER_USER, SERVER_USER)   # where the server (not root) may create
+
+    def server(write):
+        with usock.shared_dir(SHARED_GROUP, public) as d:
+            sock = d.bind()
+            write(d.socket_path())
+            conn, who = usock.AcceptPolicy(group=SHARED_GROUP).accept(sock)
+            conn.recv(1)
+            conn.sendall(b"!")
+            conn.close()
+            sock.close()
+            write(f"admitted {who.uid}")
+
+    pid, out = fork_as(SERVER_USER, SERVER_USER, [SHARED_GROUP], server)
+    try:
+        path = out.readline().strip()
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (SERVER_USER, SHARED_GROUP, 0o660)
+        assert outcome(client(path, OUTSIDER)) == "error 13"   # EACCES: not a member
+        assert outcome(client(path, MEMBER, [SHARED_GROUP])) == "answered"
+        assert out.readline().strip() == f"admitted {MEMBER}"
+    finally:
+        status = exit_status(pid, timeout=0 if sys.exc_info()[0] else 30)
+    assert status == 0
+    assert os.listdir(public) == []

@@ -49,6 +49,7 @@ __all__ = [
     "AcceptPolicy",
     "shared_dir",
     "SELF_OR_ROOT",
+    "OVERFLOW_GID",
     "OVERFLOW_UID",
     "Error",
     "InvalidArgumentError",
@@ -645,7 +646,8 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     ``server``: ``None`` (any), :data:`SELF_OR_ROOT`, or a uid: connect only if the server
     (by its credentials at ``listen()``) is that user, so a client never talks to a socket
     someone else put at the path; anyone else raises :class:`UnsafeError` and the connection
-    is closed. Not for datagram sockets, which have no peer credentials.
+    is closed. A server running as :data:`OVERFLOW_UID` fails every check, even one naming it.
+    Not for datagram sockets, which have no peer credentials.
 
     Failures keep the kernel's errno, as the built-in classes do: nothing there is a
     :class:`FileNotFoundError`, nobody listening a :class:`ConnectionRefusedError` (the message
@@ -787,8 +789,17 @@ def take_over(path: StrPath, lock_fd: Optional[int] = None) -> PrivateDir:
 
 # Who may connect -------------------------------------------------------------------------
 
-#: What an unmapped user of another user namespace appears as; a uid list never admits it.
-OVERFLOW_UID = 65534
+def _overflow_ids() -> "Tuple[int, int]":
+    uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
+    _lib.lib.usock_overflow_ids(ctypes.byref(uid), ctypes.byref(gid))
+    return uid.value, gid.value
+
+
+#: What the kernel shows for a user it cannot map into this user namespace (Linux's
+#: ``/proc/sys/kernel/overflowuid``, as the library reads it; 65534 where the system does not
+#: say), and the same for a group. No policy admits the overflow uid or counts the overflow
+#: gid as a group, and ``connect(..., server=...)`` never accepts a server running as it.
+OVERFLOW_UID, OVERFLOW_GID = _overflow_ids()
 
 
 class Peer:
@@ -835,7 +846,9 @@ def peer(sock: "Union[_socket.socket, int]") -> Peer:
 class AcceptPolicy:
     """Who may connect: by default only your own user; ``group=gid`` admits members of the group
     (supplementary groups count; systems that cannot tell them, OpenBSD and NetBSD, refuse to make
-    such a policy); ``uids=[...]`` admits those uids (never :data:`OVERFLOW_UID`).
+    such a policy); ``uids=[...]`` admits those uids. No policy admits :data:`OVERFLOW_UID` or
+    counts :data:`OVERFLOW_GID` as a group: a server running as ``nobody`` (or in a user
+    namespace that does not map its user) admits no one by default.
 
     :meth:`accept` closes every connection the policy refuses before you see it; :meth:`check`
     screens one accepted elsewhere; :meth:`guard` wraps an ``asyncio.start_unix_server``
@@ -909,7 +922,8 @@ class AcceptPolicy:
 
 def shared_dir(gid: int, parent: Optional[StrPath] = None) -> PrivateDir:
     """A :class:`PrivateDir` shared with group ``gid``: mode 0710 (members reach sockets whose
-    names they know, but cannot list it), sockets 0660. Pair it with
+    names they know, but cannot list it), sockets given to the group with mode 0660 (so a
+    member by a supplementary group connects). Pair it with
     ``AcceptPolicy(group=gid)``. Raises :class:`InvalidArgumentError` when you are not a
     member of the group."""
     if isinstance(gid, bool) or not isinstance(gid, int) or not 0 <= gid < 2**32:

@@ -123,6 +123,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_policy_check.restype = c_int
     lib.usock_policy_refused.argtypes = [c_policy, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int64)]
     lib.usock_policy_refused.restype = c_int
+    lib.usock_overflow_ids.argtypes = [ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint32)]
+    lib.usock_overflow_ids.restype = c_int
     lib.usock_policy_free.argtypes = [c_policy]
     lib.usock_policy_free.restype = c_int
     lib.usock_create_shared_dir.argtypes = [c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(c_dir)]
