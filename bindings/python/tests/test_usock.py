@@ -740,3 +740,40 @@ def test_missing_library_says_how_to_fix_it(tmp_path):
     )
     assert out.returncode != 0
     assert "ImportError" in out.stderr and "USOCK_LIBRARY" in out.stderr
+
+
+def _owners(scratch):
+    """One object of each class that owns something, by name."""
+    d = usock.PrivateDir(scratch)
+    listener = usock.listen(parent=scratch)
+    bound = usock.listen_at(scratch / "well-known.sock")
+    return {
+        "PrivateDir": (d, d.cleanup),
+        "Listener": (listener, listener.close),
+        "BoundPath": (bound, bound.close),
+        "AcceptPolicy": (usock.AcceptPolicy(), lambda: None),
+    }
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_owning_objects_refuse_copying_and_pickling(scratch, how):
+    # A copy would be a second owner: it could bind in, or clean up, what the original still
+    # uses (a copied AcceptPolicy would free the policy the original still holds).
+    import copy
+    import pickle
+    duplicate = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how]
+    for name, (obj, close) in _owners(scratch).items():
+        with pytest.raises(TypeError, match=rf"\b{name}\b"):
+            duplicate(obj)
+        if how != "copy":                        # a shallow copy shares what a list holds
+            with pytest.raises(TypeError, match=rf"\b{name}\b"):
+                duplicate([obj])                 # inside a container too
+        close()
+    # Each original cleaned up what it made (a well-known path's lock file stays by design).
+    assert os.listdir(scratch) == ["well-known.sock.lock"]
+    # A socket from bind() refuses as socket.socket does.
+    with usock.PrivateDir(scratch) as d:
+        sock = d.bind()
+        with pytest.raises(TypeError):
+            duplicate(sock)
+        sock.close()

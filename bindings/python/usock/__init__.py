@@ -359,6 +359,27 @@ def _new_handle(obj: object, free: "ctypes._CFuncPtr") -> _Handle:
     return handle
 
 
+class _SoleOwner:
+    """Base of the classes whose object is the one owner of what it holds (a directory, a
+    listening socket and its path, a library handle): a copy would be a second owner that could
+    bind in, clean up or free what the first still uses. Copying and pickling are refused, as
+    ``socket.socket`` refuses them."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> "_SoleOwner":
+        raise TypeError(f"cannot copy a usock.{type(self).__name__} object: it alone owns what "
+                        "it made; share the object itself")
+
+    def __deepcopy__(self, memo: object) -> "_SoleOwner":
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: object) -> object:
+        raise TypeError(f"cannot pickle a usock.{type(self).__name__} object: it owns a live "
+                        "resource of this process (another process takes a directory over with "
+                        "hand_off and take_over)")
+
+
 class _Socket(_socket.socket):
     """A socket bound by usock: a plain :class:`socket.socket` that keeps its
     :class:`PrivateDir` alive, so that the directory is never cleaned up by garbage collection
@@ -367,7 +388,7 @@ class _Socket(_socket.socket):
     __slots__ = ("_usock_dir",)
 
 
-class PrivateDir:
+class PrivateDir(_SoleOwner):
     """A private directory for Unix domain sockets, made when the object is created.
 
     ``parent`` is the directory to create it in, or ``None`` for the automatic location
@@ -554,7 +575,7 @@ def private_dir(parent: Optional[StrPath] = None, *, long_paths: bool = False) -
 # The listener -----------------------------------------------------------------------------
 
 
-class Listener:
+class Listener(_SoleOwner):
     """A socket bound and listening in its own private directory; made by :func:`listen`.
 
     ``socket`` is a plain :class:`socket.socket` (``accept()``, ``asyncio.start_unix_server(
@@ -663,7 +684,7 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     return _socket.socket(fileno=fd.value)
 
 
-class BoundPath:
+class BoundPath(_SoleOwner):
     """A socket listening at a well-known path; made by :func:`listen_at`.
 
     ``socket`` is a plain :class:`socket.socket`, ``path`` the path. :meth:`close` (or leaving
@@ -832,7 +853,7 @@ def peer(sock: "Union[_socket.socket, int]") -> Peer:
     return Peer._from_c(out)
 
 
-class AcceptPolicy:
+class AcceptPolicy(_SoleOwner):
     """Who may connect: by default only your own user; ``group=gid`` admits members of the group
     (supplementary groups count; systems that cannot tell them, OpenBSD and NetBSD, refuse to make
     such a policy); ``uids=[...]`` admits those uids (never :data:`OVERFLOW_UID`).
