@@ -19,9 +19,11 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import select
 import socket as _socket
 import sys
 import threading
+import time
 import atexit
 import weakref
 
@@ -882,16 +884,48 @@ class AcceptPolicy(_SoleOwner):
         self._cell = cell
         self._finalizer = weakref.finalize(self, _lib.lib.usock_policy_free, cell.value)
 
-    def accept(self, sock: _socket.socket) -> "Tuple[_socket.socket, Peer]":
+    def accept(self, sock: "Union[_socket.socket, Listener, BoundPath]"
+               ) -> "Tuple[_socket.socket, Peer]":
         """Like ``sock.accept()``, for a connection the policy admits: returns the new socket
-        and its :class:`Peer`. On a non-blocking socket with nothing admissible waiting, raises
-        :class:`BlockingIOError`."""
-        out_peer = _lib.PEER()
-        fd = ctypes.c_int(-1)
-        status = _lib.lib.usock_accept(self._cell, _fd_arg(sock), ctypes.byref(out_peer), ctypes.byref(fd))
-        if status != _lib.OK:
-            raise _error(status)
-        return _socket.socket(fileno=fd.value), Peer._from_c(out_peer)
+        and its :class:`Peer`. Every other connection is closed before you see it, and counted
+        (:attr:`refused`).
+
+        It waits as ``sock.accept()`` does. Blocking (no timeout): until a connection is
+        admitted. With ``sock.settimeout(t)``: raises :class:`TimeoutError`
+        (``socket.timeout``) once ``t`` seconds have passed in all, refused connections
+        included. Non-blocking: raises :class:`BlockingIOError` when no admissible connection
+        waits. Signal handlers run while it waits, and one that raises (Ctrl-C's
+        ``KeyboardInterrupt``) ends the wait with its exception. ``sock`` may also be a
+        :class:`Listener` or :class:`BoundPath`."""
+        if isinstance(sock, (Listener, BoundPath)):
+            sock = sock.socket
+        if not isinstance(sock, _socket.socket):
+            raise TypeError(f"accept() needs a listening socket.socket, not {type(sock).__name__}")
+        _fd_arg(sock)  # a closed socket is a ValueError, as before
+        # Python's accept() does the waiting: it honours the socket's timeout, runs signal
+        # handlers and retries after EINTR (PEP 475), which a wait inside one C call cannot.
+        # Between refused connections, poll() waits (with the same care) for what is left of
+        # the timeout: the deadline is the whole call's (only another thread taking that
+        # connection first can make the next accept() wait its own full timeout).
+        timeout = sock.gettimeout()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            conn, _ = sock.accept()
+            who = self._screen(conn)
+            if who is not None:
+                return conn, who
+            if timeout and not _readable(sock.fileno(), deadline):
+                raise _socket.timeout("timed out")
+
+    def _screen(self, conn: _socket.socket) -> Optional[Peer]:
+        """The peer of a connection the policy admits; a refused one is closed (and counted)."""
+        who = None
+        try:
+            who = self.check(conn)
+        finally:
+            if who is None:
+                conn.close()
+        return who
 
     def check(self, sock: "Union[_socket.socket, int]") -> Optional[Peer]:
         """Screens a connection accepted elsewhere: its :class:`Peer` when admitted, ``None``
@@ -926,6 +960,17 @@ class AcceptPolicy(_SoleOwner):
         count, last = ctypes.c_uint64(), ctypes.c_int64()
         _lib.lib.usock_policy_refused(self._cell, ctypes.byref(count), ctypes.byref(last))
         return count.value, (last.value if last.value >= 0 else None)
+
+
+def _readable(fd: int, deadline: float) -> bool:
+    """Waits until ``fd`` is readable (a connection waits on a listening socket): False when
+    ``deadline`` (``time.monotonic()``) passes first."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(remaining * 1000))
 
 
 def shared_dir(gid: int, parent: Optional[StrPath] = None) -> PrivateDir:
