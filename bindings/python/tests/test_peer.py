@@ -3,6 +3,7 @@ the client's check of the server, directories shared with a group. Clients of ot
 as real subprocesses with privileges dropped (root only; skipped otherwise)."""
 
 import asyncio
+import errno
 import os
 import socket
 import stat
@@ -111,6 +112,46 @@ def test_peer_of_a_connection_in_this_process(tmp_path):
             usock.connect(server.path, server="someone")
         c.close()
         conn.close()
+
+
+SERVER_AS_OTHER = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen()
+print("READY", flush=True)
+conn, _ = s.accept()
+conn.settimeout(30)
+print("closed" if conn.recv(1) == b"" else "data", flush=True)
+"""
+
+
+@root_only
+@pytest.mark.parametrize("asked", ["self", "self_or_root"])
+def test_a_server_of_another_user_is_a_wrong_server_error(public, asked):
+    # The server runs as nobody; this client (root) asks for a server running as itself.
+    home = public / "nobody"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    path = home / "other.sock"
+    server = subprocess.Popen([CLIENT_PYTHON, "-c", SERVER_AS_OTHER, str(path)], user=NOBODY,
+                              group=NOBODY, stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert server.stdout.readline().strip() == "READY"
+        wanted = os.geteuid() if asked == "self" else usock.SELF_OR_ROOT
+        with pytest.raises(usock.WrongServerError) as info:
+            usock.connect(path, server=wanted)
+        e = info.value
+        assert isinstance(e, PermissionError) and isinstance(e, usock.Error)
+        assert isinstance(e, usock.UnsafeError) and not isinstance(e, usock.UnsafeDirectoryError)
+        assert type(e).__name__ == "WrongServerError" and e.errno == errno.EACCES
+        assert e.filename == str(path)
+        expected = f"uid {os.geteuid()}" + (" or root" if asked == "self_or_root" else "")
+        assert f"runs as uid {NOBODY}, not {expected}" in str(e)
+        assert server.stdout.readline().strip() == "closed"     # closed before a byte was sent
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_a_policy_without_us_refuses_and_counts(tmp_path):

@@ -17,6 +17,7 @@ what was made (and sockets you bound at ``socket_path``), never anything swapped
 from __future__ import annotations
 
 import ctypes
+import errno as _errno
 import gc
 import os
 import select
@@ -57,6 +58,7 @@ __all__ = [
     "PathTooLongError",
     "UnsafeDirectoryError",
     "UnsafeError",
+    "WrongServerError",
     "NoDirectoryError",
     "NameInUseError",
     "ExhaustedError",
@@ -101,6 +103,8 @@ class Error(OSError):
     """
 
     status: int = 0
+    #: The errno the standard library gives for the same failure, where libusock sets none.
+    _default_errno: Optional[int] = None
 
     def __init__(self, status: int, errno: Optional[int], message: str,
                  filename: Optional[str] = None):
@@ -117,7 +121,9 @@ class Error(OSError):
         return self.message
 
     def __reduce__(self):  # pickling: rebuild through _error's class choice
-        return (_rebuild, (self.status, self.errno, self.message, self.filename))
+        base = next(c for c in type(self).__mro__ if c.__module__ == __name__ and c.__name__
+                    in __all__)
+        return (_rebuild, (self.status, self.errno, self.message, self.filename, base))
 
 
 class InvalidArgumentError(Error):
@@ -128,9 +134,23 @@ class PathTooLongError(Error):
     """The socket path would not fit in ``sockaddr_un.sun_path`` (``USOCK_ERR_TOO_LONG``)."""
 
 
-class UnsafeDirectoryError(Error):
-    """A directory failed a safety check: owner, mode, symlink, sticky bit
-    (``USOCK_ERR_UNSAFE``)."""
+class UnsafeError(Error):
+    """Something failed a safety check (``USOCK_ERR_UNSAFE``): the base of
+    :class:`UnsafeDirectoryError` and :class:`WrongServerError`."""
+
+
+class UnsafeDirectoryError(UnsafeError):
+    """A directory or file failed a safety check: owner, mode, symlink, sticky bit
+    (``USOCK_ERR_UNSAFE``). ``errno`` is ``None``: the kernel allowed it, usock refused."""
+
+
+class WrongServerError(UnsafeError, PermissionError):
+    """:func:`connect` with ``server=`` reached a server that runs as another user (or one
+    whose user cannot be known): the connection was closed before anything was sent. A
+    :class:`PermissionError` with ``errno`` ``EACCES``; the message names the uid asked for
+    and the server's (``USOCK_ERR_UNSAFE`` from ``usock_connect``)."""
+
+    _default_errno = _errno.EACCES
 
 
 class NoDirectoryError(Error):
@@ -139,16 +159,14 @@ class NoDirectoryError(Error):
 
 
 class NameInUseError(Error):
-    """That socket name is already taken in the directory (``USOCK_ERR_IN_USE``)."""
+    """That socket name is already taken (``USOCK_ERR_IN_USE``); ``errno`` is
+    ``EADDRINUSE``, as ``socket.bind()`` gives."""
+
+    _default_errno = _errno.EADDRINUSE
 
 
 class ExhaustedError(Error):
     """Fresh random directory names kept colliding (``USOCK_ERR_EXHAUSTED``)."""
-
-
-#: The same class under a name that fits its other uses: a refused peer, a server of the wrong
-#: user (``USOCK_ERR_UNSAFE``).
-UnsafeError = UnsafeDirectoryError
 
 
 class ChangedError(Error):
@@ -171,31 +189,44 @@ _ERRORS = {
 _CLASSES: "dict[tuple[type, int], type]" = {}
 
 
-def _error_class(status: int, errno: Optional[int]) -> type:
-    base = _ERRORS.get(status, Error)
+def _error_class(base: type, errno: Optional[int]) -> type:
+    """``base`` combined with the built-in class of ``errno`` (``FileNotFoundError`` for
+    ``ENOENT``, ...). The combination of the generic :class:`Error` is named after the built-in
+    class, the one a user catches and a traceback shows (``usock.ConnectionRefusedError``);
+    usock's own classes keep their names."""
     if not errno:
         return base
     key = (base, errno)
     cls = _CLASSES.get(key)
     if cls is None:
-        builtin = type(OSError(errno, ""))   # FileNotFoundError for ENOENT, ...
-        cls = base if builtin is OSError else type(base.__name__, (base, builtin), {
-            "__module__": __name__, "__doc__": base.__doc__, "__qualname__": base.__qualname__})
+        builtin = type(OSError(errno, ""))
+        if builtin is OSError or issubclass(base, builtin):
+            cls = base
+        else:
+            name = builtin.__name__ if base is Error else base.__name__
+            cls = type(name, (base, builtin), {
+                "__module__": __name__, "__doc__": base.__doc__, "__qualname__": name})
         _CLASSES[key] = cls
     return cls
 
 
-def _rebuild(status: int, errno: Optional[int], message: str, filename: Optional[str]) -> Error:
-    return _error_class(status, errno)(status, errno, message, filename)
+def _rebuild(status: int, errno: Optional[int], message: str, filename: Optional[str],
+             base: Optional[type] = None) -> Error:
+    if base is None:
+        base = _ERRORS.get(status, Error)
+    return _error_class(base, errno)(status, errno, message, filename)
 
 
-def _error(status: int) -> Error:
-    """The exception for a failed call, read from this thread's last error."""
+def _error(status: int, base: Optional[type] = None) -> Error:
+    """The exception for a failed call, read from this thread's last error; ``base``: the class
+    when the call gives the status a meaning of its own."""
     lib = _lib.lib
     message = os.fsdecode(lib.usock_last_error()) or lib.usock_strerror(status).decode()
-    errno = lib.usock_last_errno() or None
+    if base is None:
+        base = _ERRORS.get(status, Error)
+    errno = lib.usock_last_errno() or base._default_errno
     path = lib.usock_last_error_path()
-    return _rebuild(status, errno, message, os.fsdecode(path) if path else None)
+    return _rebuild(status, errno, message, os.fsdecode(path) if path else None, base)
 
 
 # Arguments --------------------------------------------------------------------------------
@@ -667,8 +698,9 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
 
     ``server``: ``None`` (any), :data:`SELF_OR_ROOT`, or a uid: connect only if the server
     (by its credentials at ``listen()``) is that user, so a client never talks to a socket
-    someone else put at the path; anyone else raises :class:`UnsafeError` and the connection
-    is closed. Not for datagram sockets, which have no peer credentials.
+    someone else put at the path; anyone else raises :class:`WrongServerError` (a
+    :class:`PermissionError` naming both uids) and the connection is closed. Not for datagram
+    sockets, which have no peer credentials.
 
     Failures keep the kernel's errno, as the built-in classes do: nothing there is a
     :class:`FileNotFoundError`, nobody listening a :class:`ConnectionRefusedError` (the message
@@ -682,7 +714,8 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     fd = ctypes.c_int(-1)
     status = _lib.lib.usock_connect(raw, ty, flags, expected, ctypes.byref(fd))
     if status != _lib.OK:
-        raise _error(status)
+        # The only check usock_connect makes is the server's user.
+        raise _error(status, WrongServerError if status == _lib.ERR_UNSAFE else None)
     return _socket.socket(fileno=fd.value)
 
 
