@@ -448,6 +448,11 @@ int usock_connect(const char *path, int type, uint32_t flags, int64_t server, in
  * connections and should drain its backlog before it stops). Anything else at the path (a
  * file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone.
  *
+ * To tell a live server from a stale socket, usock connects to it: a live server at the path
+ * sees one connection that closes at once, without a byte (the probe), so servers must survive
+ * a peer that hangs up (`EPIPE` or `ECONNRESET` on that connection; ignore `SIGPIPE` or send
+ * with `MSG_NOSIGNAL`).
+ *
  * `fd`: an unbound `AF_UNIX` socket; it stays the caller's.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a bad flag, `fd` not an unbound

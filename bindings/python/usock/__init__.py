@@ -793,7 +793,13 @@ def listen_at(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     server is replaced; a live one raises :class:`NameInUseError` unless ``replace=True``, which
     binds the new socket beside the path and renames it over, so that clients never find the
     path without a server: the old server should then stop accepting once its queue is empty,
-    and call :meth:`BoundPath.unbind` (which leaves the new socket in place)."""
+    and call :meth:`BoundPath.unbind` (which leaves the new socket in place).
+
+    To tell a live server from a stale socket, usock connects to it: a live server at ``path``
+    sees one connection that closes at once, without a byte (the probe). Servers must survive a
+    peer that hangs up: that connection's ``recv()`` returns ``b""`` and a ``send()`` raises
+    :class:`BrokenPipeError` or :class:`ConnectionResetError`; catch them per connection, as
+    :mod:`socketserver` does."""
     return BoundPath(path, type=type, backlog=backlog, replace=replace)
 
 
