@@ -157,6 +157,9 @@ def test_a_server_of_another_user_is_a_wrong_server_error(public, asked):
 def test_a_policy_without_us_refuses_and_counts(tmp_path):
     tmp_path.chmod(0o755)
     policy = usock.AcceptPolicy(uids=[4242, usock.OVERFLOW_UID])
+    assert policy.refused == (0, None)           # a pair, as its docstrings say
+    for doc in (usock.AcceptPolicy.__doc__, usock.AcceptPolicy.refused.__doc__):
+        assert "pair" in doc and "counts the refusals" not in doc
     with usock.listen(parent=tmp_path) as server:
         c = usock.connect(server.path)
         server.socket.setblocking(False)

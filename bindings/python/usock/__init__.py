@@ -901,7 +901,8 @@ class AcceptPolicy(_SoleOwner):
 
     :meth:`accept` closes every connection the policy refuses before you see it; :meth:`check`
     screens one accepted elsewhere; :meth:`guard` wraps an ``asyncio.start_unix_server``
-    callback. :attr:`refused` counts the refusals."""
+    callback. :attr:`refused` is a pair: how many connections were refused, and the uid of the
+    last refused peer (``None`` until one with a known uid was refused)."""
 
     def __init__(self, *, group: Optional[int] = None, uids: "Optional[List[int]]" = None):
         if group is not None and uids is not None:
@@ -995,7 +996,9 @@ class AcceptPolicy(_SoleOwner):
 
     @property
     def refused(self) -> "Tuple[int, Optional[int]]":
-        """(connections refused so far, the uid of the last one or ``None``)."""
+        """A pair, ``(count, last_uid)``: how many connections this policy refused so far (in
+        :meth:`accept`, :meth:`check` and :meth:`guard`), and the uid of the most recent refused
+        peer whose uid could be read, ``None`` until there is one."""
         count, last = ctypes.c_uint64(), ctypes.c_int64()
         _lib.lib.usock_policy_refused(self._cell, ctypes.byref(count), ctypes.byref(last))
         return count.value, (last.value if last.value >= 0 else None)
