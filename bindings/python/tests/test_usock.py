@@ -830,3 +830,17 @@ def test_owning_objects_refuse_copying_and_pickling(scratch, how):
         with pytest.raises(TypeError):
             duplicate(sock)
         sock.close()
+
+
+def test_the_installed_package_loads_the_libusock_it_carries():
+    # What the READMEs say of `pip install ./bindings/python` (as make test-python runs it, with
+    # no `make build` needed): setup.py compiles libusock and ships it inside the package, and
+    # without $USOCK_LIBRARY that copy is the one loaded.
+    package = Path(usock.__file__).resolve().parent
+    if package == Path(__file__).resolve().parents[1] / "usock":
+        pytest.skip("usock is imported from the source tree here, not from an installed package")
+    env = {k: v for k, v in os.environ.items() if k != "USOCK_LIBRARY"}
+    out = subprocess.run([sys.executable, "-c", "import usock; print(usock._lib.lib._name)"],
+                         env=env, cwd="/", capture_output=True, text=True, check=True)
+    loaded = Path(out.stdout.strip())
+    assert loaded.parent == package and loaded.name.startswith("libusock"), loaded
