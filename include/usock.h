@@ -426,7 +426,10 @@ size_t usock_path_max(void);
  * `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
  * `ECONNREFUSED` (nobody listening, or not a socket: the message says which), `EPROTOTYPE`
  * (a socket of another type), `EACCES` (permission denied), `EAGAIN` (backlog full, with
- * `USOCK_CONNECT_NONBLOCK` on Linux). Thread-safe.
+ * `USOCK_CONNECT_NONBLOCK` on Linux); `USOCK_ERR_UNSAFE` only when the server is not the one
+ * asked for or cannot be identified (errno 0; the message names the uid asked for and the
+ * server's), so a binding can tell it from a failed connect by the status alone.
+ * Thread-safe.
  *
  * # Safety
  * `path` is NULL or a NUL-terminated string; `out_fd` is NULL or points to a writable `int`.
