@@ -433,7 +433,9 @@ class PrivateDir(_SoleOwner):
 
     Cleanup removes the sockets in it and the directory itself. It runs once: at
     :meth:`cleanup`, at the end of a ``with`` block, when the object is garbage-collected, or
-    when the interpreter exits, whichever comes first. A socket from :meth:`bind` keeps its
+    when the interpreter exits, whichever comes first. SIGTERM's default action ends Python
+    without any of these: a server that a service manager stops makes SIGTERM call
+    ``sys.exit()`` (``signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))``). A socket from :meth:`bind` keeps its
     directory alive, so garbage collection never removes a directory whose socket is still in
     use. In a child process made by ``os.fork()`` cleanup removes nothing (the parent still owns
     the directory).
