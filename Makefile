@@ -184,8 +184,14 @@ $(VENV)/.ready: bindings/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "pytest>=7" swiplserver
 	@touch $@
 
+# The web servers the README's recipes are tested with (their tests skip when these could not
+# be installed, offline say).
+WEB_SERVERS := uvicorn aiohttp gunicorn
 test-python: lib venv
 	@echo "== Python: pytest suite of the ctypes binding (installed into $(VENV), against $(LIB))"
+	@$(VENV)/bin/python -c 'import $(subst $(space),$(comma),$(WEB_SERVERS))' 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check $(WEB_SERVERS) || \
+	  echo "usock: could not install $(WEB_SERVERS); the tests of the README's web-server recipes skip"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	USOCK_LIBRARY=$(abspath $(LIB)) USOCK_FIGURES=$(abspath $(FIGURES)) $(if $(filter 1,$(PORTABLE)),USOCK_TEST_PORTABLE=1) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/python/tests
 	$(if $(IS_ROOT),,@echo "Python$(if $(RUSTFLAGS), [$(RUSTFLAGS)]): the tests that switch users or make mount namespaces (pytest lists them above as skipped)" >> $(abspath $(SKIPPED)))

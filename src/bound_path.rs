@@ -336,6 +336,10 @@ impl BoundPath {
     /// stale socket of the user (one that refuses connections) is removed; a live server is
     /// [`ErrorKind::InUse`] unless `mode` is [`BindMode::Replace`]; anything else at the path (a
     /// file, another user's socket) is [`ErrorKind::InUse`] and left alone.
+    ///
+    /// To tell a live server from a stale socket, usock connects to it: a live server at the
+    /// path sees one connection that closes at once, without a byte (the probe). A server must
+    /// survive a peer that hangs up (`EPIPE`, `ECONNRESET`, end of file on that connection).
     pub fn bind(
         path: impl AsRef<Path>,
         ty: SocketType,

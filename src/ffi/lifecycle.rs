@@ -68,7 +68,10 @@ fn path_arg<'a>(path: *const c_char, what: &str) -> Result<&'a Path, c_int> {
 /// `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
 /// `ECONNREFUSED` (nobody listening, or not a socket: the message says which), `EPROTOTYPE`
 /// (a socket of another type), `EACCES` (permission denied), `EAGAIN` (backlog full, with
-/// `USOCK_CONNECT_NONBLOCK` on Linux). Thread-safe.
+/// `USOCK_CONNECT_NONBLOCK` on Linux); `USOCK_ERR_UNSAFE` only when the server is not the one
+/// asked for or cannot be identified (errno 0; the message names the uid asked for and the
+/// server's), so a binding can tell it from a failed connect by the status alone.
+/// Thread-safe.
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `out_fd` is NULL or points to a writable `int`.
@@ -136,6 +139,11 @@ pub unsafe extern "C" fn usock_connect(
 /// over it, so that clients never find the path without a server (the old server keeps its
 /// connections and should drain its backlog before it stops). Anything else at the path (a
 /// file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone.
+///
+/// To tell a live server from a stale socket, usock connects to it: a live server at the path
+/// sees one connection that closes at once, without a byte (the probe), so servers must survive
+/// a peer that hangs up (`EPIPE` or `ECONNRESET` on that connection; ignore `SIGPIPE` or send
+/// with `MSG_NOSIGNAL`).
 ///
 /// `fd`: an unbound `AF_UNIX` socket; it stays the caller's.
 ///

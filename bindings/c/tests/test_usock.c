@@ -560,6 +560,7 @@ static void test_peer_and_policy(void) {
     /* The client's check: a server of another uid is refused. */
     CHECK(usock_connect(path, SOCK_STREAM, 0, (int64_t)geteuid() + 1, &untouched) == USOCK_ERR_UNSAFE);
     CHECK(strstr(usock_last_error(), "runs as uid") != NULL && untouched == -7);
+    CHECK(usock_last_errno() == 0); /* the status alone tells it from a failed connect */
     CHECK(usock_connect(path, SOCK_STREAM, 0, -3, &untouched) == USOCK_ERR_INVALID);
     CHECK(usock_policy_new(99, NULL, 0, &policy) == USOCK_ERR_INVALID);
     CHECK(usock_policy_new(USOCK_ALLOW_GROUP, others, 2, &policy) == USOCK_ERR_INVALID);

@@ -96,6 +96,31 @@ def test_listen_at_binds_0600_refuses_a_live_server_and_removes_its_path(home):
     assert os.path.exists(str(path) + ".lock")
 
 
+def test_a_live_server_sees_the_probe_as_a_connection_that_closes_at_once(home):
+    # What listen_at()'s docstring and the header's usock_bind_path say: a second listen_at()
+    # connects to tell a live server from a stale socket, and the server must survive it.
+    path = home / "probed.sock"
+    with usock.listen_at(path) as server:
+        with pytest.raises(usock.NameInUseError):
+            usock.listen_at(path)
+        server.socket.settimeout(10)
+        conn, _ = server.socket.accept()          # the probe, queued
+        conn.settimeout(10)
+        assert conn.recv(1) == b""                # it hung up without a byte
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for _ in range(100):
+                conn.send(b"hello")
+        conn.close()
+        server.socket.setblocking(False)
+        with pytest.raises(BlockingIOError):      # one connection only
+            server.socket.accept()
+    doc = " ".join(usock.listen_at.__doc__.split())
+    assert "sees one connection that closes at once" in doc and "BrokenPipeError" in doc
+    lines = (REPO / "include" / "usock.h").read_text().splitlines()
+    header = " ".join(line.strip().lstrip("*").strip() for line in lines)
+    assert "a live server at the path sees one connection that closes at once" in header
+
+
 def test_listen_at_refuses_a_shared_directory():
     with pytest.raises(usock.UnsafeDirectoryError, match="another user can create"):
         usock.listen_at("/tmp/usock-python-test.sock")

@@ -3,11 +3,15 @@ the client's check of the server, directories shared with a group. Clients of ot
 as real subprocesses with privileges dropped (root only; skipped otherwise)."""
 
 import asyncio
+import errno
 import os
 import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -110,9 +114,52 @@ def test_peer_of_a_connection_in_this_process(tmp_path):
         conn.close()
 
 
+SERVER_AS_OTHER = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen()
+print("READY", flush=True)
+conn, _ = s.accept()
+conn.settimeout(30)
+print("closed" if conn.recv(1) == b"" else "data", flush=True)
+"""
+
+
+@root_only
+@pytest.mark.parametrize("asked", ["self", "self_or_root"])
+def test_a_server_of_another_user_is_a_wrong_server_error(public, asked):
+    # The server runs as nobody; this client (root) asks for a server running as itself.
+    home = public / "nobody"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    path = home / "other.sock"
+    server = subprocess.Popen([CLIENT_PYTHON, "-c", SERVER_AS_OTHER, str(path)], user=NOBODY,
+                              group=NOBODY, stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert server.stdout.readline().strip() == "READY"
+        wanted = os.geteuid() if asked == "self" else usock.SELF_OR_ROOT
+        with pytest.raises(usock.WrongServerError) as info:
+            usock.connect(path, server=wanted)
+        e = info.value
+        assert isinstance(e, PermissionError) and isinstance(e, usock.Error)
+        assert isinstance(e, usock.UnsafeError) and not isinstance(e, usock.UnsafeDirectoryError)
+        assert type(e).__name__ == "WrongServerError" and e.errno == errno.EACCES
+        assert e.filename == str(path)
+        expected = f"uid {os.geteuid()}" + (" or root" if asked == "self_or_root" else "")
+        assert f"runs as uid {NOBODY}, not {expected}" in str(e)
+        assert server.stdout.readline().strip() == "closed"     # closed before a byte was sent
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_a_policy_without_us_refuses_and_counts(tmp_path):
     tmp_path.chmod(0o755)
     policy = usock.AcceptPolicy(uids=[4242, usock.OVERFLOW_UID])
+    assert policy.refused == (0, None)           # a pair, as its docstrings say
+    for doc in (usock.AcceptPolicy.__doc__, usock.AcceptPolicy.refused.__doc__):
+        assert "pair" in doc and "counts the refusals" not in doc
     with usock.listen(parent=tmp_path) as server:
         c = usock.connect(server.path)
         server.socket.setblocking(False)
@@ -346,3 +393,136 @@ def test_a_member_by_a_supplementary_group_connects_to_a_shared_directory(public
         status = exit_status(pid, timeout=0 if sys.exc_info()[0] else 30)
     assert status == 0
     assert os.listdir(public) == []
+
+
+# AcceptPolicy.accept waits as socket.accept() does --------------------------------------------
+
+
+def test_policy_accept_admits_a_connection_that_then_works(tmp_path):
+    tmp_path.chmod(0o755)
+    policy = usock.AcceptPolicy()
+    with usock.listen(parent=tmp_path) as server:
+        for timeout in (None, 5.0, 0.0):          # blocking, a timeout, non-blocking
+            server.socket.settimeout(timeout)
+            client = usock.connect(server.path)
+            conn, who = policy.accept(server.socket)
+            assert who == usock.Peer(os.geteuid(), os.getegid(), os.getpid())
+            assert conn.gettimeout() is None and not conn.get_inheritable()
+            client.sendall(b"?")
+            assert conn.recv(1) == b"?"
+            conn.sendall(b"!")
+            assert client.recv(1) == b"!"
+            conn.close()
+            client.close()
+        client = usock.connect(server.path)
+        conn, _ = policy.accept(server)             # a Listener stands for its socket
+        with pytest.raises(TypeError, match="socket.socket"):
+            policy.accept(server.socket.fileno())
+        for s in (conn, client):
+            s.close()
+    assert policy.refused == (0, None)
+
+
+def test_policy_accept_on_a_non_blocking_socket_raises_blocking_io_error(tmp_path):
+    tmp_path.chmod(0o755)
+    with usock.listen(parent=tmp_path) as server:
+        server.socket.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            usock.AcceptPolicy().accept(server.socket)
+
+
+def test_policy_accept_times_out_after_the_sockets_timeout(tmp_path):
+    tmp_path.chmod(0o755)
+    with usock.listen(parent=tmp_path) as server:
+        server.socket.settimeout(0.5)
+        start = time.monotonic()
+        with pytest.raises(socket.timeout, match="timed out"):
+            usock.AcceptPolicy().accept(server.socket)
+        assert time.monotonic() - start >= 0.45
+        if sys.version_info >= (3, 10):
+            assert socket.timeout is TimeoutError
+
+
+def test_policy_accept_deadline_holds_while_refused_peers_keep_coming(tmp_path):
+    # A refused connection every 0.1 s for 30 s: a wait that started over after each one would
+    # not end before they stop; the socket's timeout is the time for the whole call.
+    tmp_path.chmod(0o755)
+    policy = usock.AcceptPolicy(uids=[4242])        # refuses us
+    stop, clients = threading.Event(), []
+
+    def keep_connecting(path):
+        for _ in range(300):
+            clients.append(usock.connect(path))
+            if stop.wait(0.1):
+                return
+
+    with usock.listen(parent=tmp_path) as server:
+        server.socket.settimeout(1.0)
+        thread = threading.Thread(target=keep_connecting, args=(server.path,))
+        thread.start()
+        try:
+            with pytest.raises(socket.timeout):
+                policy.accept(server.socket)
+            assert not stop.is_set() and thread.is_alive(), "timed out only once the peers stopped"
+        finally:
+            stop.set()
+            thread.join()
+        count, last = policy.refused
+        assert count >= 1 and last == os.geteuid()
+        clients[0].settimeout(10)
+        assert clients[0].recv(1) == b""            # refused: closed by the server
+        for c in clients:
+            c.close()
+
+
+WAIT_FOR_SIGNAL = """
+import os, signal, socket, sys, threading, usock
+class Alarm(Exception):
+    pass
+def on_alarm(*_):
+    raise Alarm
+signal.signal(signal.SIGALRM, on_alarm)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sig, timeout = getattr(signal, sys.argv[2]), eval(sys.argv[3])
+server = usock.listen(parent=sys.argv[1])
+server.socket.settimeout(timeout)
+refused = usock.connect(server.path)        # waiting before the call: to be closed and counted
+policy = usock.AcceptPolicy(uids=[4242])    # refuses us
+armed, done, rescued = threading.Event(), threading.Event(), False
+def signal_then_rescue():
+    global rescued
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGINT})   # for the main thread
+    armed.wait()
+    if done.wait(0.3):
+        return
+    os.kill(os.getpid(), sig)
+    if not done.wait(20):
+        rescued = True                      # the signal did not end the wait: end it otherwise
+        server.socket.shutdown(socket.SHUT_RDWR)
+threading.Thread(target=signal_then_rescue, daemon=True).start()
+try:
+    armed.set()
+    policy.accept(server.socket)
+    outcome = "returned"
+except BaseException as e:
+    outcome = type(e).__name__
+done.set()
+refused.settimeout(10)
+print(outcome, rescued, policy.refused[0], refused.recv(1) == b"")
+server.close()
+"""
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0], ids=["blocking", "timeout"])
+@pytest.mark.parametrize("sig,raised", [("SIGALRM", "Alarm"), ("SIGINT", "KeyboardInterrupt")])
+def test_policy_accept_lets_signal_handlers_end_the_wait(tmp_path, sig, raised, timeout):
+    # In a child: signal handlers are process-wide. The main thread waits in accept() after
+    # refusing a queued connection; a handler that raises (Ctrl-C's KeyboardInterrupt) ends it.
+    tmp_path.chmod(0o755)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(usock.__file__).parent.parent)] + sys.path)
+    out = subprocess.run([sys.executable, "-c", WAIT_FOR_SIGNAL, str(tmp_path), sig, repr(timeout)],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [raised, "False", "1", "True"]
+    assert os.listdir(tmp_path) == []

@@ -217,7 +217,7 @@ def test_errors_follow_oserror_conventions(scratch):
     with pytest.raises(FileNotFoundError) as info:       # also a usock.Error
         usock.private_dir(asked)
     e = info.value
-    assert isinstance(e, usock.Error) and type(e).__name__ == "Error"
+    assert isinstance(e, usock.Error) and type(e).__name__ == "FileNotFoundError"
     assert (e.errno, e.strerror, e.filename) == (errno.ENOENT, os.strerror(errno.ENOENT), str(asked))
     assert str(e) == f"cannot use {asked} as a parent: {scratch / 'missing'} does not exist"
     again = pickle.loads(pickle.dumps(e))
@@ -244,6 +244,59 @@ def test_errors_follow_oserror_conventions(scratch):
         assert info.value.filename == os.path.join(d.path, "taken")
 
 
+def test_each_error_is_named_for_the_class_a_user_catches(scratch):
+    # As the standard library raises them: the built-in class's name in a traceback, the
+    # errno a socket call gives, a message that names the path; still a usock.Error.
+    import errno
+    import pickle
+    import socket
+    import traceback
+
+    def failure(call):
+        with pytest.raises(usock.Error) as info:
+            call()
+        return info.value
+
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(scratch / "dead.sock"))                 # bound, never listening
+    (scratch / "file").write_text("")
+    world = scratch / "world"
+    world.mkdir()
+    world.chmod(0o777)
+    with usock.listen_at(scratch / "app.sock"), usock.private_dir(scratch) as d:
+        d.bind("taken").close()
+        cases = [
+            (lambda: usock.connect(scratch / "none"), "FileNotFoundError", errno.ENOENT,
+             FileNotFoundError, "nothing is there"),
+            (lambda: usock.connect(scratch / "dead.sock"), "ConnectionRefusedError",
+             errno.ECONNREFUSED, ConnectionRefusedError, "nobody is listening"),
+            (lambda: usock.connect(scratch / "file"), "ConnectionRefusedError",
+             errno.ECONNREFUSED, ConnectionRefusedError, "not a socket"),
+            (lambda: usock.private_dir(scratch / "missing"), "FileNotFoundError", errno.ENOENT,
+             FileNotFoundError, "does not exist"),
+            (lambda: d.adopt("absent"), "FileNotFoundError", errno.ENOENT, FileNotFoundError,
+             "absent"),
+            (lambda: usock.listen_at(scratch / "app.sock"), "NameInUseError", errno.EADDRINUSE,
+             usock.NameInUseError, "a server answers there"),
+            (lambda: d.bind("taken"), "NameInUseError", errno.EADDRINUSE, usock.NameInUseError,
+             "the name is taken"),
+            (lambda: d.socket_path("n" * 120), "PathTooLongError", errno.ENAMETOOLONG,
+             usock.PathTooLongError, "the limit here is"),
+            (lambda: usock.private_dir(world), "UnsafeDirectoryError", None,
+             usock.UnsafeDirectoryError, "mode 0777"),
+        ]
+        for call, name, code, catch, words in cases:
+            e = failure(call)
+            assert (type(e).__name__, e.errno) == (name, code), str(e)
+            assert isinstance(e, catch) and isinstance(e, OSError)
+            assert words in str(e)
+            last = traceback.format_exception_only(type(e), e)[-1]
+            assert last.startswith(f"usock.{name}: "), last
+            again = pickle.loads(pickle.dumps(e))
+            assert type(again) is type(e) and str(again) == str(e)
+    dead.close()
+
+
 def test_a_refused_permission_is_a_permission_error(scratch):
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to another user")
@@ -257,7 +310,7 @@ def test_a_refused_permission_is_a_permission_error(scratch):
             print(type(e).__name__, isinstance(e, usock.Error), e.errno, e.filename == {str(scratch)!r})
         """
     )
-    assert out.split() == ["Error", "True", str(__import__("errno").EACCES), "True"]
+    assert out.split() == ["PermissionError", "True", str(__import__("errno").EACCES), "True"]
 
 
 def test_changed_error_leaves_foreign_files(scratch):
@@ -740,3 +793,54 @@ def test_missing_library_says_how_to_fix_it(tmp_path):
     )
     assert out.returncode != 0
     assert "ImportError" in out.stderr and "USOCK_LIBRARY" in out.stderr
+
+
+def _owners(scratch):
+    """One object of each class that owns something, by name."""
+    d = usock.PrivateDir(scratch)
+    listener = usock.listen(parent=scratch)
+    bound = usock.listen_at(scratch / "well-known.sock")
+    return {
+        "PrivateDir": (d, d.cleanup),
+        "Listener": (listener, listener.close),
+        "BoundPath": (bound, bound.close),
+        "AcceptPolicy": (usock.AcceptPolicy(), lambda: None),
+    }
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_owning_objects_refuse_copying_and_pickling(scratch, how):
+    # A copy would be a second owner: it could bind in, or clean up, what the original still
+    # uses (a copied AcceptPolicy would free the policy the original still holds).
+    import copy
+    import pickle
+    duplicate = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how]
+    for name, (obj, close) in _owners(scratch).items():
+        with pytest.raises(TypeError, match=rf"\b{name}\b"):
+            duplicate(obj)
+        if how != "copy":                        # a shallow copy shares what a list holds
+            with pytest.raises(TypeError, match=rf"\b{name}\b"):
+                duplicate([obj])                 # inside a container too
+        close()
+    # Each original cleaned up what it made (a well-known path's lock file stays by design).
+    assert os.listdir(scratch) == ["well-known.sock.lock"]
+    # A socket from bind() refuses as socket.socket does.
+    with usock.PrivateDir(scratch) as d:
+        sock = d.bind()
+        with pytest.raises(TypeError):
+            duplicate(sock)
+        sock.close()
+
+
+def test_the_installed_package_loads_the_libusock_it_carries():
+    # What the READMEs say of `pip install ./bindings/python` (as make test-python runs it, with
+    # no `make build` needed): setup.py compiles libusock and ships it inside the package, and
+    # without $USOCK_LIBRARY that copy is the one loaded.
+    package = Path(usock.__file__).resolve().parent
+    if package == Path(__file__).resolve().parents[1] / "usock":
+        pytest.skip("usock is imported from the source tree here, not from an installed package")
+    env = {k: v for k, v in os.environ.items() if k != "USOCK_LIBRARY"}
+    out = subprocess.run([sys.executable, "-c", "import usock; print(usock._lib.lib._name)"],
+                         env=env, cwd="/", capture_output=True, text=True, check=True)
+    loaded = Path(out.stdout.strip())
+    assert loaded.parent == package and loaded.name.startswith("libusock"), loaded

@@ -17,11 +17,14 @@ what was made (and sockets you bound at ``socket_path``), never anything swapped
 from __future__ import annotations
 
 import ctypes
+import errno as _errno
 import gc
 import os
+import select
 import socket as _socket
 import sys
 import threading
+import time
 import atexit
 import weakref
 
@@ -56,6 +59,7 @@ __all__ = [
     "PathTooLongError",
     "UnsafeDirectoryError",
     "UnsafeError",
+    "WrongServerError",
     "NoDirectoryError",
     "NameInUseError",
     "ExhaustedError",
@@ -100,6 +104,8 @@ class Error(OSError):
     """
 
     status: int = 0
+    #: The errno the standard library gives for the same failure, where libusock sets none.
+    _default_errno: Optional[int] = None
 
     def __init__(self, status: int, errno: Optional[int], message: str,
                  filename: Optional[str] = None):
@@ -116,7 +122,9 @@ class Error(OSError):
         return self.message
 
     def __reduce__(self):  # pickling: rebuild through _error's class choice
-        return (_rebuild, (self.status, self.errno, self.message, self.filename))
+        base = next(c for c in type(self).__mro__ if c.__module__ == __name__ and c.__name__
+                    in __all__)
+        return (_rebuild, (self.status, self.errno, self.message, self.filename, base))
 
 
 class InvalidArgumentError(Error):
@@ -127,9 +135,23 @@ class PathTooLongError(Error):
     """The socket path would not fit in ``sockaddr_un.sun_path`` (``USOCK_ERR_TOO_LONG``)."""
 
 
-class UnsafeDirectoryError(Error):
-    """A directory failed a safety check: owner, mode, symlink, sticky bit
-    (``USOCK_ERR_UNSAFE``)."""
+class UnsafeError(Error):
+    """Something failed a safety check (``USOCK_ERR_UNSAFE``): the base of
+    :class:`UnsafeDirectoryError` and :class:`WrongServerError`."""
+
+
+class UnsafeDirectoryError(UnsafeError):
+    """A directory or file failed a safety check: owner, mode, symlink, sticky bit
+    (``USOCK_ERR_UNSAFE``). ``errno`` is ``None``: the kernel allowed it, usock refused."""
+
+
+class WrongServerError(UnsafeError, PermissionError):
+    """:func:`connect` with ``server=`` reached a server that runs as another user (or one
+    whose user cannot be known): the connection was closed before anything was sent. A
+    :class:`PermissionError` with ``errno`` ``EACCES``; the message names the uid asked for
+    and the server's (``USOCK_ERR_UNSAFE`` from ``usock_connect``)."""
+
+    _default_errno = _errno.EACCES
 
 
 class NoDirectoryError(Error):
@@ -138,16 +160,14 @@ class NoDirectoryError(Error):
 
 
 class NameInUseError(Error):
-    """That socket name is already taken in the directory (``USOCK_ERR_IN_USE``)."""
+    """That socket name is already taken (``USOCK_ERR_IN_USE``); ``errno`` is
+    ``EADDRINUSE``, as ``socket.bind()`` gives."""
+
+    _default_errno = _errno.EADDRINUSE
 
 
 class ExhaustedError(Error):
     """Fresh random directory names kept colliding (``USOCK_ERR_EXHAUSTED``)."""
-
-
-#: The same class under a name that fits its other uses: a refused peer, a server of the wrong
-#: user (``USOCK_ERR_UNSAFE``).
-UnsafeError = UnsafeDirectoryError
 
 
 class ChangedError(Error):
@@ -170,31 +190,44 @@ _ERRORS = {
 _CLASSES: "dict[tuple[type, int], type]" = {}
 
 
-def _error_class(status: int, errno: Optional[int]) -> type:
-    base = _ERRORS.get(status, Error)
+def _error_class(base: type, errno: Optional[int]) -> type:
+    """``base`` combined with the built-in class of ``errno`` (``FileNotFoundError`` for
+    ``ENOENT``, ...). The combination of the generic :class:`Error` is named after the built-in
+    class, the one a user catches and a traceback shows (``usock.ConnectionRefusedError``);
+    usock's own classes keep their names."""
     if not errno:
         return base
     key = (base, errno)
     cls = _CLASSES.get(key)
     if cls is None:
-        builtin = type(OSError(errno, ""))   # FileNotFoundError for ENOENT, ...
-        cls = base if builtin is OSError else type(base.__name__, (base, builtin), {
-            "__module__": __name__, "__doc__": base.__doc__, "__qualname__": base.__qualname__})
+        builtin = type(OSError(errno, ""))
+        if builtin is OSError or issubclass(base, builtin):
+            cls = base
+        else:
+            name = builtin.__name__ if base is Error else base.__name__
+            cls = type(name, (base, builtin), {
+                "__module__": __name__, "__doc__": base.__doc__, "__qualname__": name})
         _CLASSES[key] = cls
     return cls
 
 
-def _rebuild(status: int, errno: Optional[int], message: str, filename: Optional[str]) -> Error:
-    return _error_class(status, errno)(status, errno, message, filename)
+def _rebuild(status: int, errno: Optional[int], message: str, filename: Optional[str],
+             base: Optional[type] = None) -> Error:
+    if base is None:
+        base = _ERRORS.get(status, Error)
+    return _error_class(base, errno)(status, errno, message, filename)
 
 
-def _error(status: int) -> Error:
-    """The exception for a failed call, read from this thread's last error."""
+def _error(status: int, base: Optional[type] = None) -> Error:
+    """The exception for a failed call, read from this thread's last error; ``base``: the class
+    when the call gives the status a meaning of its own."""
     lib = _lib.lib
     message = os.fsdecode(lib.usock_last_error()) or lib.usock_strerror(status).decode()
-    errno = lib.usock_last_errno() or None
+    if base is None:
+        base = _ERRORS.get(status, Error)
+    errno = lib.usock_last_errno() or base._default_errno
     path = lib.usock_last_error_path()
-    return _rebuild(status, errno, message, os.fsdecode(path) if path else None)
+    return _rebuild(status, errno, message, os.fsdecode(path) if path else None, base)
 
 
 # Arguments --------------------------------------------------------------------------------
@@ -360,6 +393,27 @@ def _new_handle(obj: object, free: "ctypes._CFuncPtr") -> _Handle:
     return handle
 
 
+class _SoleOwner:
+    """Base of the classes whose object is the one owner of what it holds (a directory, a
+    listening socket and its path, a library handle): a copy would be a second owner that could
+    bind in, clean up or free what the first still uses. Copying and pickling are refused, as
+    ``socket.socket`` refuses them."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> "_SoleOwner":
+        raise TypeError(f"cannot copy a usock.{type(self).__name__} object: it alone owns what "
+                        "it made; share the object itself")
+
+    def __deepcopy__(self, memo: object) -> "_SoleOwner":
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: object) -> object:
+        raise TypeError(f"cannot pickle a usock.{type(self).__name__} object: it owns a live "
+                        "resource of this process (another process takes a directory over with "
+                        "hand_off and take_over)")
+
+
 class _Socket(_socket.socket):
     """A socket bound by usock: a plain :class:`socket.socket` that keeps its
     :class:`PrivateDir` alive, so that the directory is never cleaned up by garbage collection
@@ -368,7 +422,7 @@ class _Socket(_socket.socket):
     __slots__ = ("_usock_dir",)
 
 
-class PrivateDir:
+class PrivateDir(_SoleOwner):
     """A private directory for Unix domain sockets, made when the object is created.
 
     ``parent`` is the directory to create it in, or ``None`` for the automatic location
@@ -380,7 +434,9 @@ class PrivateDir:
 
     Cleanup removes the sockets in it and the directory itself. It runs once: at
     :meth:`cleanup`, at the end of a ``with`` block, when the object is garbage-collected, or
-    when the interpreter exits, whichever comes first. A socket from :meth:`bind` keeps its
+    when the interpreter exits, whichever comes first. SIGTERM's default action ends Python
+    without any of these: a server that a service manager stops makes SIGTERM call
+    ``sys.exit()`` (``signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))``). A socket from :meth:`bind` keeps its
     directory alive, so garbage collection never removes a directory whose socket is still in
     use. In a child process made by ``os.fork()`` cleanup removes nothing (the parent still owns
     the directory).
@@ -555,7 +611,7 @@ def private_dir(parent: Optional[StrPath] = None, *, long_paths: bool = False) -
 # The listener -----------------------------------------------------------------------------
 
 
-class Listener:
+class Listener(_SoleOwner):
     """A socket bound and listening in its own private directory; made by :func:`listen`.
 
     ``socket`` is a plain :class:`socket.socket` (``accept()``, ``asyncio.start_unix_server(
@@ -645,9 +701,10 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
 
     ``server``: ``None`` (any), :data:`SELF_OR_ROOT`, or a uid: connect only if the server
     (by its credentials at ``listen()``) is that user, so a client never talks to a socket
-    someone else put at the path; anyone else raises :class:`UnsafeError` and the connection
-    is closed. A server running as :data:`OVERFLOW_UID` fails every check, even one naming it.
-    Not for datagram sockets, which have no peer credentials.
+    someone else put at the path; anyone else raises :class:`WrongServerError` (a
+    :class:`PermissionError` naming both uids) and the connection is closed. A server running
+    as :data:`OVERFLOW_UID` fails every check, even one naming it. Not for datagram sockets,
+    which have no peer credentials.
 
     Failures keep the kernel's errno, as the built-in classes do: nothing there is a
     :class:`FileNotFoundError`, nobody listening a :class:`ConnectionRefusedError` (the message
@@ -661,11 +718,12 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     fd = ctypes.c_int(-1)
     status = _lib.lib.usock_connect(raw, ty, flags, expected, ctypes.byref(fd))
     if status != _lib.OK:
-        raise _error(status)
+        # The only check usock_connect makes is the server's user.
+        raise _error(status, WrongServerError if status == _lib.ERR_UNSAFE else None)
     return _socket.socket(fileno=fd.value)
 
 
-class BoundPath:
+class BoundPath(_SoleOwner):
     """A socket listening at a well-known path; made by :func:`listen_at`.
 
     ``socket`` is a plain :class:`socket.socket`, ``path`` the path. :meth:`close` (or leaving
@@ -739,7 +797,13 @@ def listen_at(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     server is replaced; a live one raises :class:`NameInUseError` unless ``replace=True``, which
     binds the new socket beside the path and renames it over, so that clients never find the
     path without a server: the old server should then stop accepting once its queue is empty,
-    and call :meth:`BoundPath.unbind` (which leaves the new socket in place)."""
+    and call :meth:`BoundPath.unbind` (which leaves the new socket in place).
+
+    To tell a live server from a stale socket, usock connects to it: a live server at ``path``
+    sees one connection that closes at once, without a byte (the probe). Servers must survive a
+    peer that hangs up: that connection's ``recv()`` returns ``b""`` and a ``send()`` raises
+    :class:`BrokenPipeError` or :class:`ConnectionResetError`; catch them per connection, as
+    :mod:`socketserver` does."""
     return BoundPath(path, type=type, backlog=backlog, replace=replace)
 
 
@@ -843,7 +907,7 @@ def peer(sock: "Union[_socket.socket, int]") -> Peer:
     return Peer._from_c(out)
 
 
-class AcceptPolicy:
+class AcceptPolicy(_SoleOwner):
     """Who may connect: by default only your own user; ``group=gid`` admits members of the group
     (supplementary groups count; systems that cannot tell them, OpenBSD and NetBSD, refuse to make
     such a policy); ``uids=[...]`` admits those uids. No policy admits :data:`OVERFLOW_UID` or
@@ -852,7 +916,8 @@ class AcceptPolicy:
 
     :meth:`accept` closes every connection the policy refuses before you see it; :meth:`check`
     screens one accepted elsewhere; :meth:`guard` wraps an ``asyncio.start_unix_server``
-    callback. :attr:`refused` counts the refusals."""
+    callback. :attr:`refused` is a pair: how many connections were refused, and the uid of the
+    last refused peer (``None`` until one with a known uid was refused)."""
 
     def __init__(self, *, group: Optional[int] = None, uids: "Optional[List[int]]" = None):
         if group is not None and uids is not None:
@@ -874,16 +939,48 @@ class AcceptPolicy:
         self._cell = cell
         self._finalizer = weakref.finalize(self, _lib.lib.usock_policy_free, cell.value)
 
-    def accept(self, sock: _socket.socket) -> "Tuple[_socket.socket, Peer]":
+    def accept(self, sock: "Union[_socket.socket, Listener, BoundPath]"
+               ) -> "Tuple[_socket.socket, Peer]":
         """Like ``sock.accept()``, for a connection the policy admits: returns the new socket
-        and its :class:`Peer`. On a non-blocking socket with nothing admissible waiting, raises
-        :class:`BlockingIOError`."""
-        out_peer = _lib.PEER()
-        fd = ctypes.c_int(-1)
-        status = _lib.lib.usock_accept(self._cell, _fd_arg(sock), ctypes.byref(out_peer), ctypes.byref(fd))
-        if status != _lib.OK:
-            raise _error(status)
-        return _socket.socket(fileno=fd.value), Peer._from_c(out_peer)
+        and its :class:`Peer`. Every other connection is closed before you see it, and counted
+        (:attr:`refused`).
+
+        It waits as ``sock.accept()`` does. Blocking (no timeout): until a connection is
+        admitted. With ``sock.settimeout(t)``: raises :class:`TimeoutError`
+        (``socket.timeout``) once ``t`` seconds have passed in all, refused connections
+        included. Non-blocking: raises :class:`BlockingIOError` when no admissible connection
+        waits. Signal handlers run while it waits, and one that raises (Ctrl-C's
+        ``KeyboardInterrupt``) ends the wait with its exception. ``sock`` may also be a
+        :class:`Listener` or :class:`BoundPath`."""
+        if isinstance(sock, (Listener, BoundPath)):
+            sock = sock.socket
+        if not isinstance(sock, _socket.socket):
+            raise TypeError(f"accept() needs a listening socket.socket, not {type(sock).__name__}")
+        _fd_arg(sock)  # a closed socket is a ValueError, as before
+        # Python's accept() does the waiting: it honours the socket's timeout, runs signal
+        # handlers and retries after EINTR (PEP 475), which a wait inside one C call cannot.
+        # Between refused connections, poll() waits (with the same care) for what is left of
+        # the timeout: the deadline is the whole call's (only another thread taking that
+        # connection first can make the next accept() wait its own full timeout).
+        timeout = sock.gettimeout()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            conn, _ = sock.accept()
+            who = self._screen(conn)
+            if who is not None:
+                return conn, who
+            if timeout and not _readable(sock.fileno(), deadline):
+                raise _socket.timeout("timed out")
+
+    def _screen(self, conn: _socket.socket) -> Optional[Peer]:
+        """The peer of a connection the policy admits; a refused one is closed (and counted)."""
+        who = None
+        try:
+            who = self.check(conn)
+        finally:
+            if who is None:
+                conn.close()
+        return who
 
     def check(self, sock: "Union[_socket.socket, int]") -> Optional[Peer]:
         """Screens a connection accepted elsewhere: its :class:`Peer` when admitted, ``None``
@@ -914,10 +1011,23 @@ class AcceptPolicy:
 
     @property
     def refused(self) -> "Tuple[int, Optional[int]]":
-        """(connections refused so far, the uid of the last one or ``None``)."""
+        """A pair, ``(count, last_uid)``: how many connections this policy refused so far (in
+        :meth:`accept`, :meth:`check` and :meth:`guard`), and the uid of the most recent refused
+        peer whose uid could be read, ``None`` until there is one."""
         count, last = ctypes.c_uint64(), ctypes.c_int64()
         _lib.lib.usock_policy_refused(self._cell, ctypes.byref(count), ctypes.byref(last))
         return count.value, (last.value if last.value >= 0 else None)
+
+
+def _readable(fd: int, deadline: float) -> bool:
+    """Waits until ``fd`` is readable (a connection waits on a listening socket): False when
+    ``deadline`` (``time.monotonic()``) passes first."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(remaining * 1000))
 
 
 def shared_dir(gid: int, parent: Optional[StrPath] = None) -> PrivateDir:
