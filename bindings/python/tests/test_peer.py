@@ -129,13 +129,13 @@ print("closed" if conn.recv(1) == b"" else "data", flush=True)
 @root_only
 @pytest.mark.parametrize("asked", ["self", "self_or_root"])
 def test_a_server_of_another_user_is_a_wrong_server_error(public, asked):
-    # The server runs as nobody; this client (root) asks for a server running as itself.
-    home = public / "nobody"
+    # The server runs as another user (not the overflow uid, which has a message of its own); this client (root) asks for a server running as itself.
+    home = public / "other"
     home.mkdir()
-    os.chown(home, NOBODY, NOBODY)
+    os.chown(home, OTHER, OTHER)
     path = home / "other.sock"
-    server = subprocess.Popen([CLIENT_PYTHON, "-c", SERVER_AS_OTHER, str(path)], user=NOBODY,
-                              group=NOBODY, stdout=subprocess.PIPE, text=True, cwd="/")
+    server = subprocess.Popen([CLIENT_PYTHON, "-c", SERVER_AS_OTHER, str(path)], user=OTHER,
+                              group=OTHER, stdout=subprocess.PIPE, text=True, cwd="/")
     try:
         assert server.stdout.readline().strip() == "READY"
         wanted = os.geteuid() if asked == "self" else usock.SELF_OR_ROOT
@@ -147,7 +147,7 @@ def test_a_server_of_another_user_is_a_wrong_server_error(public, asked):
         assert type(e).__name__ == "WrongServerError" and e.errno == errno.EACCES
         assert e.filename == str(path)
         expected = f"uid {os.geteuid()}" + (" or root" if asked == "self_or_root" else "")
-        assert f"runs as uid {NOBODY}, not {expected}" in str(e)
+        assert f"runs as uid {OTHER}, not {expected}" in str(e)
         assert server.stdout.readline().strip() == "closed"     # closed before a byte was sent
     finally:
         server.kill()
