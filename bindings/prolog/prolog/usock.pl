@@ -463,5 +463,19 @@ check_name(Name) :-
 
 :- multifile prolog:message//1.
 
-prolog:message(error(_, context(usock:_, usock(Code, Message, _)))) -->
+prolog:message(error(_, Context)) -->
+    { usock_context(Context, Code, Message) },
     [ 'usock: ~w (~w)'-[Message, Code] ].
+
+%   usock_context(@Context, -Code, -Message): Context is the context of an error usock raised,
+%   context(usock:Pred/Arity, usock(Code, Message, Errno)) as the foreign part builds it. Only
+%   matched, never bound: the hook sees every error printed, most with an unbound context
+%   (must_be/2's), which unification would turn into usock's.
+usock_context(Context, Code, Message) :-
+    subsumes_term(context(usock:_/_, usock(_, _, _)), Context),
+    Context = context(usock:Pred/Arity, usock(Code, Message, Errno)),
+    atom(Pred),
+    integer(Arity),
+    atom(Code),
+    string(Message),
+    integer(Errno).

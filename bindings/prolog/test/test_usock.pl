@@ -231,6 +231,39 @@ test(error_messages_name_path_and_reason) :-
     assertion(sub_string(Text, _, _, _, "usock: cannot use")),
     assertion(sub_string(Text, _, _, _, "does not exist (system)")).
 
+%   The text print_message/2 prints for the error Goal raises (Goal a string, read here and in
+%   a child), in this process (usock loaded) and in a fresh swipl without the pack.
+error_text(Goal, Here, Plain) :-
+    format(string(Print),
+           "catch(~w, E, true), phrase('$messages':translate_message(E), L), \c
+            print_message_lines(current_output, '', L)", [Goal]),
+    term_string(G, Print),
+    with_output_to(string(Here), G),
+    process_create(path(swipl), ['-q', '-g', Print, '-t', halt], [stdout(pipe(O)), process(Pid)]),
+    read_string(O, _, Plain),
+    close(O),
+    process_wait(Pid, exit(0)).
+
+test(other_errors_print_as_without_the_pack) :-
+    % The hook matched any error with an unbound context (must_be/2's): "usock: _ (_)".
+    forall(member(Goal, ["must_be(integer, a)",
+                         "atom_length(_, _)",
+                         "throw(error(domain_error(d, x), context(usock:p/1, _)))",
+                         "throw(error(type_error(t, x), context(usock:p/1, usock(c, 1, 2))))"]),
+           ( error_text(Goal, Here, Plain),
+             assertion(Here == Plain),
+             assertion(\+ sub_string(Here, _, _, _, "usock: ")) )),
+    error_text("must_be(integer, a)", Text, _),
+    assertion(sub_string(Text, _, _, _, "Type error: `integer' expected, found `a'")).
+
+test(usock_errors_print_usock_message) :-
+    scratch(Parent),
+    directory_file_path(Parent, missing, Missing),
+    format(string(Goal), "usock:usock_create_dir(_, [parent('~w')])", [Missing]),
+    error_text(Goal, Text, _),
+    assertion(sub_string(Text, 0, _, _, "usock: cannot use ")),
+    assertion(sub_string(Text, _, _, _, "does not exist (system)")).
+
 test(too_long_parent, [error(representation_error(unix_socket_path_length),
                              context(_, usock(too_long, _, _)))]) :-
     scratch(Parent),
