@@ -365,6 +365,28 @@ int usock_adopt(usock_dir *dir, const char *name);
 int usock_cleanup(usock_dir *dir);
 
 /**
+ * Whether the directory may be removed now: for a binding's garbage collector, which hands out
+ * socket paths and cannot know whether sockets bound there are still open.
+ *
+ * The rule is `usock_sweep`'s for one directory, without its lock and grace period (the handle
+ * is the caller's): the directory holds at least one socket, every entry is a socket of the
+ * effective user, and none answers a connection of any type. Each socket is probed without
+ * waiting (a full backlog counts as an answer); a live server sees a connection that closes at
+ * once. A directory with nothing in it stays: a path handed out from it may still be bound.
+ *
+ * Returns `USOCK_OK` when nothing serves (then pass the handle to `usock_cleanup`);
+ * `USOCK_ERR_IN_USE` when the directory must stay, with a message saying why (a socket answers,
+ * nothing is bound, or it holds something else); `USOCK_ERR_SYSTEM` (with the errno) when it
+ * could not be examined; `USOCK_ERR_INVALID` for NULL or a handle that `usock_cleanup` is
+ * freeing. The handle is never changed or freed, and stays the caller's. Thread-safe; it makes
+ * no call into the caller's runtime, so it may run in a collector's thread.
+ *
+ * # Safety
+ * `dir` is NULL or a handle from `usock_create_dir` not yet passed to `usock_cleanup`.
+ */
+int usock_dir_idle(const usock_dir *dir);
+
+/**
  * A short fixed description of a status code, e.g. "socket path too long for sun_path".
  *
  * Returns a static string, never NULL, also for codes usock does not define. Thread-safe.

@@ -13,6 +13,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::connect::{Probe, probe};
 use crate::dir::{Bound, PrivateDir};
 use crate::error::{Error, ErrorKind, Result, errno_of, show, strip_os_error_suffix};
 use crate::sys::{self, At, FileKind};
@@ -136,6 +137,63 @@ impl PrivateDir {
                 &e,
             )),
         }
+    }
+
+    /// Checks that nothing in the directory serves any more, by the rule [`crate::sweep`]
+    /// applies to a directory (without its lock and grace period: the handle is the caller's):
+    /// it holds at least one socket, every entry is a socket of the effective user, and none
+    /// answers a connection of any type. Each socket is probed without waiting (a full backlog
+    /// is an answer), so a live server sees a connection that closes at once. An empty
+    /// directory is in use: a path handed out from it may still be bound.
+    ///
+    /// [`ErrorKind::InUse`] says why the directory must stay; [`ErrorKind::System`] that it
+    /// could not be examined. Nothing is changed either way.
+    pub(crate) fn check_idle(&self) -> Result<()> {
+        let names = sys::open_dir_read(At::Fd(self.dir.fd()), c".")
+            .and_then(sys::DirHandle::new)
+            .and_then(|mut dir| dir.list())
+            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))?;
+        let in_use = |why: String| {
+            Error::new(
+                ErrorKind::InUse,
+                format!("{} is kept: {why}", show(self.path())),
+            )
+        };
+        if names.is_empty() {
+            return Err(in_use(
+                "nothing is bound in it (a path handed out from it may still be bound)".into(),
+            ));
+        }
+        for name in &names {
+            let st = sys::lstat_at(At::Fd(self.dir.fd()), name)
+                .map_err(|e| Error::system(format_args!("cannot stat {}", self.entry(name)), &e))?;
+            if st.kind() != FileKind::Socket || st.uid != self.euid {
+                let what = st.kind().describe();
+                return Err(in_use(format!(
+                    "it holds {} ({what} owned by uid {}), which only a cleanup judges",
+                    self.entry(name),
+                    st.uid
+                )));
+            }
+            let path = self.path().join(OsStr::from_bytes(name.to_bytes()));
+            match probe(path.as_os_str().as_bytes()) {
+                Ok(Probe::Stale) => {}
+                Ok(Probe::Answers(ty)) => {
+                    return Err(in_use(format!(
+                        "its socket {} answers ({})",
+                        show(&path),
+                        ty.c_name()
+                    )));
+                }
+                Err(e) => {
+                    return Err(Error::system(
+                        format_args!("cannot probe {}", show(&path)),
+                        &e,
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `<dir>/<name>`, for messages.

@@ -374,3 +374,71 @@ fn child_many_threads() {
     assert!(scratch.entries("").is_empty());
     assert_eq!(open_fds(), before, "descriptors leaked");
 }
+
+#[test]
+fn dir_idle_only_when_a_socket_is_there_and_none_answers() {
+    let scratch = Scratch::new("idle");
+    let parent = cstring(scratch.path());
+    let dir = create(&parent);
+    let path = dir_path(dir);
+    let at = |name: &str| format!("{path}/{name}");
+    let idle = || unsafe { usock_dir_idle(dir) };
+    let kept_because = |why: &str| {
+        assert_eq!(idle(), USOCK_ERR_IN_USE);
+        assert!(last_error().contains(why), "{}", last_error());
+        assert!(last_error().contains(&path), "{}", last_error());
+    };
+    // Nothing bound: a path handed out may still be bound.
+    kept_because("nothing is bound");
+    // A stream server answers; once closed, its socket file stays and refuses.
+    let stream = std::os::unix::net::UnixListener::bind(at("s")).unwrap();
+    kept_because("answers (SOCK_STREAM)");
+    drop(stream);
+    assert_eq!(idle(), USOCK_OK, "{}", last_error());
+    // A datagram socket answers too.
+    let dgram = std::os::unix::net::UnixDatagram::bind(at("d")).unwrap();
+    kept_because("answers (SOCK_DGRAM)");
+    drop(dgram);
+    assert_eq!(idle(), USOCK_OK, "{}", last_error());
+    // A server whose backlog is full (EAGAIN) counts as alive.
+    let name = CString::new("busy").unwrap();
+    let mut fd = -1;
+    assert_eq!(
+        unsafe { usock_bind(dir, name.as_ptr(), 0, 1, &mut fd) },
+        USOCK_OK
+    );
+    let busy = unsafe { OwnedFd::from_raw_fd(fd) };
+    let target = cstring(std::path::Path::new(&at("busy")));
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let mut c = -1;
+        let rc = unsafe {
+            usock_connect(
+                target.as_ptr(),
+                0,
+                USOCK_CONNECT_NONBLOCK,
+                USOCK_SERVER_ANY,
+                &mut c,
+            )
+        };
+        if rc != USOCK_OK {
+            assert_eq!(usock_last_errno(), libc::EAGAIN, "{}", last_error());
+            break;
+        }
+        clients.push(unsafe { OwnedFd::from_raw_fd(c) });
+    }
+    kept_because("answers (SOCK_STREAM)");
+    drop(clients);
+    drop(busy);
+    assert_eq!(idle(), USOCK_OK, "{}", last_error());
+    // Anything but a socket of the user: left to cleanup to judge.
+    std::fs::write(at("f"), b"").unwrap();
+    kept_because("a regular file");
+    std::fs::remove_file(at("f")).unwrap();
+    // The check changed nothing; cleanup removes the lot.
+    let name = std::path::Path::new(&path).file_name().unwrap();
+    assert_eq!(scratch.entries(name.to_str().unwrap()), ["busy", "d", "s"]);
+    assert_eq!(unsafe { usock_cleanup(dir) }, USOCK_OK);
+    assert!(scratch.entries("").is_empty());
+    assert_eq!(unsafe { usock_dir_idle(ptr::null()) }, USOCK_ERR_INVALID);
+}

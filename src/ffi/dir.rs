@@ -366,3 +366,33 @@ pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
         status(handle.inner.cleanup())
     }
 }
+
+/// Whether the directory may be removed now: for a binding's garbage collector, which hands out
+/// socket paths and cannot know whether sockets bound there are still open.
+///
+/// The rule is `usock_sweep`'s for one directory, without its lock and grace period (the handle
+/// is the caller's): the directory holds at least one socket, every entry is a socket of the
+/// effective user, and none answers a connection of any type. Each socket is probed without
+/// waiting (a full backlog counts as an answer); a live server sees a connection that closes at
+/// once. A directory with nothing in it stays: a path handed out from it may still be bound.
+///
+/// Returns `USOCK_OK` when nothing serves (then pass the handle to `usock_cleanup`);
+/// `USOCK_ERR_IN_USE` when the directory must stay, with a message saying why (a socket answers,
+/// nothing is bound, or it holds something else); `USOCK_ERR_SYSTEM` (with the errno) when it
+/// could not be examined; `USOCK_ERR_INVALID` for NULL or a handle that `usock_cleanup` is
+/// freeing. The handle is never changed or freed, and stays the caller's. Thread-safe; it makes
+/// no call into the caller's runtime, so it may run in a collector's thread.
+///
+/// # Safety
+/// `dir` is NULL or a handle from `usock_create_dir` not yet passed to `usock_cleanup`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usock_dir_idle(dir: *const UsockDir) -> c_int {
+    ffi_boundary! {
+        // SAFETY: the caller passes NULL or a live handle.
+        let handle = match unsafe { enter(dir) } {
+            Ok(handle) => handle,
+            Err(status) => return status,
+        };
+        status(handle.check_idle())
+    }
+}

@@ -522,6 +522,30 @@ static void test_hand_off_take_over_and_sweep(void) {
     CHECK(usock_cleanup(parent) == USOCK_OK);
 }
 
+/* usock_dir_idle: a directory may go only when a socket is there and none answers (datagram
+ * included); the check changes nothing and the handle stays the caller's. */
+static void test_dir_idle(void) {
+    usock_dir *dir = NULL;
+    CHECK(usock_create_dir(scratch, 0, &dir) == USOCK_OK);
+    CHECK(usock_dir_idle(dir) == USOCK_ERR_IN_USE); /* nothing bound yet */
+    CHECK(strstr(usock_last_error(), "nothing is bound") != NULL);
+    int listener = -1, dgram = -1;
+    CHECK(usock_bind(dir, "s", SOCK_STREAM, 0, &listener) == USOCK_OK);
+    CHECK(usock_dir_idle(dir) == USOCK_ERR_IN_USE);
+    CHECK(strstr(usock_last_error(), "answers (SOCK_STREAM)") != NULL);
+    close(listener);
+    CHECK(usock_dir_idle(dir) == USOCK_OK);
+    CHECK(usock_bind(dir, "d", SOCK_DGRAM, 0, &dgram) == USOCK_OK);
+    CHECK(usock_dir_idle(dir) == USOCK_ERR_IN_USE);
+    CHECK(strstr(usock_last_error(), "answers (SOCK_DGRAM)") != NULL);
+    close(dgram);
+    CHECK(usock_dir_idle(dir) == USOCK_OK);
+    CHECK(count_entries(usock_dir_path(dir)) == 2); /* nothing removed by the check */
+    CHECK(usock_dir_idle(NULL) == USOCK_ERR_INVALID);
+    CHECK(usock_cleanup(dir) == USOCK_OK);
+    CHECK(count_entries(scratch) == 0);
+}
+
 /* Peer credentials, the accept policy and the client's check of the server. */
 static void test_peer_and_policy(void) {
     usock_dir *dir = NULL;
@@ -647,6 +671,7 @@ int main(void) {
     RUN(test_connect);
     RUN(test_bind_path);
     RUN(test_hand_off_take_over_and_sweep);
+    RUN(test_dir_idle);
     RUN(test_peer_and_policy);
     RUN(test_overflow_ids);
     RUN(test_long_paths);

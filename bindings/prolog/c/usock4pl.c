@@ -24,10 +24,15 @@
 
 /* One private directory. `dir` becomes NULL when it has been cleaned up. `sockets` is set once a
  * socket path was handed out (usock_socket_path/3, usock_bind/3): a socket may then be open in
- * it, and garbage collection of the blob leaves the directory to the halt hook. */
+ * it, so garbage collection of the blob removes the directory only when none of its sockets
+ * answers; otherwise it becomes an orphan, which the registry owns and looks at again at later
+ * collections (`wait` more releases of a directory blob, then `interval`, doubled each time it
+ * is kept), until it is removed or the halt hook cleans up. */
 typedef struct pl_usock {
     usock_dir *dir;
     int sockets;
+    int orphan;                 /* registry_lock: its blob was collected */
+    unsigned wait, interval;    /* registry_lock: for orphans */
     pthread_mutex_t lock;
     struct pl_usock *prev, *next; /* live handles, for usock_cleanup_all at halt */
     char path[USOCK_PATH_MAX];
@@ -51,11 +56,16 @@ static int registry_add(pl_usock *u) {
     return ok;
 }
 
-static void registry_remove(pl_usock *u) {
-    pthread_mutex_lock(&registry_lock);
+/* Takes u out of the registry; the caller holds registry_lock. */
+static void registry_unlink(pl_usock *u) {
     if (u->prev) u->prev->next = u->next; else if (registry == u) registry = u->next;
     if (u->next) u->next->prev = u->prev;
     u->prev = u->next = NULL;
+}
+
+static void registry_remove(pl_usock *u) {
+    pthread_mutex_lock(&registry_lock);
+    registry_unlink(u);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -69,20 +79,76 @@ static int cleanup_once(pl_usock *u) {
     return rc;
 }
 
-/* Atom garbage collection of a handle the program never cleaned up. Without sockets, clean up
- * now. With a socket path handed out, a socket may still be serving (a blob is garbage as soon as
- * no term refers to it, whatever became of its sockets): leave the directory alone, and leave
- * it in the registry, which owns it from now on and cleans it up at halt. */
-static int release_usock(atom_t a) {
-    pl_usock *u = PL_blob_data(a, NULL, NULL);
+/* Removes u's directory if nothing in it serves any more (usock_dir_idle: at least one socket,
+ * none answers, datagram included; probes do not wait). TRUE when the directory is gone. */
+static int cleanup_if_idle(pl_usock *u) {
     pthread_mutex_lock(&u->lock);
-    int keep = u->dir && u->sockets;
+    usock_dir *dir = u->dir;
+    int idle = !dir || usock_dir_idle(dir) == USOCK_OK;
+    if (idle && dir) {
+        u->dir = NULL;
+        usock_cleanup(dir); /* errors ignored: nobody is left to tell */
+    }
     pthread_mutex_unlock(&u->lock);
-    if (keep) return TRUE;
-    cleanup_once(u); /* errors ignored: nobody is left to tell */
-    registry_remove(u);
+    return idle;
+}
+
+static void free_usock(pl_usock *u) {
     pthread_mutex_destroy(&u->lock);
     free(u);
+}
+
+/* The longest wait, in releases of directory blobs, between two looks at one orphan. */
+#define ORPHAN_INTERVAL_MAX 64
+
+/* One release of a directory blob: each orphan whose wait is over is looked at again; those
+ * whose sockets no longer answer are removed, the rest wait twice as long (at most
+ * ORPHAN_INTERVAL_MAX) before the next look. Nothing after the halt hook began: it owns them. */
+static void look_at_orphans(void) {
+    pthread_mutex_lock(&registry_lock);
+    pl_usock *u = halting ? NULL : registry;
+    while (u) {
+        pl_usock *next = u->next;
+        if (u->orphan && --u->wait == 0) {
+            if (cleanup_if_idle(u)) {
+                registry_unlink(u);
+                free_usock(u);
+            } else {
+                if (u->interval < ORPHAN_INTERVAL_MAX) u->interval *= 2;
+                u->wait = u->interval;
+            }
+        }
+        u = next;
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* Atom garbage collection of a handle the program never cleaned up. Without sockets, clean up
+ * now. With a socket path handed out, a socket may still be serving (a blob is garbage as soon
+ * as no term refers to it, whatever became of its sockets): the directory is removed only if
+ * none of its sockets answers, else it stays in the registry as an orphan, looked at again at
+ * later collections, and removed at halt at the latest. A directory that handed out a path
+ * but has nothing in it stays too: the path may still be bound (removing the directory would
+ * let another user take its name).
+ *
+ * This runs in the collector's thread: the probes do not wait, and nothing here calls into
+ * Prolog (PL_blob_data only reads the blob). */
+static int release_usock(atom_t a) {
+    pl_usock *u = PL_blob_data(a, NULL, NULL);
+    look_at_orphans();
+    pthread_mutex_lock(&u->lock);
+    int sockets = u->dir && u->sockets;
+    pthread_mutex_unlock(&u->lock);
+    if (sockets && !cleanup_if_idle(u)) {
+        pthread_mutex_lock(&registry_lock);
+        u->orphan = 1;
+        u->interval = u->wait = 1;
+        pthread_mutex_unlock(&registry_lock);
+        return TRUE;
+    }
+    cleanup_once(u); /* errors ignored: nobody is left to tell */
+    registry_remove(u);
+    free_usock(u);
     return TRUE;
 }
 

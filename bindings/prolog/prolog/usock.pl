@@ -38,13 +38,26 @@ them work unchanged.
 ```
 
 Directories that are never cleaned up are removed at halt, exactly once, and never by a child
-process made with fork/1 (nor by one that has its creator's pid in another pid namespace). When
-the blob of a directory is garbage-collected before that, the directory is removed at once only
-if no socket path was handed out from it: once usock_bind/3 or usock_socket_path/3 was used, a
-socket in it may still be serving (a blob is garbage as soon as no term refers to it, whatever
-became of its sockets), so it is left alone until halt. Call usock_cleanup/1 when you are done.
-After halt has begun, a directory made by a thread that is still running is removed at once
-and usock_create_dir/2 raises a permission_error.
+process made with fork/1 (nor by one that has its creator's pid in another pid namespace).
+When the blob of a directory is garbage-collected (atom garbage collection:
+garbage_collect_atoms/0, or the collector's own runs) before that:
+
+  - a directory that never handed out a socket path is removed at once;
+  - once usock_bind/3 or usock_socket_path/3 was used, a socket in it may still be serving (a
+    blob is garbage as soon as no term refers to it, whatever became of its sockets). It is
+    removed at once if it holds at least one socket, nothing but sockets of yours, and none of
+    them answers a connection (the rule of usock_sweep/3; datagram sockets included; a socket
+    whose backlog is full counts as answering). Otherwise it is kept and looked at again at
+    later collections, each time after twice as many collections of directory blobs as the
+    time before (at most 64), and removed once nothing in it answers;
+  - a directory whose socket path was handed out but never bound stays until halt: the path
+    may still be bound by other code (removing the directory would free its name for another
+    user).
+
+Each look probes the sockets without waiting, in the collector's thread: a live server sees a
+connection that closes at once. Call usock_cleanup/1 when you are done. After halt has begun, a
+directory made by a thread that is still running is removed at once and usock_create_dir/2
+raises a permission_error.
 
 Errors of the library are ISO error terms where one fits, with usock's own account in the
 context: `error(Formal, context(usock:Pred/Arity, usock(Code, Message, Errno)))`, where Code is
@@ -154,7 +167,9 @@ usock_dir_path(Dir, Path) :-
 %   Path is the path of socket Name in Dir, for code that binds by itself, such as
 %   mqi_start/1 with `unix_domain_socket(Path)`. If Name is unbound, it is unified with the
 %   default name `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
-%   Sockets bound at such paths are removed by usock_cleanup/1.
+%   Sockets bound at such paths are removed by usock_cleanup/1. Once a path was handed out,
+%   garbage collection of Dir removes the directory only when its sockets no longer answer
+%   (see the module documentation).
 %
 %   @error representation_error(unix_socket_path_length) if the path would not fit in
 %          `sun_path`.
@@ -467,5 +482,19 @@ check_name(Name) :-
 
 :- multifile prolog:message//1.
 
-prolog:message(error(_, context(usock:_, usock(Code, Message, _)))) -->
+prolog:message(error(_, Context)) -->
+    { usock_context(Context, Code, Message) },
     [ 'usock: ~w (~w)'-[Message, Code] ].
+
+%   usock_context(@Context, -Code, -Message): Context is the context of an error usock raised,
+%   context(usock:Pred/Arity, usock(Code, Message, Errno)) as the foreign part builds it. Only
+%   matched, never bound: the hook sees every error printed, most with an unbound context
+%   (must_be/2's), which unification would turn into usock's.
+usock_context(Context, Code, Message) :-
+    subsumes_term(context(usock:_/_, usock(_, _, _)), Context),
+    Context = context(usock:Pred/Arity, usock(Code, Message, Errno)),
+    atom(Pred),
+    integer(Arity),
+    atom(Code),
+    string(Message),
+    integer(Errno).

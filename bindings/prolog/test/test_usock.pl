@@ -231,6 +231,39 @@ test(error_messages_name_path_and_reason) :-
     assertion(sub_string(Text, _, _, _, "usock: cannot use")),
     assertion(sub_string(Text, _, _, _, "does not exist (system)")).
 
+%   The text print_message/2 prints for the error Goal raises (Goal a string, read here and in
+%   a child), in this process (usock loaded) and in a fresh swipl without the pack.
+error_text(Goal, Here, Plain) :-
+    format(string(Print),
+           "catch(~w, E, true), phrase('$messages':translate_message(E), L), \c
+            print_message_lines(current_output, '', L)", [Goal]),
+    term_string(G, Print),
+    with_output_to(string(Here), G),
+    process_create(path(swipl), ['-q', '-g', Print, '-t', halt], [stdout(pipe(O)), process(Pid)]),
+    read_string(O, _, Plain),
+    close(O),
+    process_wait(Pid, exit(0)).
+
+test(other_errors_print_as_without_the_pack) :-
+    % The hook matched any error with an unbound context (must_be/2's): "usock: _ (_)".
+    forall(member(Goal, ["must_be(integer, a)",
+                         "atom_length(_, _)",
+                         "throw(error(domain_error(d, x), context(usock:p/1, _)))",
+                         "throw(error(type_error(t, x), context(usock:p/1, usock(c, 1, 2))))"]),
+           ( error_text(Goal, Here, Plain),
+             assertion(Here == Plain),
+             assertion(\+ sub_string(Here, _, _, _, "usock: ")) )),
+    error_text("must_be(integer, a)", Text, _),
+    assertion(sub_string(Text, _, _, _, "Type error: `integer' expected, found `a'")).
+
+test(usock_errors_print_usock_message) :-
+    scratch(Parent),
+    directory_file_path(Parent, missing, Missing),
+    format(string(Goal), "usock:usock_create_dir(_, [parent('~w')])", [Missing]),
+    error_text(Goal, Text, _),
+    assertion(sub_string(Text, 0, _, _, "usock: cannot use ")),
+    assertion(sub_string(Text, _, _, _, "does not exist (system)")).
+
 test(too_long_parent, [error(representation_error(unix_socket_path_length),
                              context(_, usock(too_long, _, _)))]) :-
     scratch(Parent),
@@ -394,6 +427,100 @@ test(garbage_collection_leaves_a_directory_whose_socket_serves, Out == "served\n
     format(string(Out), "~w~n~w~n", [Served, Gone]),
     figure(fault, 'Prolog: atom garbage collection of a directory blob while its socket serves: the socket still answers, halt removes it', 1, 1,
            garbage_collection_leaves_a_directory_whose_socket_serves).
+
+%   Collections that release directory blobs, as in a server that drops directories: N
+%   directories made and dropped in a thread that has ended, then garbage collection of the
+%   stacks and atoms.
+collect_with_drops(N) :-
+    thread_create(forall(between(1, N, _), usock_create_dir(_, [])), T, []),
+    thread_join(T, true),
+    garbage_collect,
+    garbage_collect_atoms.
+
+%   A blob of the directory Dir is still alive (not yet collected).
+dir_blob(Dir) :-
+    current_blob(B, usock_dir),
+    format(string(S), "~w", [B]),
+    sub_string(S, _, _, _, Dir),
+    !.
+
+%   In a thread that has ended (so that no stack of ours holds the blob): a directory, its
+%   socket path P, and Goal run with P bound; Dir is the directory's path, Out Goal's result.
+dropped_dir(Goal, P, Out, Dir) :-
+    thread_create(( usock_create_dir(D, []), usock_socket_path(D, sock, P), call(Goal),
+                    usock_dir_path(D, Dir0), thread_exit(Dir0-Out) ), T, []),
+    thread_join(T, exited(Dir-Out)).
+
+%   Accepts and closes the connections queued at listener S (In its stream): N of them.
+accept_pending(S, In, N0, N) :-
+    wait_for_input([In], [_], 0),
+    !,
+    tcp_accept(S, C, _),
+    tcp_close_socket(C),
+    N1 is N0 + 1,
+    accept_pending(S, In, N1, N).
+accept_pending(_, _, N, N).
+
+test(garbage_collection_removes_a_directory_whose_sockets_are_closed) :-
+    dropped_dir(( unix_domain_socket(S), tcp_bind(S, P), tcp_listen(S, 5), tcp_close_socket(S) ),
+                P, _, Dir),
+    directory_files(Dir, Entries),
+    assertion(memberchk(sock, Entries)),    % library(socket) leaves the socket file behind
+    collect_with_drops(1),
+    assertion(\+ dir_blob(Dir)),
+    assertion(\+ exists_directory(Dir)).
+
+test(garbage_collection_keeps_a_serving_directory_until_its_socket_closes) :-
+    dropped_dir(( unix_domain_socket(S), tcp_bind(S, P), tcp_listen(S, 5) ), P, S, Dir),
+    directory_file_path(Dir, sock, Path),
+    forall(between(1, 5, _), collect_with_drops(3)),
+    assertion(\+ dir_blob(Dir)),
+    assertion(exists_directory(Dir)),
+    % Each look at the directory is a probe connection: not one at each of the 15 releases
+    % (the wait doubles: about 5), but more than the first.
+    tcp_open_socket(S, In),
+    accept_pending(S, In, 0, Probes),
+    assertion(between(2, 7, Probes)),
+    unix_domain_socket(C), tcp_connect(C, Path), tcp_close_socket(C),   % it still serves
+    close(In),
+    between(1, 10, Round),
+    collect_with_drops(10),
+    \+ exists_directory(Dir),
+    !,
+    figure(fault, 'Prolog: garbage collection of a directory blob whose socket serves: kept while it answers, removed at a later collection once it is closed', 1, 1,
+           garbage_collection_keeps_a_serving_directory_until_its_socket_closes),
+    assertion(Round > 0).
+
+test(garbage_collection_keeps_a_directory_whose_path_was_never_bound) :-
+    dropped_dir(true, _, _, Dir),
+    forall(between(1, 3, _), collect_with_drops(10)),
+    assertion(\+ dir_blob(Dir)),
+    assertion(exists_directory(Dir)).   % halt removes it
+
+test(halt_removes_directories_garbage_collection_kept) :-
+    module_property(usock, file(File)),
+    format(atom(Goal),
+           "use_module(library(socket)), use_module('~w'), \c
+            thread_create(( usock_create_dir(D1, []), usock_bind(D1, S, []), \c
+                            usock_dir_path(D1, P1), \c
+                            usock_create_dir(D2, []), usock_socket_path(D2, sock, _), \c
+                            usock_dir_path(D2, P2), thread_exit(S-P1-P2) ), T, []), \c
+            thread_join(T, exited(S-P1-P2)), nb_setval(listener, S), \c
+            garbage_collect, garbage_collect_atoms, \c
+            \\+ (current_blob(B, usock_dir), format(string(X), '~~w', [B]), \c
+                 sub_string(X, _, _, _, P1)), \c
+            exists_directory(P1), exists_directory(P2), \c
+            format('~~w~~n~~w~~n', [P1, P2]), halt",
+           [File]),
+    process_create(path(swipl), ['-q', '-g', Goal, '-t', 'halt(1)'],
+                   [stdout(pipe(O)), process(Pid)]),
+    read_line_to_string(O, Serving),
+    read_line_to_string(O, Unbound),
+    close(O),
+    process_wait(Pid, exit(0)),
+    assertion(sub_string(Serving, _, _, _, "usock-")),
+    assertion(\+ exists_directory(Serving)),
+    assertion(\+ exists_directory(Unbound)).
 
 test(halt_with_busy_threads_leaves_nothing) :-
     % Threads keep creating (and binding) while the main thread halts, five times over.
