@@ -2,7 +2,7 @@
 //! and removed again with nothing but what usock made.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -252,59 +252,24 @@ impl PrivateDir {
     }
 
     fn create_in(parent: Parent, euid: u32) -> Result<PrivateDir> {
-        let at = At::Fd(parent.fd.as_fd());
-        let mut attempt = 0;
-        let name = loop {
-            attempt += 1;
-            let name = name::random_dir_name()
-                .map_err(|e| Error::system("cannot read the OS random source", &e))?;
-            match sys::mkdir_at(at, &name, 0o700) {
-                Ok(()) => break name,
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    if attempt == MAX_ATTEMPTS {
-                        return Err(Error::new(
-                            ErrorKind::Exhausted,
-                            format!(
-                                "{MAX_ATTEMPTS} fresh random names in {} were all taken; the random source may be broken",
-                                show(&parent.path)
-                            ),
-                        )
-                        .with_errno(&e)
-                        .or_path(&parent.path));
-                    }
-                }
-                Err(e) => {
-                    return Err(Error::system(
-                        format_args!("cannot create a directory in {}", show(&parent.path)),
-                        &e,
-                    )
-                    .or_path(&parent.path));
-                }
-            }
-        };
-        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        let made = secure_new_dir(&parent, &name, &path, euid).and_then(|(dir, id)| {
-            let dir = sys::DirHandle::new(dir)
-                .map_err(|e| Error::system(format_args!("cannot open {}", show(&path)), &e))?;
-            Ok((dir, id))
-        });
-        match made {
-            Ok((dir, id)) => Ok(PrivateDir::assemble(parent, name, dir, id, euid)),
-            Err(e) => {
-                // Nothing is left behind: rmdir removes only an empty directory, and the name
-                // is ours (random, just made, in a parent where others cannot rename entries).
-                let _ = sys::unlink_at(at, &name, true);
-                Err(e.or_path(&path))
+        let mut lost = 0;
+        loop {
+            let name = make_fresh_dir(&parent)?;
+            let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+            match open_and_lock_new_dir(&parent, &name, &path, euid) {
+                Ok((dir, id)) => return Ok(PrivateDir::assemble(parent, name, dir, id, euid)),
+                Err(NewDir::Removed(_)) if lost + 1 < MAX_LOST_RACES => lost += 1,
+                Err(NewDir::Removed(e) | NewDir::Failed(e)) => return Err(e.or_path(&path)),
             }
         }
     }
 
     /// A handle on the directory `name` in `parent`, open as `dir` (with identity `id`), made or
-    /// taken over by the calling process. Takes the shared lock that tells a sweep the
-    /// directory is in use: the open file holds it until every descriptor of it is closed, so it
-    /// ends by itself when the process dies, and a forked child that keeps the descriptor holds
-    /// it too. A file system without locks leaves the directory unlocked; a sweep cannot lock
-    /// it either, and keeps it.
+    /// taken over by the calling process, which holds its lock already: the shared lock that
+    /// tells a sweep the directory is in use. The open file holds it until every descriptor of
+    /// it is closed, so it ends by itself when the process dies, and a forked child that keeps
+    /// the descriptor holds it too. (A file system without locks leaves the directory unlocked;
+    /// a sweep cannot lock it either, and keeps it.)
     pub(crate) fn assemble(
         parent: Parent,
         name: CString,
@@ -312,7 +277,6 @@ impl PrivateDir {
         id: Stat,
         euid: u32,
     ) -> PrivateDir {
-        let _ = sys::flock(dir.fd(), sys::Lock::Shared);
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         // A directory too deep for its default socket path was made (or is taken over) with
         // long paths; only Linux can have one.
@@ -426,6 +390,102 @@ impl PrivateDir {
         }
         Ok(path)
     }
+}
+
+/// Times creation starts again with a fresh name when its new directory was removed before it
+/// was locked (which only a sweep with grace period 0 does) before giving up with
+/// [`ErrorKind::InUse`].
+const MAX_LOST_RACES: usize = 4;
+
+/// Makes a directory with a fresh random name and mode 0700 in `parent`; returns its name.
+fn make_fresh_dir(parent: &Parent) -> Result<CString> {
+    let at = At::Fd(parent.fd.as_fd());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let name = name::random_dir_name()
+            .map_err(|e| Error::system("cannot read the OS random source", &e))?;
+        match sys::mkdir_at(at, &name, 0o700) {
+            Ok(()) => return Ok(name),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < MAX_ATTEMPTS => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(Error::new(
+                    ErrorKind::Exhausted,
+                    format!(
+                        "{MAX_ATTEMPTS} fresh random names in {} were all taken; the random source may be broken",
+                        show(&parent.path)
+                    ),
+                )
+                .with_errno(&e)
+                .or_path(&parent.path));
+            }
+            Err(e) => {
+                return Err(Error::system(
+                    format_args!("cannot create a directory in {}", show(&parent.path)),
+                    &e,
+                )
+                .or_path(&parent.path));
+            }
+        }
+    }
+}
+
+/// Why a new directory could not be taken into a handle: it was removed (by a sweep) before it
+/// was locked, or another failure. Either way nothing of it is left behind.
+enum NewDir {
+    Removed(Error),
+    Failed(Error),
+}
+
+/// Opens and secures the directory `name` just made in `parent` ([`secure_new_dir`]), then takes
+/// its shared lock and checks that the name still is that directory: a sweep (grace period 0)
+/// that locked it before us may have removed it, and in a sticky parent another user may have
+/// made the same name since. On failure, removes the directory if the name still is the one made.
+fn open_and_lock_new_dir(
+    parent: &Parent,
+    name: &CString,
+    path: &Path,
+    euid: u32,
+) -> std::result::Result<(sys::DirHandle, Stat), NewDir> {
+    let at = At::Fd(parent.fd.as_fd());
+    let (fd, id) = secure_new_dir(parent, name, path, euid).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            // Removed before it could be opened.
+            return NewDir::Removed(e);
+        }
+        // rmdir removes only an empty directory, and the name is ours (random, just made, in a
+        // parent where others cannot rename entries).
+        let _ = sys::unlink_at(at, name, true);
+        NewDir::Failed(e)
+    })?;
+    crate::hooks::at(crate::hooks::Point::DirMade, path);
+    let locked = crate::lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
+    let named = still_named(at, name, &id);
+    let undo = |e| {
+        if named {
+            let _ = sys::unlink_at(at, name, true);
+        }
+        NewDir::Failed(e)
+    };
+    locked.map_err(undo)?;
+    if !named {
+        return Err(NewDir::Removed(Error::new(
+            ErrorKind::InUse,
+            format!(
+                "new directory {} was removed (by a sweep with grace period 0) before it could be locked, {MAX_LOST_RACES} times",
+                show(path)
+            ),
+        )));
+    }
+    let dir = sys::DirHandle::new(fd)
+        .map_err(|e| Error::system(format_args!("cannot open {}", show(path)), &e))
+        .map_err(undo)?;
+    Ok((dir, id))
+}
+
+/// Does `name` in `at` still refer to the file `id` (not following a symlink)?
+pub(crate) fn still_named(at: At<'_>, name: &CStr, id: &Stat) -> bool {
+    sys::lstat_at(at, name).is_ok_and(|named| named.same_file(id))
 }
 
 /// Opens the directory just made for reading, without following symlinks, and makes sure it is
