@@ -18,7 +18,7 @@ use crate::sys::{self, At, FileKind, Stat};
 /// know, but cannot list the directory or create anything in it.
 pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
 
-/// Can socket paths longer than `sun_path` be bound here: through `/proc/self/fd` on Linux
+/// Can socket paths longer than `sun_path` be bound here: through `/proc/thread-self/fd` on Linux
 /// (natively), with `bindat` on FreeBSD? Elsewhere such paths stay [`ErrorKind::TooLong`].
 pub(crate) const LONG_PATHS: bool = cfg!(any(
     all(target_os = "linux", not(usock_portable)),
@@ -34,8 +34,10 @@ pub struct DirOptions {
 
 impl DirOptions {
     /// Allow socket paths longer than `sun_path` (a directory under a deep parent): usock binds
-    /// them through `/proc/self/fd/<dir>/<name>` and [`connect`](crate::connect) reaches them
-    /// through a descriptor of their directory. Linux only; elsewhere the flag changes nothing
+    /// them through `/proc/thread-self/fd/<dir>/<name>` (the calling thread's descriptor table;
+    /// `/proc/self/task/<tid>/fd` before Linux 3.17), so the name must fit in `sun_path` after
+    /// that prefix, and [`connect`](crate::connect) reaches them through a descriptor of their
+    /// directory. Linux only; elsewhere the flag changes nothing
     /// and such paths are [`ErrorKind::TooLong`].
     pub fn long_paths(mut self, on: bool) -> DirOptions {
         self.long_paths = on;
@@ -100,7 +102,7 @@ pub struct PrivateDir {
     pub(crate) bound: Mutex<Bound>,
     /// The mode of socket files: 0600, or 0660 in a directory shared with a group.
     pub(crate) socket_mode: u32,
-    /// Socket paths longer than `sun_path` are bound through `/proc/self/fd` (Linux).
+    /// Socket paths longer than `sun_path` are bound through `/proc/thread-self/fd` (Linux).
     pub(crate) long_paths: bool,
     pub(crate) done: bool,
 }
@@ -364,7 +366,8 @@ impl PrivateDir {
 
     /// The address to bind or connect to socket `name` *in this process*: its path when that
     /// fits in `sun_path`, else (a directory made with long paths, Linux) the same socket
-    /// through this handle's descriptor, `/proc/self/fd/<fd>/<name>`. Never hand the latter to
+    /// through this handle's descriptor, `/proc/thread-self/fd/<fd>/<name>`: use that only in
+    /// the calling thread or a thread that shares its descriptor table, and never hand it to
     /// another process: there it names another file, or none. On FreeBSD, which binds such paths
     /// with `bindat`, no path reaches them: [`ErrorKind::TooLong`] (bind through usock instead).
     pub fn socket_address(&self, name: Option<&OsStr>) -> Result<PathBuf> {
@@ -372,13 +375,9 @@ impl PrivateDir {
         let path = self.socket_path_of(&name)?;
         if path.as_os_str().len() > MAX_SOCKET_PATH {
             #[cfg(all(target_os = "linux", not(usock_portable)))]
-            {
-                use std::os::fd::AsRawFd;
-                return Ok(
-                    PathBuf::from(format!("/proc/self/fd/{}", self.dir.fd().as_raw_fd()))
-                        .join(OsStr::from_bytes(name.to_bytes())),
-                );
-            }
+            return Ok(
+                PathBuf::from(sys::fd_path(self.dir.fd())).join(OsStr::from_bytes(name.to_bytes()))
+            );
             #[cfg(not(all(target_os = "linux", not(usock_portable))))]
             return Err(too_long(
                 format_args!(
