@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::dir::{Bound, PrivateDir};
+use crate::keep;
 use crate::error::{Error, ErrorKind, Result, errno_of, show, strip_os_error_suffix};
 use crate::sys::{self, At, FileKind};
 
@@ -21,7 +22,8 @@ impl PrivateDir {
     /// Removes the sockets in the directory, then the directory itself.
     ///
     /// A socket is removed when usock bound it (same device and inode) or when it is owned by
-    /// the effective user (bound by the caller at [`socket_path`](PrivateDir::socket_path)).
+    /// the effective user (bound by the caller at [`socket_path`](PrivateDir::socket_path)); so
+    /// is the mark [`keep`](PrivateDir::keep) leaves, a regular file of the effective user.
     /// Anything else (a regular file, a subdirectory, a FIFO, a symlink, an object swapped in) is
     /// left in place, nothing is followed or deleted recursively, and the result is
     /// [`ErrorKind::Changed`] naming what was left. The directory is removed only while its name
@@ -90,7 +92,10 @@ impl PrivateDir {
                 }
             };
             let ours = recorded.contains(&(st.dev, st.ino));
-            if st.kind() == FileKind::Socket && (ours || st.uid == self.euid) {
+            let mark = keep::is_mark(&name) && st.kind() == FileKind::Regular;
+            if (mark && st.uid == self.euid)
+                || (st.kind() == FileKind::Socket && (ours || st.uid == self.euid))
+            {
                 if let Err(e) = sys::unlink_at(dir, &name, false) {
                     report.problem(format!("cannot remove {}", self.entry(&name)), &e);
                 }

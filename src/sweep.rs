@@ -6,7 +6,9 @@
 //! protects, and again under the lock); its exclusive lock can be taken (every live handle
 //! holds a shared one, so no live process, forked child or `exec`ed successor that was handed
 //! it has it); and each entry in it is a socket of the user that refuses a connection of its
-//! own type. Its sockets and then the directory are
+//! own type. A directory marked by [`PrivateDir::keep`](crate::PrivateDir::keep) (`usock dir`,
+//! `usock path`) is kept for [`KEEP_FOR`](crate::KEEP_FOR) after the mark was made, whatever
+//! the grace period; after that the mark is removed with the directory. Its sockets and then the directory are
 //! removed under that lock, each checked by device and inode, nothing followed.
 
 use std::ffi::{CStr, CString, OsStr};
@@ -18,7 +20,8 @@ use std::time::Duration;
 use crate::connect::{Probe, probe};
 use crate::dir::{looks_made_by_usock, still_named};
 use crate::error::{Error, Result, show, show_bytes};
-use crate::name;
+use crate::keep;
+use crate::name::{self, KEEP_MARK};
 use crate::parent::{self, Parent};
 use crate::sys::{self, At, FileKind, Lock, Stat};
 
@@ -117,6 +120,7 @@ fn sweep_dir(parent: &Parent, name: &CStr, path: &Path, euid: u32, grace: i64) -
     looks_made_by_usock(name.to_bytes(), &st, euid)?;
     check_age(&st, grace)?;
     let fd = sys::open_dir_read(in_parent, name).map_err(|e| failed("open it", e))?;
+    keep::check_mark(fd.as_fd(), euid)?;
     match sys::flock(fd.as_fd(), Lock::Exclusive) {
         Ok(()) => {}
         Err(e) if sys::is_would_block(&e) => {
@@ -129,8 +133,11 @@ fn sweep_dir(parent: &Parent, name: &CStr, path: &Path, euid: u32, grace: i64) -
         return Err("it was replaced while it was examined".to_owned());
     }
     check_age(&now, grace)?;
+    // Again under the lock: `keep` marks a directory while its handle still holds it.
+    let expired_mark = keep::check_mark(fd.as_fd(), euid)?;
     let mut dir = sys::DirHandle::new(fd).map_err(|e| failed("open it", e))?;
-    let stale = stale_sockets(&mut dir, path, euid)?;
+    let mut stale = stale_sockets(&mut dir, path, euid, expired_mark.is_some())?;
+    stale.extend(expired_mark.map(|mark| (KEEP_MARK.to_owned(), mark)));
     let inside = At::Fd(dir.fd());
     for (entry, est) in stale {
         if still_named(inside, &entry, &est) {
@@ -156,16 +163,21 @@ fn check_age(st: &Stat, grace: i64) -> Kept {
 }
 
 /// The entries of the locked directory `dir` (at `path`), each a socket of the user that
-/// refuses a connection; `Err` (keep the directory) names the first entry that is not.
+/// refuses a connection (the keep mark left out when `expired_mark`); `Err` (keep the
+/// directory) names the first entry that is not.
 fn stale_sockets(
     dir: &mut sys::DirHandle,
     path: &Path,
     euid: u32,
+    expired_mark: bool,
 ) -> std::result::Result<Vec<(CString, Stat)>, String> {
     let entries = dir.list().map_err(|e| failed("list it", e))?;
     let inside = At::Fd(dir.fd());
     let mut stale = Vec::with_capacity(entries.len());
     for entry in entries {
+        if expired_mark && keep::is_mark(&entry) {
+            continue;
+        }
         let shown = path.join(OsStr::from_bytes(entry.to_bytes()));
         let est = sys::lstat_at(inside, &entry)
             .map_err(|e| failed(&format!("stat {}", show(&shown)), e))?;

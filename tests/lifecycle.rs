@@ -846,6 +846,107 @@ fn sweep_keeps_a_directory_with_something_else_in_it() {
     fs::remove_dir(&path).unwrap();
 }
 
+// ---------------------------------------------------------------- kept directories (usock dir)
+
+/// Sets the modification time of `path` itself to `ago` before now (`utimensat`, no symlink
+/// followed).
+fn set_mtime_ago(path: &Path, ago: Duration) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let then = libc::timespec {
+        tv_sec: (now - ago).as_secs() as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [then, then];
+    let c = common::cstring(path);
+    // SAFETY: c is NUL-terminated and times holds the two timespecs utimensat reads.
+    let ret = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(ret, 0, "utimensat {}", path.display());
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[test]
+fn sweep_keeps_a_kept_directory_for_a_day_then_removes_it_with_its_mark() {
+    let parent = Scratch::new("sweep-keep");
+    let path = PrivateDir::in_parent(parent.path()).unwrap().keep().unwrap();
+    let mark = path.join(".usock-keep");
+    assert_eq!(mode(&mark), 0o600);
+    assert!(!is_locked(&path), "nothing holds a kept directory");
+    // Any grace period, even 0: kept, and the report says why.
+    let report = swept(parent.path(), Duration::ZERO);
+    let why = kept_reason(&report, &path);
+    assert!(why.contains("marked") && why.contains("usock clean"), "{why}");
+    set_mtime_ago(&mark, 23 * HOUR);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(kept_reason(&report, &path).contains("marked 828"), "{report:?}");
+    assert!(path.is_dir());
+    // Its mark older than a day: removed, mark and all.
+    set_mtime_ago(&mark, 25 * HOUR);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![path.clone()], "{report:?}");
+    assert!(!path.exists());
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn a_kept_directory_with_a_stale_socket_is_kept_and_then_removed() {
+    let parent = Scratch::new("sweep-keep-sock");
+    let dir = PrivateDir::in_parent(parent.path()).unwrap();
+    drop(UnixListener::bind(dir.socket_path(None).unwrap()).unwrap());
+    let path = dir.keep().unwrap();
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(kept_reason(&report, &path).contains("marked"), "{report:?}");
+    set_mtime_ago(&path.join(".usock-keep"), 25 * HOUR);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![path.clone()], "{report:?}");
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn take_over_unheld_removes_a_kept_directory_and_refuses_a_held_one() {
+    let parent = Scratch::new("unheld");
+    let path = PrivateDir::in_parent(parent.path()).unwrap().keep().unwrap();
+    PrivateDir::take_over_unheld(&path)
+        .unwrap()
+        .cleanup()
+        .unwrap();
+    assert!(!path.exists(), "the mark is removed with the directory");
+    // Held by a live handle (of this process too), or by a hand-off descriptor: refused.
+    let live = PrivateDir::in_parent(parent.path()).unwrap();
+    let _listener = live.listener(None).unwrap();
+    let err = PrivateDir::take_over_unheld(live.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    assert!(live.path().join("sock").exists(), "left alone");
+    let handed = PrivateDir::in_parent(parent.path()).unwrap();
+    let handed_path = handed.path().to_owned();
+    let lock = handed.hand_off().unwrap();
+    let err = PrivateDir::take_over_unheld(&handed_path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    drop(lock);
+    PrivateDir::take_over_unheld(&handed_path)
+        .unwrap()
+        .cleanup()
+        .unwrap();
+    live.cleanup().unwrap();
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn the_keep_marks_name_is_no_socket_name() {
+    let dir = PrivateDir::new().unwrap();
+    let err = dir.socket_path(Some(".usock-keep".as_ref())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+}
+
 // ---------------------------------------------------------------- sweep beside creation
 
 /// Is the directory at `dir` locked by someone (a live handle's shared lock)? Tried from a new
