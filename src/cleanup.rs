@@ -14,8 +14,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::dir::{Bound, PrivateDir};
-use crate::keep;
 use crate::error::{Error, ErrorKind, Result, errno_of, show, strip_os_error_suffix};
+use crate::keep;
 use crate::sys::{self, At, FileKind};
 
 impl PrivateDir {

@@ -34,11 +34,7 @@ impl PrivateDir {
     pub fn keep(self) -> Result<PathBuf> {
         let path = self.path().to_owned();
         sys::create_new_file(At::Fd(self.dir.fd()), KEEP_MARK, 0o600).map_err(|e| {
-            Error::system(
-                format_args!("cannot mark {} to be kept", show(&path)),
-                &e,
-            )
-            .or_path(&path)
+            Error::system(format_args!("cannot mark {} to be kept", show(&path)), &e).or_path(&path)
         })?;
         self.forget();
         Ok(path)

@@ -59,8 +59,8 @@ pub use bind::SocketType;
 pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use dir::{DirOptions, MAX_SOCKET_PATH, PrivateDir};
-pub use keep::KEEP_FOR;
 pub use error::{Error, ErrorKind, Result};
+pub use keep::KEEP_FOR;
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
 pub use parent::{CheckStep, ParentCheck};
 

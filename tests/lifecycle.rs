@@ -877,17 +877,26 @@ const HOUR: Duration = Duration::from_secs(3600);
 #[test]
 fn sweep_keeps_a_kept_directory_for_a_day_then_removes_it_with_its_mark() {
     let parent = Scratch::new("sweep-keep");
-    let path = PrivateDir::in_parent(parent.path()).unwrap().keep().unwrap();
+    let path = PrivateDir::in_parent(parent.path())
+        .unwrap()
+        .keep()
+        .unwrap();
     let mark = path.join(".usock-keep");
     assert_eq!(mode(&mark), 0o600);
     assert!(!is_locked(&path), "nothing holds a kept directory");
     // Any grace period, even 0: kept, and the report says why.
     let report = swept(parent.path(), Duration::ZERO);
     let why = kept_reason(&report, &path);
-    assert!(why.contains("marked") && why.contains("usock clean"), "{why}");
+    assert!(
+        why.contains("marked") && why.contains("usock clean"),
+        "{why}"
+    );
     set_mtime_ago(&mark, 23 * HOUR);
     let report = swept(parent.path(), Duration::ZERO);
-    assert!(kept_reason(&report, &path).contains("marked 828"), "{report:?}");
+    assert!(
+        kept_reason(&report, &path).contains("marked 828"),
+        "{report:?}"
+    );
     assert!(path.is_dir());
     // Its mark older than a day: removed, mark and all.
     set_mtime_ago(&mark, 25 * HOUR);
@@ -914,7 +923,10 @@ fn a_kept_directory_with_a_stale_socket_is_kept_and_then_removed() {
 #[test]
 fn take_over_unheld_removes_a_kept_directory_and_refuses_a_held_one() {
     let parent = Scratch::new("unheld");
-    let path = PrivateDir::in_parent(parent.path()).unwrap().keep().unwrap();
+    let path = PrivateDir::in_parent(parent.path())
+        .unwrap()
+        .keep()
+        .unwrap();
     PrivateDir::take_over_unheld(&path)
         .unwrap()
         .cleanup()
