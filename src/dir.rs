@@ -448,14 +448,16 @@ fn open_and_lock_new_dir(
 ) -> std::result::Result<(sys::DirHandle, Stat), NewDir> {
     let at = At::Fd(parent.fd.as_fd());
     let (fd, id) = secure_new_dir(parent, name, path, euid).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOENT) {
+        match sys::lstat_at(at, name) {
             // Removed before it could be opened.
-            return NewDir::Removed(e);
+            Err(gone) if gone.raw_os_error() == Some(libc::ENOENT) => NewDir::Removed(e),
+            // rmdir removes only an empty directory, and the name is ours (random, just made,
+            // in a parent where others cannot rename entries).
+            _ => {
+                let _ = sys::unlink_at(at, name, true);
+                NewDir::Failed(e)
+            }
         }
-        // rmdir removes only an empty directory, and the name is ours (random, just made, in a
-        // parent where others cannot rename entries).
-        let _ = sys::unlink_at(at, name, true);
-        NewDir::Failed(e)
     })?;
     crate::hooks::at(crate::hooks::Point::DirMade, path);
     let locked = crate::lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
