@@ -16,13 +16,15 @@ use std::path::Path;
 use crate::connect::{Probe, probe};
 use crate::dir::{Bound, PrivateDir};
 use crate::error::{Error, ErrorKind, Result, errno_of, show, strip_os_error_suffix};
+use crate::keep;
 use crate::sys::{self, At, FileKind};
 
 impl PrivateDir {
     /// Removes the sockets in the directory, then the directory itself.
     ///
     /// A socket is removed when usock bound it (same device and inode) or when it is owned by
-    /// the effective user (bound by the caller at [`socket_path`](PrivateDir::socket_path)).
+    /// the effective user (bound by the caller at [`socket_path`](PrivateDir::socket_path)); so
+    /// is the mark [`keep`](PrivateDir::keep) leaves, a regular file of the effective user.
     /// Anything else (a regular file, a subdirectory, a FIFO, a symlink, an object swapped in) is
     /// left in place, nothing is followed or deleted recursively, and the result is
     /// [`ErrorKind::Changed`] naming what was left. The directory is removed only while its name
@@ -91,7 +93,10 @@ impl PrivateDir {
                 }
             };
             let ours = recorded.contains(&(st.dev, st.ino));
-            if st.kind() == FileKind::Socket && (ours || st.uid == self.euid) {
+            let mark = keep::is_mark(&name) && st.kind() == FileKind::Regular;
+            if (mark && st.uid == self.euid)
+                || (st.kind() == FileKind::Socket && (ours || st.uid == self.euid))
+            {
                 if let Err(e) = sys::unlink_at(dir, &name, false) {
                     report.problem(format!("cannot remove {}", self.entry(&name)), &e);
                 }

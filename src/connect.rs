@@ -106,7 +106,8 @@ pub fn connect_with(
 }
 
 /// `connect()` to the socket at `path`. A path longer than `sun_path` is reached through a
-/// descriptor of its directory (Linux: `/proc/self/fd/<dir>/<name>`; FreeBSD: `connectat`);
+/// descriptor of its directory (Linux: `/proc/thread-self/fd/<dir>/<name>`, the calling
+/// thread's table; FreeBSD: `connectat`);
 /// elsewhere, or when the name alone is too long, or without `/proc`, it is `ENAMETOOLONG`.
 fn connect_by_path(fd: BorrowedFd<'_>, path: &[u8]) -> io::Result<()> {
     if path.len() < sys::SUN_PATH_LEN || !LONG_PATHS {

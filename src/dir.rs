@@ -2,7 +2,7 @@
 //! and removed again with nothing but what usock made.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use crate::sys::{self, At, FileKind, Stat};
 /// know, but cannot list the directory or create anything in it.
 pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
 
-/// Can socket paths longer than `sun_path` be bound here: through `/proc/self/fd` on Linux
+/// Can socket paths longer than `sun_path` be bound here: through `/proc/thread-self/fd` on Linux
 /// (natively), with `bindat` on FreeBSD? Elsewhere such paths stay [`ErrorKind::TooLong`].
 pub(crate) const LONG_PATHS: bool = cfg!(any(
     all(target_os = "linux", not(usock_portable)),
@@ -34,8 +34,10 @@ pub struct DirOptions {
 
 impl DirOptions {
     /// Allow socket paths longer than `sun_path` (a directory under a deep parent): usock binds
-    /// them through `/proc/self/fd/<dir>/<name>` and [`connect`](crate::connect) reaches them
-    /// through a descriptor of their directory. Linux only; elsewhere the flag changes nothing
+    /// them through `/proc/thread-self/fd/<dir>/<name>` (the calling thread's descriptor table;
+    /// `/proc/self/task/<tid>/fd` before Linux 3.17), so the name must fit in `sun_path` after
+    /// that prefix, and [`connect`](crate::connect) reaches them through a descriptor of their
+    /// directory. Linux only; elsewhere the flag changes nothing
     /// and such paths are [`ErrorKind::TooLong`].
     pub fn long_paths(mut self, on: bool) -> DirOptions {
         self.long_paths = on;
@@ -102,7 +104,7 @@ pub struct PrivateDir {
     pub(crate) socket_mode: u32,
     /// The group of socket files in a directory shared with a group: that group.
     pub(crate) socket_group: Option<u32>,
-    /// Socket paths longer than `sun_path` are bound through `/proc/self/fd` (Linux).
+    /// Socket paths longer than `sun_path` are bound through `/proc/thread-self/fd` (Linux).
     pub(crate) long_paths: bool,
     pub(crate) done: bool,
 }
@@ -254,59 +256,24 @@ impl PrivateDir {
     }
 
     fn create_in(parent: Parent, euid: u32) -> Result<PrivateDir> {
-        let at = At::Fd(parent.fd.as_fd());
-        let mut attempt = 0;
-        let name = loop {
-            attempt += 1;
-            let name = name::random_dir_name()
-                .map_err(|e| Error::system("cannot read the OS random source", &e))?;
-            match sys::mkdir_at(at, &name, 0o700) {
-                Ok(()) => break name,
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    if attempt == MAX_ATTEMPTS {
-                        return Err(Error::new(
-                            ErrorKind::Exhausted,
-                            format!(
-                                "{MAX_ATTEMPTS} fresh random names in {} were all taken; the random source may be broken",
-                                show(&parent.path)
-                            ),
-                        )
-                        .with_errno(&e)
-                        .or_path(&parent.path));
-                    }
-                }
-                Err(e) => {
-                    return Err(Error::system(
-                        format_args!("cannot create a directory in {}", show(&parent.path)),
-                        &e,
-                    )
-                    .or_path(&parent.path));
-                }
-            }
-        };
-        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        let made = secure_new_dir(&parent, &name, &path, euid).and_then(|(dir, id)| {
-            let dir = sys::DirHandle::new(dir)
-                .map_err(|e| Error::system(format_args!("cannot open {}", show(&path)), &e))?;
-            Ok((dir, id))
-        });
-        match made {
-            Ok((dir, id)) => Ok(PrivateDir::assemble(parent, name, dir, id, euid)),
-            Err(e) => {
-                // Nothing is left behind: rmdir removes only an empty directory, and the name
-                // is ours (random, just made, in a parent where others cannot rename entries).
-                let _ = sys::unlink_at(at, &name, true);
-                Err(e.or_path(&path))
+        let mut lost = 0;
+        loop {
+            let name = make_fresh_dir(&parent)?;
+            let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+            match open_and_lock_new_dir(&parent, &name, &path, euid) {
+                Ok((dir, id)) => return Ok(PrivateDir::assemble(parent, name, dir, id, euid)),
+                Err(NewDir::Removed(_)) if lost + 1 < MAX_LOST_RACES => lost += 1,
+                Err(NewDir::Removed(e) | NewDir::Failed(e)) => return Err(e.or_path(&path)),
             }
         }
     }
 
     /// A handle on the directory `name` in `parent`, open as `dir` (with identity `id`), made or
-    /// taken over by the calling process. Takes the shared lock that tells a sweep the
-    /// directory is in use: the open file holds it until every descriptor of it is closed, so it
-    /// ends by itself when the process dies, and a forked child that keeps the descriptor holds
-    /// it too. A file system without locks leaves the directory unlocked; a sweep cannot lock
-    /// it either, and keeps it.
+    /// taken over by the calling process, which holds its lock already: the shared lock that
+    /// tells a sweep the directory is in use. The open file holds it until every descriptor of
+    /// it is closed, so it ends by itself when the process dies, and a forked child that keeps
+    /// the descriptor holds it too. (A file system without locks leaves the directory unlocked;
+    /// a sweep cannot lock it either, and keeps it.)
     pub(crate) fn assemble(
         parent: Parent,
         name: CString,
@@ -314,7 +281,6 @@ impl PrivateDir {
         id: Stat,
         euid: u32,
     ) -> PrivateDir {
-        let _ = sys::flock(dir.fd(), sys::Lock::Shared);
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         // A directory too deep for its default socket path was made (or is taken over) with
         // long paths; only Linux can have one.
@@ -403,7 +369,8 @@ impl PrivateDir {
 
     /// The address to bind or connect to socket `name` *in this process*: its path when that
     /// fits in `sun_path`, else (a directory made with long paths, Linux) the same socket
-    /// through this handle's descriptor, `/proc/self/fd/<fd>/<name>`. Never hand the latter to
+    /// through this handle's descriptor, `/proc/thread-self/fd/<fd>/<name>`: use that only in
+    /// the calling thread or a thread that shares its descriptor table, and never hand it to
     /// another process: there it names another file, or none. On FreeBSD, which binds such paths
     /// with `bindat`, no path reaches them: [`ErrorKind::TooLong`] (bind through usock instead).
     pub fn socket_address(&self, name: Option<&OsStr>) -> Result<PathBuf> {
@@ -411,13 +378,9 @@ impl PrivateDir {
         let path = self.socket_path_of(&name)?;
         if path.as_os_str().len() > MAX_SOCKET_PATH {
             #[cfg(all(target_os = "linux", not(usock_portable)))]
-            {
-                use std::os::fd::AsRawFd;
-                return Ok(
-                    PathBuf::from(format!("/proc/self/fd/{}", self.dir.fd().as_raw_fd()))
-                        .join(OsStr::from_bytes(name.to_bytes())),
-                );
-            }
+            return Ok(
+                PathBuf::from(sys::fd_path(self.dir.fd())).join(OsStr::from_bytes(name.to_bytes()))
+            );
             #[cfg(not(all(target_os = "linux", not(usock_portable))))]
             return Err(too_long(
                 format_args!(
@@ -429,6 +392,104 @@ impl PrivateDir {
         }
         Ok(path)
     }
+}
+
+/// Times creation starts again with a fresh name when its new directory was removed before it
+/// was locked (which only a sweep with grace period 0 does) before giving up with
+/// [`ErrorKind::InUse`].
+const MAX_LOST_RACES: usize = 4;
+
+/// Makes a directory with a fresh random name and mode 0700 in `parent`; returns its name.
+fn make_fresh_dir(parent: &Parent) -> Result<CString> {
+    let at = At::Fd(parent.fd.as_fd());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let name = name::random_dir_name()
+            .map_err(|e| Error::system("cannot read the OS random source", &e))?;
+        match sys::mkdir_at(at, &name, 0o700) {
+            Ok(()) => return Ok(name),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < MAX_ATTEMPTS => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(Error::new(
+                    ErrorKind::Exhausted,
+                    format!(
+                        "{MAX_ATTEMPTS} fresh random names in {} were all taken; the random source may be broken",
+                        show(&parent.path)
+                    ),
+                )
+                .with_errno(&e)
+                .or_path(&parent.path));
+            }
+            Err(e) => {
+                return Err(Error::system(
+                    format_args!("cannot create a directory in {}", show(&parent.path)),
+                    &e,
+                )
+                .or_path(&parent.path));
+            }
+        }
+    }
+}
+
+/// Why a new directory could not be taken into a handle: it was removed (by a sweep) before it
+/// was locked, or another failure. Either way nothing of it is left behind.
+enum NewDir {
+    Removed(Error),
+    Failed(Error),
+}
+
+/// Opens and secures the directory `name` just made in `parent` ([`secure_new_dir`]), then takes
+/// its shared lock and checks that the name still is that directory: a sweep (grace period 0)
+/// that locked it before us may have removed it, and in a sticky parent another user may have
+/// made the same name since. On failure, removes the directory if the name still is the one made.
+fn open_and_lock_new_dir(
+    parent: &Parent,
+    name: &CString,
+    path: &Path,
+    euid: u32,
+) -> std::result::Result<(sys::DirHandle, Stat), NewDir> {
+    let at = At::Fd(parent.fd.as_fd());
+    let (fd, id) = secure_new_dir(parent, name, path, euid).map_err(|e| {
+        match sys::lstat_at(at, name) {
+            // Removed before it could be opened.
+            Err(gone) if gone.raw_os_error() == Some(libc::ENOENT) => NewDir::Removed(e),
+            // rmdir removes only an empty directory, and the name is ours (random, just made,
+            // in a parent where others cannot rename entries).
+            _ => {
+                let _ = sys::unlink_at(at, name, true);
+                NewDir::Failed(e)
+            }
+        }
+    })?;
+    crate::hooks::at(crate::hooks::Point::DirMade, path);
+    let locked = crate::lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
+    let named = still_named(at, name, &id);
+    let undo = |e| {
+        if named {
+            let _ = sys::unlink_at(at, name, true);
+        }
+        NewDir::Failed(e)
+    };
+    locked.map_err(undo)?;
+    if !named {
+        return Err(NewDir::Removed(Error::new(
+            ErrorKind::InUse,
+            format!(
+                "new directory {} was removed (by a sweep with grace period 0) before it could be locked, {MAX_LOST_RACES} times",
+                show(path)
+            ),
+        )));
+    }
+    let dir = sys::DirHandle::new(fd)
+        .map_err(|e| Error::system(format_args!("cannot open {}", show(path)), &e))
+        .map_err(undo)?;
+    Ok((dir, id))
+}
+
+/// Does `name` in `at` still refer to the file `id` (not following a symlink)?
+pub(crate) fn still_named(at: At<'_>, name: &CStr, id: &Stat) -> bool {
+    sys::lstat_at(at, name).is_ok_and(|named| named.same_file(id))
 }
 
 /// Opens the directory just made for reading, without following symlinks, and makes sure it is

@@ -9,11 +9,10 @@ use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use crate::dir::{PrivateDir, looks_made_by_usock};
 use crate::error::{Error, ErrorKind, Result, show};
-use crate::lock::LOCK_WAIT;
+use crate::lock::lock_dir;
 use crate::parent;
 use crate::sys::{self, At, Lock};
 
@@ -53,10 +52,21 @@ impl PrivateDir {
     /// [`ErrorKind::InUse`] when a sweep holds the directory for over a second.
     pub fn take_over(path: impl AsRef<Path>, lock: Option<OwnedFd>) -> Result<PrivateDir> {
         let path = path.as_ref();
-        PrivateDir::take_over_at(path, lock).map_err(|e| e.or_path(path))
+        PrivateDir::take_over_at(path, lock, Lock::Shared).map_err(|e| e.or_path(path))
     }
 
-    fn take_over_at(path: &Path, lock: Option<OwnedFd>) -> Result<PrivateDir> {
+    /// [`take_over`](PrivateDir::take_over) (without a lock descriptor) for removing a
+    /// directory that nothing holds: one left by [`keep`](PrivateDir::keep) (`usock dir`,
+    /// `usock path`), or by a process that died. The handle holds the directory's lock
+    /// exclusively, so it fails with [`ErrorKind::InUse`] while a live handle (of any process,
+    /// this one included) or an inherited hand-off descriptor holds the directory; nothing is
+    /// changed then. `usock clean` calls it (and `take_over` with `--force`).
+    pub fn take_over_unheld(path: impl AsRef<Path>) -> Result<PrivateDir> {
+        let path = path.as_ref();
+        PrivateDir::take_over_at(path, None, Lock::Exclusive).map_err(|e| e.or_path(path))
+    }
+
+    fn take_over_at(path: &Path, lock: Option<OwnedFd>, how: Lock) -> Result<PrivateDir> {
         let (Some(name), Some(dir)) = (path.file_name(), path.parent()) else {
             return Err(Error::invalid(format!(
                 "{} does not name a directory in a parent",
@@ -101,7 +111,7 @@ impl PrivateDir {
             None => sys::open_dir_read(at, &name)
                 .map_err(|e| Error::system(format_args!("cannot open {}", show(&shown)), &e))?,
         };
-        lock_shared(&fd, &shown)?;
+        lock_dir(fd.as_fd(), how, &shown)?;
         // Checked again through the descriptor, and the name again: a sweep that removed the
         // directory before we locked it leaves a descriptor of a deleted directory.
         let now = sys::fstat(fd.as_fd())
@@ -119,38 +129,5 @@ impl PrivateDir {
         let dir = sys::DirHandle::new(fd)
             .map_err(|e| Error::system(format_args!("cannot open {}", show(&shown)), &e))?;
         Ok(PrivateDir::assemble(parent, name, dir, now, euid))
-    }
-}
-
-/// Takes the directory's shared lock, waiting up to [`LOCK_WAIT`] for a sweep that holds it.
-fn lock_shared(fd: &OwnedFd, path: &Path) -> Result<()> {
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match sys::flock(fd.as_fd(), Lock::Shared) {
-            Ok(()) => return Ok(()),
-            Err(e) if sys::is_would_block(&e) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) if sys::is_would_block(&e) => {
-                return Err(Error::new(
-                    ErrorKind::InUse,
-                    format!(
-                        "{} is locked by a sweep that is examining it; try again",
-                        show(path)
-                    ),
-                )
-                .with_errno(&e));
-            }
-            // A file system without locks: nothing to share, nothing a sweep could take.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOLCK)) => {
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(Error::system(
-                    format_args!("cannot lock {}", show(path)),
-                    &e,
-                ));
-            }
-        }
     }
 }

@@ -2,7 +2,7 @@
 //! test can hold one process or thread, to make an interleaving happen every time instead of
 //! hoping for it. In other builds [`at`] compiles to nothing.
 
-/// Where an operation on a well-known path can be held.
+/// Where an operation can be held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Point {
@@ -11,6 +11,9 @@ pub enum Point {
     /// In replace mode, under the lock, with the new socket listening at its temporary name,
     /// before the `rename` over the path.
     BeforeRename,
+    /// A new private directory was made and opened, and is not locked yet (the path is the new
+    /// directory's).
+    DirMade,
 }
 
 #[cfg(feature = "test-hooks")]
@@ -23,7 +26,8 @@ mod imp {
     static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
 
     /// Calls `hook(point, path)` at every [`Point`] of every operation in this process (the
-    /// path is the well-known path as the caller gave it: filter on it, tests run in parallel);
+    /// path is the well-known path as the caller gave it, or the new directory: filter on it,
+    /// tests run in parallel);
     /// `None` removes it.
     pub fn set_hook(hook: Option<Hook>) {
         *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = hook;

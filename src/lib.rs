@@ -46,6 +46,7 @@ mod error;
 pub mod ffi;
 mod handoff;
 mod hooks;
+mod keep;
 mod lock;
 mod name;
 mod parent;
@@ -59,6 +60,7 @@ pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use dir::{DirOptions, MAX_SOCKET_PATH, PrivateDir};
 pub use error::{Error, ErrorKind, Result};
+pub use keep::KEEP_FOR;
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
 pub use parent::{CheckStep, ParentCheck};
 

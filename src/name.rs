@@ -72,8 +72,12 @@ pub fn is_dir_name(name: &[u8]) -> bool {
             .all(|b| ALPHABET.contains(b))
 }
 
+/// The file that marks a private directory as kept from sweeps for a while
+/// ([`PrivateDir::keep`](crate::PrivateDir::keep)); never a socket name.
+pub(crate) const KEEP_MARK: &std::ffi::CStr = c".usock-keep";
+
 /// Checks a socket name given by a caller: one path component, not empty, no `/`, no NUL,
-/// not `.` or `..`. `None` means [`DEFAULT_SOCKET_NAME`].
+/// not `.`, `..` or the keep mark's name. `None` means [`DEFAULT_SOCKET_NAME`].
 pub fn socket_name(name: Option<&OsStr>) -> Result<CString> {
     let bytes = name.map_or(DEFAULT_SOCKET_NAME.as_bytes(), OsStr::as_bytes);
     let reason = if bytes.is_empty() {
@@ -84,6 +88,8 @@ pub fn socket_name(name: Option<&OsStr>) -> Result<CString> {
         Some("it contains a NUL byte")
     } else if bytes == b"." || bytes == b".." {
         Some("'.' and '..' name directories, not sockets")
+    } else if bytes == KEEP_MARK.to_bytes() {
+        Some("it is the name of the mark that keeps a directory from a sweep")
     } else {
         None
     };
@@ -150,7 +156,7 @@ mod tests {
                 .to_bytes(),
             b"api.sock"
         );
-        for bad in ["", "a/b", "/", ".", "..", "x\0y"] {
+        for bad in ["", "a/b", "/", ".", "..", "x\0y", ".usock-keep"] {
             let err = socket_name(Some(OsStr::new(bad))).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{bad:?}");
         }

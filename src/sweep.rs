@@ -1,22 +1,27 @@
 //! The crash sweep: removing private directories whose processes died without cleaning up.
 //!
 //! A directory is removed only when every one of these holds: it looks like a usock directory
-//! of the user (a usock name, owner, mode 0700); its exclusive lock can be taken (every live
-//! handle holds a shared one, so no live process, forked child or `exec`ed successor that was
-//! handed it has it); it has not changed for the grace period; and each entry in it is a socket
-//! of the user that refuses a connection of its own type. Its sockets and then the directory are
+//! of the user (a usock name, owner, mode 0700); it has not changed for the grace period
+//! (checked before it is locked, so that a sweep never locks a directory the grace period
+//! protects, and again under the lock); its exclusive lock can be taken (every live handle
+//! holds a shared one, so no live process, forked child or `exec`ed successor that was handed
+//! it has it); and each entry in it is a socket of the user that refuses a connection of its
+//! own type. A directory marked by [`PrivateDir::keep`](crate::PrivateDir::keep) (`usock dir`,
+//! `usock path`) is kept for [`KEEP_FOR`](crate::KEEP_FOR) after the mark was made, whatever
+//! the grace period; after that the mark is removed with the directory. Its sockets and then the directory are
 //! removed under that lock, each checked by device and inode, nothing followed.
 
-use std::ffi::{CStr, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::connect::{Probe, probe};
-use crate::dir::looks_made_by_usock;
+use crate::dir::{looks_made_by_usock, still_named};
 use crate::error::{Error, Result, show, show_bytes};
-use crate::name;
+use crate::keep;
+use crate::name::{self, KEEP_MARK};
 use crate::parent::{self, Parent};
 use crate::sys::{self, At, FileKind, Lock, Stat};
 
@@ -96,21 +101,26 @@ fn sweep_parent(
     Ok(())
 }
 
+/// Why a sweep keeps a directory.
+type Kept = std::result::Result<(), String>;
+
+/// "cannot <what>: <the OS's reason>".
+fn failed(what: &str, e: std::io::Error) -> String {
+    format!("cannot {what}: {}", crate::error::strip_os_error_suffix(&e))
+}
+
 /// Removes one directory if it is safe to; `Err` says why it was kept.
-fn sweep_dir(
-    parent: &Parent,
-    name: &CStr,
-    path: &Path,
-    euid: u32,
-    grace: i64,
-) -> std::result::Result<(), String> {
+///
+/// The grace period is checked first, on the entry itself (`fstatat`, no symlink followed), so
+/// that a directory it protects is never locked: a directory between its creation and its
+/// creator's lock is that young. Then the directory is locked and everything checked again.
+fn sweep_dir(parent: &Parent, name: &CStr, path: &Path, euid: u32, grace: i64) -> Kept {
     let in_parent = At::Fd(parent.fd.as_fd());
-    let failed = |what: &str, e: std::io::Error| {
-        format!("cannot {what}: {}", crate::error::strip_os_error_suffix(&e))
-    };
     let st = sys::lstat_at(in_parent, name).map_err(|e| failed("stat it", e))?;
     looks_made_by_usock(name.to_bytes(), &st, euid)?;
+    check_age(&st, grace)?;
     let fd = sys::open_dir_read(in_parent, name).map_err(|e| failed("open it", e))?;
+    keep::check_mark(fd.as_fd(), euid)?;
     match sys::flock(fd.as_fd(), Lock::Exclusive) {
         Ok(()) => {}
         Err(e) if sys::is_would_block(&e) => {
@@ -122,20 +132,55 @@ fn sweep_dir(
     if !now.same_file(&st) {
         return Err("it was replaced while it was examined".to_owned());
     }
-    let age = sys::now_seconds().saturating_sub(now.changed);
+    check_age(&now, grace)?;
+    // Again under the lock: `keep` marks a directory while its handle still holds it.
+    let expired_mark = keep::check_mark(fd.as_fd(), euid)?;
+    let mut dir = sys::DirHandle::new(fd).map_err(|e| failed("open it", e))?;
+    let mut stale = stale_sockets(&mut dir, path, euid, expired_mark.is_some())?;
+    stale.extend(expired_mark.map(|mark| (KEEP_MARK.to_owned(), mark)));
+    let inside = At::Fd(dir.fd());
+    for (entry, est) in stale {
+        if still_named(inside, &entry, &est) {
+            sys::unlink_at(inside, &entry, false)
+                .map_err(|e| failed(&format!("remove {}", show_bytes(entry.to_bytes())), e))?;
+        }
+    }
+    if !still_named(in_parent, name, &st) {
+        return Err("its name no longer refers to the directory examined".to_owned());
+    }
+    sys::unlink_at(in_parent, name, true).map_err(|e| failed("remove it", e))
+}
+
+/// Keeps a directory (as `st` describes it) that changed less than `grace` seconds ago.
+fn check_age(st: &Stat, grace: i64) -> Kept {
+    let age = sys::now_seconds().saturating_sub(st.changed);
     if age < grace {
         return Err(format!(
             "changed {age} s ago, within the grace period of {grace} s"
         ));
     }
-    let mut dir = sys::DirHandle::new(fd).map_err(|e| failed("open it", e))?;
+    Ok(())
+}
+
+/// The entries of the locked directory `dir` (at `path`), each a socket of the user that
+/// refuses a connection (the keep mark left out when `expired_mark`); `Err` (keep the
+/// directory) names the first entry that is not.
+fn stale_sockets(
+    dir: &mut sys::DirHandle,
+    path: &Path,
+    euid: u32,
+    expired_mark: bool,
+) -> std::result::Result<Vec<(CString, Stat)>, String> {
     let entries = dir.list().map_err(|e| failed("list it", e))?;
     let inside = At::Fd(dir.fd());
     let mut stale = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        let shown = || path.join(OsStr::from_bytes(entry.to_bytes()));
-        let est = sys::lstat_at(inside, entry)
-            .map_err(|e| failed(&format!("stat {}", show(&shown())), e))?;
+    for entry in entries {
+        if expired_mark && keep::is_mark(&entry) {
+            continue;
+        }
+        let shown = path.join(OsStr::from_bytes(entry.to_bytes()));
+        let est = sys::lstat_at(inside, &entry)
+            .map_err(|e| failed(&format!("stat {}", show(&shown)), e))?;
         if est.kind() != FileKind::Socket || est.uid != euid {
             return Err(format!(
                 "it holds {} ({}{}), which a sweep does not remove",
@@ -148,8 +193,7 @@ fn sweep_dir(
                 }
             ));
         }
-        let socket_path = shown();
-        match probe(socket_path.as_os_str().as_bytes()) {
+        match probe(shown.as_os_str().as_bytes()) {
             Ok(Probe::Stale) => stale.push((entry, est)),
             Ok(Probe::Answers(ty)) => {
                 return Err(format!(
@@ -158,21 +202,8 @@ fn sweep_dir(
                     ty.c_name()
                 ));
             }
-            Err(e) => {
-                return Err(failed(&format!("probe {}", show(&socket_path)), e));
-            }
+            Err(e) => return Err(failed(&format!("probe {}", show(&shown)), e)),
         }
     }
-    for (entry, est) in stale {
-        let same = sys::lstat_at(inside, entry).is_ok_and(|again| again.same_file(&est));
-        if same {
-            sys::unlink_at(inside, entry, false)
-                .map_err(|e| failed(&format!("remove {}", show_bytes(entry.to_bytes())), e))?;
-        }
-    }
-    let still_named = sys::lstat_at(in_parent, name).is_ok_and(|named| named.same_file(&st));
-    if !still_named {
-        return Err("its name no longer refers to the directory examined".to_owned());
-    }
-    sys::unlink_at(in_parent, name, true).map_err(|e| failed("remove it", e))
+    Ok(stale)
 }

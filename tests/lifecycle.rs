@@ -846,6 +846,255 @@ fn sweep_keeps_a_directory_with_something_else_in_it() {
     fs::remove_dir(&path).unwrap();
 }
 
+// ---------------------------------------------------------------- kept directories (usock dir)
+
+/// Sets the modification time of `path` itself to `ago` before now (`utimensat`, no symlink
+/// followed).
+fn set_mtime_ago(path: &Path, ago: Duration) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let then = libc::timespec {
+        tv_sec: (now - ago).as_secs() as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [then, then];
+    let c = common::cstring(path);
+    // SAFETY: c is NUL-terminated and times holds the two timespecs utimensat reads.
+    let ret = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(ret, 0, "utimensat {}", path.display());
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[test]
+fn sweep_keeps_a_kept_directory_for_a_day_then_removes_it_with_its_mark() {
+    let parent = Scratch::new("sweep-keep");
+    let path = PrivateDir::in_parent(parent.path())
+        .unwrap()
+        .keep()
+        .unwrap();
+    let mark = path.join(".usock-keep");
+    assert_eq!(mode(&mark), 0o600);
+    assert!(!is_locked(&path), "nothing holds a kept directory");
+    // Any grace period, even 0: kept, and the report says why.
+    let report = swept(parent.path(), Duration::ZERO);
+    let why = kept_reason(&report, &path);
+    assert!(
+        why.contains("marked") && why.contains("usock clean"),
+        "{why}"
+    );
+    set_mtime_ago(&mark, 23 * HOUR);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(
+        kept_reason(&report, &path).contains("marked 828"),
+        "{report:?}"
+    );
+    assert!(path.is_dir());
+    // Its mark older than a day: removed, mark and all.
+    set_mtime_ago(&mark, 25 * HOUR);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![path.clone()], "{report:?}");
+    assert!(!path.exists());
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn a_kept_directory_with_a_stale_socket_is_kept_and_then_removed() {
+    let parent = Scratch::new("sweep-keep-sock");
+    let dir = PrivateDir::in_parent(parent.path()).unwrap();
+    drop(UnixListener::bind(dir.socket_path(None).unwrap()).unwrap());
+    let path = dir.keep().unwrap();
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(kept_reason(&report, &path).contains("marked"), "{report:?}");
+    set_mtime_ago(&path.join(".usock-keep"), 25 * HOUR);
+    let report = swept(parent.path(), Duration::ZERO);
+    assert_eq!(report.removed, vec![path.clone()], "{report:?}");
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn take_over_unheld_removes_a_kept_directory_and_refuses_a_held_one() {
+    let parent = Scratch::new("unheld");
+    let path = PrivateDir::in_parent(parent.path())
+        .unwrap()
+        .keep()
+        .unwrap();
+    PrivateDir::take_over_unheld(&path)
+        .unwrap()
+        .cleanup()
+        .unwrap();
+    assert!(!path.exists(), "the mark is removed with the directory");
+    // Held by a live handle (of this process too), or by a hand-off descriptor: refused.
+    let live = PrivateDir::in_parent(parent.path()).unwrap();
+    let _listener = live.listener(None).unwrap();
+    let err = PrivateDir::take_over_unheld(live.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    assert!(live.path().join("sock").exists(), "left alone");
+    let handed = PrivateDir::in_parent(parent.path()).unwrap();
+    let handed_path = handed.path().to_owned();
+    let lock = handed.hand_off().unwrap();
+    let err = PrivateDir::take_over_unheld(&handed_path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    drop(lock);
+    PrivateDir::take_over_unheld(&handed_path)
+        .unwrap()
+        .cleanup()
+        .unwrap();
+    live.cleanup().unwrap();
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn the_keep_marks_name_is_no_socket_name() {
+    let dir = PrivateDir::new().unwrap();
+    let err = dir.socket_path(Some(".usock-keep".as_ref())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+}
+
+// ---------------------------------------------------------------- sweep beside creation
+
+/// Is the directory at `dir` locked by someone (a live handle's shared lock)? Tried from a new
+/// open file, as a sweep does: `LOCK_EX | LOCK_NB` fails with `EWOULDBLOCK`.
+fn is_locked(dir: &Path) -> bool {
+    let file = fs::File::open(dir).unwrap();
+    // SAFETY: plain system call on a descriptor we own.
+    let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let err = std::io::Error::last_os_error();
+    ret == -1 && err.raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// Runs `create` with `at_dir_made` called once, in the creating thread, at the first new
+/// directory in `parent` between its `mkdir` and its lock.
+fn create_held<T>(
+    parent: &Path,
+    at_dir_made: impl Fn(&Path) + Send + Sync + 'static,
+    create: impl FnOnce() -> T,
+) -> T {
+    let done = AtomicBool::new(false);
+    let parent = parent.to_owned();
+    testing::set_hook(Some(Arc::new(move |p, at: &Path| {
+        if p == Point::DirMade && at.parent() == Some(&parent) && !done.swap(true, Ordering::SeqCst)
+        {
+            at_dir_made(at);
+        }
+    })));
+    let result = create();
+    testing::set_hook(None);
+    result
+}
+
+#[test]
+fn a_sweep_between_mkdir_and_lock_leaves_no_handle_on_a_removed_directory() {
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let parent = Scratch::new("sweep-mkdir");
+    let removed = Arc::new(Mutex::new(Vec::new()));
+    let dir = {
+        let (path, removed) = (parent.path().to_owned(), removed.clone());
+        create_held(
+            parent.path(),
+            move |_| {
+                let report = usock::sweep(Some(&path), Duration::ZERO).unwrap();
+                removed.lock().unwrap().extend(report.removed);
+            },
+            || PrivateDir::in_parent(parent.path()),
+        )
+    };
+    let dir = dir.unwrap();
+    let removed = removed.lock().unwrap().clone();
+    assert_eq!(removed.len(), 1, "the held sweep removed the new directory");
+    assert_ne!(dir.path(), removed[0], "a handle on the removed directory");
+    assert!(dir.path().is_dir(), "{} is gone", dir.path().display());
+    assert!(
+        is_locked(dir.path()),
+        "{} is not locked",
+        dir.path().display()
+    );
+    // A later sweep keeps it.
+    let report = swept(parent.path(), Duration::ZERO);
+    assert!(kept_reason(&report, dir.path()).contains("holds its lock"));
+    dir.cleanup().unwrap();
+    assert!(parent.entries("").is_empty());
+}
+
+#[test]
+fn a_sweep_holding_the_lock_at_creation_leaves_no_unlocked_handle() {
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let parent = Scratch::new("sweep-held");
+    let releaser = Arc::new(Mutex::new(None));
+    let dir = {
+        let releaser = releaser.clone();
+        create_held(
+            parent.path(),
+            move |new_dir| {
+                // What a sweep does: lock the directory exclusively, briefly.
+                let file = fs::File::open(new_dir).unwrap();
+                // SAFETY: plain system call on a descriptor we own.
+                let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                assert_eq!(ret, 0);
+                *releaser.lock().unwrap() = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    drop(file);
+                }));
+            },
+            || PrivateDir::in_parent(parent.path()),
+        )
+    };
+    let released = releaser.lock().unwrap().take().expect("the hook ran");
+    released.join().unwrap();
+    let dir = dir.unwrap();
+    assert!(dir.path().is_dir());
+    assert!(
+        is_locked(dir.path()),
+        "{} is not locked once the sweep let go",
+        dir.path().display()
+    );
+    dir.cleanup().unwrap();
+}
+
+#[test]
+fn a_sweep_loop_beside_a_create_loop_leaves_every_handle_locked() {
+    const ROUNDS: usize = 400;
+    let parent = Scratch::new("sweep-loop");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sweeper = {
+        let (parent, stop) = (parent.path().to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            let mut sweeps = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                usock::sweep(Some(&parent), Duration::ZERO).unwrap();
+                sweeps += 1;
+            }
+            sweeps
+        })
+    };
+    let mut unlocked = Vec::new();
+    for _ in 0..ROUNDS {
+        let dir = PrivateDir::in_parent(parent.path()).unwrap();
+        if !dir.path().is_dir() || !is_locked(dir.path()) {
+            unlocked.push(dir.path().to_owned());
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let sweeps = sweeper.join().unwrap();
+    assert!(unlocked.is_empty(), "unlocked or removed: {unlocked:?}");
+    assert!(sweeps > 0);
+    common::figure(
+        "race",
+        "sweep loop (grace 0) beside a create loop: every handle's directory exists and is locked",
+        ROUNDS,
+        ROUNDS - unlocked.len(),
+        "tests/lifecycle.rs::a_sweep_loop_beside_a_create_loop_leaves_every_handle_locked",
+    );
+}
+
 // ---------------------------------------------------------------- hand-off
 
 #[test]

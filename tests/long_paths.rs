@@ -1,4 +1,4 @@
-//! Socket paths longer than `sun_path` (Linux, opt-in): bound through `/proc/self/fd/<dir>`,
+//! Socket paths longer than `sun_path` (Linux, opt-in): bound through `/proc/thread-self/fd/<dir>`,
 //! connected through a descriptor of their directory, reported by their real path.
 
 mod common;
@@ -60,7 +60,7 @@ mod supported {
             // The in-process address goes through /proc; the kernel reports that one too.
             let address = dir.socket_address(None).unwrap();
             assert!(
-                address.starts_with("/proc/self/fd/"),
+                address.starts_with("/proc/thread-self/fd/"),
                 "{}",
                 address.display()
             );
@@ -69,7 +69,7 @@ mod supported {
                 reported
                     .as_pathname()
                     .unwrap()
-                    .starts_with("/proc/self/fd/")
+                    .starts_with("/proc/thread-self/fd/")
             );
             // A client by the real path, through its directory's descriptor.
             let mut client = UnixStream::from(usock::connect(&path, SocketType::Stream).unwrap());
@@ -121,4 +121,95 @@ fn elsewhere_the_flag_changes_nothing() {
     let err = PrivateDir::create_with(Some(&parent), &DirOptions::default().long_paths(true))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLong, "{err}");
+}
+
+/// A thread with a descriptor table of its own (`unshare(CLONE_FILES)`): its long-path binds and
+/// connects go through its own table, not the process's (`/proc/self/fd` names the thread-group
+/// leader's), where the same numbers are filled with a decoy directory holding a decoy server.
+#[test]
+#[cfg(all(target_os = "linux", not(usock_portable)))]
+fn a_thread_with_its_own_descriptor_table_binds_and_connects_through_it() {
+    common::run_child("child_long_paths_in_an_unshared_table", |_| {});
+}
+
+#[test]
+#[ignore = "run by a_thread_with_its_own_descriptor_table_binds_and_connects_through_it"]
+#[cfg(all(target_os = "linux", not(usock_portable)))]
+fn child_long_paths_in_an_unshared_table() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use std::os::unix::net::UnixListener;
+    use std::sync::mpsc::channel;
+    if !common::in_child() {
+        return;
+    }
+    let scratch = Scratch::new("long-unshare");
+    let parent = deep_parent(&scratch, 160);
+    let long = DirOptions::default().long_paths(true);
+    // The real server, bound from the shared table.
+    let served = PrivateDir::create_with(Some(&parent), &long).unwrap();
+    let server = served.listener(Some("s".as_ref())).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let target = served.socket_path(Some("s".as_ref())).unwrap();
+    // The decoy: a short directory with a server at the same name.
+    let decoy = scratch.path().join("decoy");
+    std::fs::create_dir(&decoy).unwrap();
+    let decoy_server = UnixListener::bind(decoy.join("s")).unwrap();
+    decoy_server.set_nonblocking(true).unwrap();
+
+    let (unshared, wait_unshared) = channel();
+    let (go, wait_go) = channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: unshare(CLONE_FILES) gives this thread a copy of the table; nothing else.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_FILES) }, 0);
+        unshared.send(()).unwrap();
+        wait_go.recv().unwrap();
+        // Everything opened here is in this thread's table: used and closed here.
+        let mine = PrivateDir::create_with(Some(&parent), &long).unwrap();
+        let bound = mine.listener(Some("t".as_ref())).map_err(|e| e.to_string());
+        let at_t = std::fs::symlink_metadata(mine.path().join("t"));
+        let bound_here = at_t.map(|m| m.file_type().is_socket() && m.mode() & 0o777 == 0o600);
+        let client = usock::connect(&target, usock::SocketType::Stream).map(drop);
+        drop(bound);
+        mine.cleanup().unwrap();
+        (
+            bound_here.unwrap_or(false),
+            client.map_err(|e| e.to_string()),
+        )
+    });
+    wait_unshared.recv().unwrap();
+    // Every number free in the shared table now names the decoy there.
+    let decoy_dir = std::fs::File::open(&decoy).unwrap();
+    let mut filled = Vec::new();
+    for n in 3..256 {
+        // SAFETY: F_GETFD only asks whether n is open; dup2 onto a free number opens it.
+        unsafe {
+            if libc::fcntl(n, libc::F_GETFD) == -1 && libc::dup2(decoy_dir.as_raw_fd(), n) == n {
+                filled.push(n);
+            }
+        }
+    }
+    go.send(()).unwrap();
+    let (bound_here, client) = thread.join().unwrap();
+    for n in filled {
+        // SAFETY: closing the duplicates made above, which nothing else uses.
+        unsafe { libc::close(n) };
+    }
+    let decoy_entries: Vec<_> = std::fs::read_dir(&decoy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(decoy_entries, vec!["s"], "a socket was bound in the decoy");
+    assert!(
+        bound_here,
+        "no socket of mode 0600 at t in the thread's directory"
+    );
+    client.expect("the thread's client connects");
+    assert!(
+        decoy_server.accept().is_err(),
+        "the client reached the decoy server"
+    );
+    server.accept().expect("the client reached the real server");
+    drop(server);
+    served.cleanup().unwrap();
 }

@@ -27,8 +27,10 @@ use crate::{DirOptions, PrivateDir, SocketType};
 /// has no symbolic links in it.
 ///
 /// `flags`: 0, or `USOCK_LONG_PATHS` to allow socket paths longer than `sun_path` (a deep
-/// parent): on Linux they are bound through `/proc/self/fd/<dir>/<name>` (on FreeBSD with
-/// `bindat`), and `usock_connect` reaches them through a descriptor of their directory;
+/// parent): on Linux they are bound through `/proc/thread-self/fd/<dir>/<name>`, the calling
+/// thread's descriptor table (`/proc/self/task/<tid>/fd` before Linux 3.17), so the name must
+/// fit in `sun_path` after that prefix (on FreeBSD they are bound with `bindat`), and
+/// `usock_connect` reaches them through a descriptor of their directory;
 /// elsewhere the flag changes nothing and such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
 /// need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the one to bind to in
 /// this process.
@@ -121,9 +123,11 @@ pub const USOCK_LONG_PATHS: u32 = 1;
 
 /// Writes the address to bind or connect to socket `name` *in this process* into `buf`: its
 /// path when that fits in `sun_path` (as `usock_socket_path`), else, in a directory made with
-/// `USOCK_LONG_PATHS` on Linux, `/proc/self/fd/<dir>/<name>` through the handle's descriptor.
-/// For socket libraries that bind by path (SWI-Prolog's `tcp_bind/2`). Never hand the latter
-/// to another process: there it names another file, or none; give others `usock_socket_path`.
+/// `USOCK_LONG_PATHS` on Linux, `/proc/thread-self/fd/<dir>/<name>` through the handle's
+/// descriptor. For socket libraries that bind by path (SWI-Prolog's `tcp_bind/2`). Use the
+/// latter only in the calling thread, or a thread that shares its descriptor table; never hand
+/// it to another process: there it names another file, or none; give others
+/// `usock_socket_path`.
 ///
 /// Returns as `usock_socket_path`. A buffer of `USOCK_PATH_MAX` bytes is always large enough.
 ///

@@ -1,10 +1,11 @@
 //! The native Linux path: directory handles that need no read permission (`O_PATH`), a mode
-//! set through such a handle (`fchmodat2`, or `/proc/self/fd` before Linux 6.6), and listing
+//! set through such a handle (`fchmodat2`, or `/proc/thread-self/fd` before Linux 6.6), and listing
 //! through a descriptor usock already holds (`getdents64`).
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{At, cvt, retry};
 
@@ -46,7 +47,7 @@ pub fn chmod_new_dir(parent: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Resu
 ///
 /// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)` where the kernel has it (Linux 6.6); otherwise
 /// (`ENOSYS`, or `EPERM` from a seccomp filter that does not know the call) through
-/// `/proc/self/fd/N`, which names that inode and not whatever holds its old name now. Without
+/// [`fd_path`], which names that inode and not whatever holds its old name now. Without
 /// either, the error says that `/proc` is missing rather than reporting a bare `ENOENT`.
 fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     // SAFETY: "" is NUL-terminated; fd is open for the borrow's lifetime.
@@ -66,7 +67,7 @@ fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     if !matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
         return Err(err);
     }
-    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    let path = CString::new(fd_path(fd)).expect("no NUL");
     // SAFETY: path is NUL-terminated.
     match cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t, 0) }) {
         Ok(_) => Ok(()),
@@ -82,8 +83,29 @@ fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     }
 }
 
-fn proc_is_mounted() -> bool {
+/// Is `/proc` mounted (so that [`fd_path`] names something)?
+pub fn proc_is_mounted() -> bool {
     super::lstat_at(At::Cwd, c"/proc/self/fd").is_ok()
+}
+
+/// Set once `/proc/thread-self` was seen (Linux 3.17 and later).
+static THREAD_SELF: AtomicBool = AtomicBool::new(false);
+
+/// The path that names descriptor `fd` of the calling thread's descriptor table:
+/// `/proc/thread-self/fd/N`, or `/proc/self/task/<tid>/fd/N` on kernels before 3.17. Never
+/// `/proc/self/fd/N`: that is the table of the thread-group leader, which is another table in
+/// a thread that called `unshare(CLONE_FILES)` (or when the leader did), where `N` may be
+/// another file. The path is good in the calling thread and in every thread that shares its
+/// table, for as long as `fd` is open.
+pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+    if THREAD_SELF.load(Ordering::Relaxed) || super::lstat_at(At::Cwd, c"/proc/thread-self").is_ok()
+    {
+        THREAD_SELF.store(true, Ordering::Relaxed);
+        return format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+    }
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    format!("/proc/self/task/{tid}/fd/{}", fd.as_raw_fd())
 }
 
 /// A private directory, open for reading for the handle's life: the `*at` calls inside it go

@@ -22,7 +22,9 @@ mod secure;
 mod socket;
 
 #[cfg(all(target_os = "linux", not(usock_portable)))]
-pub use linux::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search};
+pub use linux::{
+    DirHandle, chmod_new_dir, fd_path, open_dir_path, open_dir_search, proc_is_mounted,
+};
 pub use peer::*;
 #[cfg(any(not(target_os = "linux"), usock_portable))]
 pub use portable::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search};
@@ -52,6 +54,8 @@ pub struct Stat {
     /// The later of the last change to the contents (`st_mtime`) and to the inode
     /// (`st_ctime`), in seconds since the epoch: when the file was last touched at all.
     pub changed: i64,
+    /// The last change to the contents (`st_mtime`), in seconds since the epoch.
+    pub modified: i64,
 }
 
 /// The kinds of file a directory entry can be.
@@ -90,6 +94,7 @@ impl Stat {
             uid: st.st_uid as u32,
             gid: st.st_gid as u32,
             changed: (st.st_mtime as i64).max(st.st_ctime as i64),
+            modified: st.st_mtime as i64,
         }
     }
 
@@ -273,6 +278,29 @@ pub fn open_lock_file(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
                 name.as_ptr(),
                 libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY,
                 0o600 as libc::c_uint,
+            )
+        })?;
+        // SAFETY: openat returned a fresh, open descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+}
+
+/// Creates the regular file `name` in `at`, which must not exist (`O_EXCL`, never through a
+/// symbolic link), with mode `mode` less the umask; close-on-exec.
+pub fn create_new_file(at: At<'_>, name: &CStr, mode: u32) -> io::Result<OwnedFd> {
+    retry(|| {
+        // SAFETY: name is NUL-terminated; the result is a new descriptor we own.
+        let fd = cvt(unsafe {
+            libc::openat(
+                at.raw(),
+                name.as_ptr(),
+                libc::O_WRONLY
+                    | libc::O_CREAT
+                    | libc::O_EXCL
+                    | libc::O_NOFOLLOW
+                    | libc::O_CLOEXEC
+                    | libc::O_NOCTTY,
+                mode as libc::c_uint,
             )
         })?;
         // SAFETY: openat returned a fresh, open descriptor that nothing else owns.

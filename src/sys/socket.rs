@@ -112,12 +112,12 @@ pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
 }
 
 /// Binds `fd` to `name` inside the directory `dir`, for a path too long for `sun_path`: on
-/// Linux through `/proc/self/fd/<dir>/<name>`, on FreeBSD with `bindat`; elsewhere
-/// `ENAMETOOLONG`.
+/// Linux through `/proc/thread-self/fd/<dir>/<name>` (the calling thread's descriptor table:
+/// see [`fd_path`](super::fd_path)), on FreeBSD with `bindat`; elsewhere `ENAMETOOLONG`.
 pub fn bind_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     #[cfg(all(target_os = "linux", not(usock_portable)))]
     {
-        let through = format!("/proc/self/fd/{}/", dir.as_raw_fd());
+        let through = super::fd_path(dir) + "/";
         bind_unix(fd, &[through.as_bytes(), name])
     }
     #[cfg(target_os = "freebsd")]
@@ -141,17 +141,14 @@ pub fn bind_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io:
     }
 }
 
-/// [`bind_unix_in`] for `connect`: on Linux through `/proc/self/fd/<dir>/<name>` (without
-/// `/proc`, `ENAMETOOLONG`), on FreeBSD with `connectat`; elsewhere `ENAMETOOLONG`.
+/// [`bind_unix_in`] for `connect`: on Linux through `/proc/thread-self/fd/<dir>/<name>`
+/// (without `/proc`, `ENAMETOOLONG`), on FreeBSD with `connectat`; elsewhere `ENAMETOOLONG`.
 pub fn connect_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     #[cfg(all(target_os = "linux", not(usock_portable)))]
     {
-        let through = format!("/proc/self/fd/{}/", dir.as_raw_fd());
+        let through = super::fd_path(dir) + "/";
         match connect_unix(fd, &[through.as_bytes(), name]) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::ENOENT)
-                    && !std::path::Path::new("/proc/self/fd").exists() =>
-            {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !super::proc_is_mounted() => {
                 Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
             }
             other => other,
@@ -183,7 +180,7 @@ pub fn connect_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> 
 /// Does `name` fit for [`bind_unix_in`] and [`connect_unix_in`] with the directory `dir`?
 pub fn fits_in_dir(dir: BorrowedFd<'_>, name: &[u8]) -> bool {
     #[cfg(all(target_os = "linux", not(usock_portable)))]
-    let prefix = format!("/proc/self/fd/{}/", dir.as_raw_fd()).len();
+    let prefix = super::fd_path(dir).len() + 1;
     #[cfg(not(all(target_os = "linux", not(usock_portable))))]
     let prefix = {
         let _ = dir;

@@ -636,7 +636,7 @@ static void test_long_paths(void) {
     CHECK(usock_socket_path(dir, NULL, small, sizeof small) == USOCK_ERR_BUFFER);
     CHECK(usock_socket_path(dir, NULL, path, sizeof path) == USOCK_OK && strlen(path) > 107);
     CHECK(usock_socket_address(dir, NULL, address, sizeof address) == USOCK_OK);
-    CHECK(strncmp(address, "/proc/self/fd/", 14) == 0);
+    CHECK(strncmp(address, "/proc/thread-self/fd/", 21) == 0);
     CHECK(mode_of(path) == 0600);
     CHECK(usock_connect(path, SOCK_STREAM, 0, USOCK_SERVER_SELF_OR_ROOT, &c) == USOCK_OK);
     close(c);

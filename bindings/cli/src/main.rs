@@ -28,8 +28,8 @@ struct Cli {
 enum Command {
     /// Make a fresh private directory (mode 0700, unpredictable name) and print its path.
     ///
-    /// No process holds the directory's lock afterwards: `usock sweep` may remove it once the
-    /// grace period has passed and no socket in it answers. Remove it with `usock clean`.
+    /// No process holds it afterwards, so it is marked: every sweep keeps it for a day (24
+    /// hours from now), whatever its grace period. Remove it with `usock clean`.
     #[command(after_help = EXIT_CODES)]
     Dir {
         /// The parent to make it in (default: $XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp).
@@ -37,7 +37,7 @@ enum Command {
         parent: Option<PathBuf>,
     },
     /// Make a fresh private directory and print the path of a socket in it, for a program
-    /// that binds by itself.
+    /// that binds by itself. Kept from sweeps for a day, as with `usock dir`.
     #[command(after_help = EXIT_CODES)]
     Path {
         /// The socket's name in the directory.
@@ -48,11 +48,16 @@ enum Command {
         parent: Option<PathBuf>,
     },
     /// Remove a directory that usock made (its sockets, then it), with the library's checks:
-    /// anything that is not a usock directory of yours is refused.
+    /// anything that is not a usock directory of yours is refused, and so is one that a live
+    /// process holds (exit code 15) unless --force. One from `usock dir` or `usock path` is
+    /// held by nothing.
     #[command(after_help = EXIT_CODES)]
     Clean {
         /// The directory, as `usock dir` printed it.
         dir: PathBuf,
+        /// Remove it even while a live process holds it (a server that still uses it).
+        #[arg(long)]
+        force: bool,
     },
     /// Remove directories left by processes that died: usock directories of yours that no
     /// process holds, unchanged for the grace period, whose sockets all refuse connections.
@@ -104,9 +109,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dir { parent } => make(parent, None),
         Command::Path { name, parent } => make(parent, Some(name)),
-        Command::Clean { dir } => usock::PrivateDir::take_over(&dir, None)
-            .and_then(usock::PrivateDir::cleanup)
-            .map(|()| ExitCode::SUCCESS),
+        Command::Clean { dir, force } => clean(&dir, force),
         Command::Sweep { parent, grace } => sweep(parent, grace),
         Command::Check { path } => Ok(check(&path)),
         Command::Run {
@@ -120,16 +123,34 @@ fn main() -> ExitCode {
     result.unwrap_or_else(|e| failure(&e))
 }
 
-/// `usock dir` and `usock path`: the directory stays (handed off to nobody).
+/// `usock dir` and `usock path`: the directory stays, held by nothing, marked to be kept from
+/// sweeps for a day.
 fn make(parent: Option<PathBuf>, name: Option<String>) -> usock::Result<ExitCode> {
     let dir = usock::PrivateDir::create(parent.as_deref())?;
     let out = match &name {
         Some(name) => dir.socket_path(Some(name.as_ref()))?,
         None => dir.path().to_owned(),
     };
-    drop(dir.hand_off()?); // nothing removed; the lock goes with the descriptor
+    dir.keep()?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `usock clean DIR [--force]`: without --force, a directory a live process holds is refused.
+fn clean(dir: &std::path::Path, force: bool) -> usock::Result<ExitCode> {
+    let taken = if force {
+        usock::PrivateDir::take_over(dir, None)
+    } else {
+        usock::PrivateDir::take_over_unheld(dir)
+    };
+    match taken {
+        Err(e) if e.kind() == usock::ErrorKind::InUse && !force => {
+            let code = failure(&e);
+            eprintln!("usock: --force removes it anyway");
+            Ok(code)
+        }
+        taken => taken?.cleanup().map(|()| ExitCode::SUCCESS),
+    }
 }
 
 fn sweep(parent: Option<PathBuf>, grace: u64) -> usock::Result<ExitCode> {

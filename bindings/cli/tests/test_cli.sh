@@ -104,13 +104,29 @@ before=$(ls "$work" | grep -c '^usock-' || true)
 after=$(ls "$work" | grep -c '^usock-' || true)
 check usock_run_private_directory_removed_after_a_crash test $rc -eq 139 -a "$before" = "$after"
 
-# 6. The sweep of what `usock dir` left (no process holds it).
+# 6. What `usock dir` and `usock path` print is held by nothing, yet every sweep keeps it for a
+# day (any grace period); `usock clean` removes it without --force, but refuses without --force
+# a directory that a live process holds.
 d=$("$USOCK" dir --parent "$work")
-"$USOCK" sweep "$work" --grace 3600 >"$work/out"
-kept=$(grep -c "kept $d: " "$work/out")
+p=$("$USOCK" path --parent "$work")
+pd=$(dirname "$p")
 "$USOCK" sweep "$work" --grace 0 >"$work/out"
-if [ "$kept" = 1 ] && grep -q "removed $d" "$work/out" && [ ! -e "$d" ]; then ok usock_sweep_removes_an_abandoned_directory_after_the_grace_period
-else fail usock_sweep_removes_an_abandoned_directory_after_the_grace_period "$(cat "$work/out")"; fi
+if [ -d "$d" ] && [ -d "$pd" ] && grep -q "kept $pd: marked" "$work/out" && grep -q "kept $d: marked" "$work/out"; then
+  ok usock_sweep_keeps_what_usock_dir_and_path_printed
+else fail usock_sweep_keeps_what_usock_dir_and_path_printed "$(cat "$work/out")"; fi
+"$USOCK" clean "$pd" && "$USOCK" clean "$d"; rc=$?
+check usock_clean_removes_them_without_force test $rc -eq 0 -a ! -e "$d" -a ! -e "$pd"
+rm -f "$work/held"
+"$USOCK" run --parent "$work" -- sh -c "echo \"\$USOCK_DIR\" >'$work/held'; exec sleep 30" 2>"$work/run.err" &
+runner=$!
+for _ in $(seq 100); do [ -s "$work/held" ] && break; sleep 0.1; done
+held=$(cat "$work/held")
+"$USOCK" clean "$held" 2>"$work/err"; rc=$?
+if [ $rc -eq 15 ] && [ -S "$held/sock" ] && grep -q -- "--force" "$work/err"; then ok usock_clean_refuses_a_held_directory_without_force
+else fail usock_clean_refuses_a_held_directory_without_force "rc=$rc $(cat "$work/err")"; fi
+"$USOCK" clean --force "$held"; rc=$?
+check usock_clean_force_removes_a_held_directory test $rc -eq 0 -a ! -e "$held"
+kill -TERM $runner; wait $runner 2>/dev/null
 
 # 7. Every subcommand has --help; usage errors are 2.
 for sub in dir path clean sweep check run; do

@@ -108,7 +108,7 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen.
 %     - long_paths(+Boolean)
 %       Allow socket paths longer than `sun_path` under a deep parent (Linux): usock_bind/3
-%       binds them through `/proc/self/fd`, and its path(P) gives the real path, which
+%       binds them through `/proc/thread-self/fd`, and its path(P) gives the real path, which
 %       usock_connect/3 reaches (library(socket)'s tcp_connect/2 cannot take such a path;
 %       within this process it can connect to the address tcp_bind/2 was given). Default
 %       `false`.
@@ -207,7 +207,7 @@ usock_bind(Dir, Socket, Options) :-
     ;   '$usock_somaxconn'(Backlog)
     ),
     '$usock_socket_path_string'(Dir, Name, Path),
-    '$usock_socket_address_string'(Dir, Name, Address),   % Path, or /proc/self/fd/N/Name
+    '$usock_socket_address_string'(Dir, Name, Address),   % Path, or /proc/thread-self/fd/N/Name
     unix_domain_socket(S),
     Bound = bound(false),                   % nb_setarg/3 survives the exception's undoing
     catch(( tcp_bind(S, Address),

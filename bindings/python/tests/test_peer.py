@@ -260,7 +260,7 @@ def test_long_paths_bind_and_connect_beyond_sun_path(public):
         sock = d.bind()
         path = d.socket_path()
         assert len(os.fsencode(path)) > usock.PATH_MAX
-        assert d.socket_address().startswith("/proc/self/fd/")
+        assert d.socket_address().startswith("/proc/thread-self/fd/")
         c = usock.connect(path)
         conn, _ = sock.accept()
         c.sendall(b"x")

@@ -429,7 +429,7 @@ class PrivateDir(_SoleOwner):
     (``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp``: the first that is safe and
     leaves room for a socket path). The directory has an unpredictable name and mode 0700.
     ``long_paths=True`` (Linux) allows socket paths longer than ``sun_path`` under a deep
-    parent: :meth:`bind` binds them through ``/proc/self/fd``, :func:`connect` reaches them,
+    parent: :meth:`bind` binds them through ``/proc/thread-self/fd``, :func:`connect` reaches them,
     and :meth:`socket_address` gives the address other code in this process can bind to.
 
     Cleanup removes the sockets in it and the directory itself. It runs once: at
@@ -494,8 +494,9 @@ class PrivateDir(_SoleOwner):
     def socket_address(self, name: Optional[Union[str, bytes]] = None) -> str:
         """Where code in *this process* binds or connects to socket ``name``: the path from
         :meth:`socket_path` when it fits ``sun_path``, else (``long_paths=True``, Linux) the same
-        socket through this directory's descriptor, ``/proc/self/fd/N/name``. Never hand the
-        latter to another process: there it names something else."""
+        socket through this directory's descriptor, ``/proc/thread-self/fd/N/name`` (use that in
+        the calling thread, or one that shares its descriptor table). Never hand the latter to
+        another process: there it names something else."""
         return self._ask_path(_lib.lib.usock_socket_address, name)
 
     def _ask_path(self, call: "ctypes._CFuncPtr", name: Optional[Union[str, bytes]]) -> str:
