@@ -61,13 +61,15 @@ if [ $rc -eq 13 ] && grep -q "$work/open: directory, owner uid $(id -u), mode 07
 else fail usock_check_an_unsafe_parent "rc=$rc $(cat "$work/out")"; fi
 
 # 3. usock run: the protocol, as the child sees it.
-out=$("$USOCK" run --parent "$work" -- sh -c 'echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES"; ls /proc/$$/fd | tr "\n" " "; echo; [ -S "$USOCK_PATH" ] && echo socket; echo "$USOCK_DIR"')
+# The descriptors listed into a file, not a pipe: the shell holds a pipe's end while it starts
+# the command on the other side. bash, not dash: dash keeps a copy of the descriptor it redirects.
+out=$("$USOCK" run --parent "$work" -- bash -c 'echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES"; ls /proc/$$/fd >"$0"; [ -S "$USOCK_PATH" ] && echo socket; echo "$USOCK_DIR"' "$work/fds")
 read -r pid listen_pid fds names <<<"$(sed -n 1p <<<"$out")"
-fdlist=$(sed -n 2p <<<"$out")
+fdlist=$(tr '\n' ' ' <"$work/fds")
 if [ "$pid" = "$listen_pid" ] && [ "$fds" = 1 ] && [ "$names" = sock ] && [ "$fdlist" = "0 1 2 3 " ] \
-   && [ "$(sed -n 3p <<<"$out")" = socket ] && [ ! -e "$(sed -n 4p <<<"$out")" ]; then
+   && [ "$(sed -n 2p <<<"$out")" = socket ] && [ ! -e "$(sed -n 3p <<<"$out")" ]; then
   ok usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3
-else fail usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3 "$out"; fi
+else fail usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3 "$out / $fdlist"; fi
 mask=$( (trap '' TERM HUP; "$USOCK" run --parent "$work" -- grep -E '^Sig(Blk|Ign)' /proc/self/status) | awk '{print $2}' | tr '\n' ' ')
 check usock_run_child_has_an_empty_signal_mask test "$mask" = "0000000000000000 0000000000000000 "
 "$USOCK" run --parent "$work" -- sh -c 'exit 7'; rc=$?
