@@ -114,6 +114,24 @@ kept=$(grep -c "kept $d: " "$work/out")
 if [ "$kept" = 1 ] && grep -q "removed $d" "$work/out" && [ ! -e "$d" ]; then ok usock_sweep_removes_an_abandoned_directory_after_the_grace_period
 else fail usock_sweep_removes_an_abandoned_directory_after_the_grace_period "$(cat "$work/out")"; fi
 
+# 11. usock check gives a symbolic link the verdict that creating there would get.
+mkdir -m 1777 "$work/sticky"
+mkdir -m 700 "$work/target"
+ln -s "$work/target" "$work/sticky/link"
+ln -s "$work/target" "$work/link"
+for where in sticky_world_writable root_owned_0755; do
+  t=usock_check_agrees_with_usock_dir_on_a_link_in_a_${where}_directory
+  link=$work/link; [ $where = root_owned_0755 ] || link=$work/sticky/link
+  made=$("$USOCK" dir --parent "$link" 2>"$work/err"); made_rc=$?
+  [ $made_rc -eq 0 ] && "$USOCK" clean "$made"
+  "$USOCK" check "$link" >"$work/out"; check_rc=$?
+  reason=$(sed -n 's/^usock: //p' "$work/err")
+  if [ $made_rc -eq $check_rc ] && { [ $made_rc -eq 0 ] || grep -qxF "refused: $reason" "$work/out"; }; then ok "$t"
+  else fail "$t" "dir: rc=$made_rc $(cat "$work/err") / check: rc=$check_rc $(cat "$work/out")"; fi
+done
+"$USOCK" dir --parent "$work/sticky/link" >/dev/null 2>&1; rc=$?
+check usock_dir_refuses_a_link_in_a_sticky_world_writable_directory test $rc -eq 13
+
 # 7. Every subcommand has --help; usage errors are 2.
 for sub in dir path clean sweep check run; do
   "$USOCK" "$sub" --help | grep -q "Exit codes" || fail "help_$sub" "no exit code table"
