@@ -76,14 +76,16 @@ enum Command {
     /// LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES; also USOCK_PATH and USOCK_DIR), wait, clean up,
     /// and exit with CMD's status (128+n when signal n killed it).
     ///
-    /// SIGTERM and SIGHUP sent to `usock run` are passed to CMD; SIGINT is not (a terminal
-    /// delivers it to CMD already). A CMD that daemonizes and exits makes `usock run` clean up
-    /// while the daemon still serves: run servers in the foreground.
+    /// SIGTERM and SIGHUP sent to `usock run` are passed to CMD, and so is a SIGINT that a
+    /// process sent (Linux, FreeBSD); Ctrl-C in a terminal reaches CMD by itself. CMD gets
+    /// SIGKILL if `usock run` dies (Linux, FreeBSD). A CMD that daemonizes and exits makes
+    /// `usock run` clean up while the daemon still serves: run servers in the foreground.
     #[command(after_help = EXIT_CODES)]
     Run {
-        /// The socket's name in the private directory.
+        /// The socket's name in the private directory, and in LISTEN_FDNAMES: printable ASCII
+        /// without ':', at most 255 bytes.
         #[arg(long, default_value = "sock")]
-        name: String,
+        name: std::ffi::OsString,
         /// The parent to make the private directory in.
         #[arg(long, conflicts_with = "path")]
         parent: Option<PathBuf>,
