@@ -73,21 +73,24 @@ enum Command {
     /// passes usock's checks, and why not.
     #[command(after_help = EXIT_CODES)]
     Check {
-        /// A directory, or a socket path (its parent is checked).
+        /// A directory or a symbolic link (checked as `usock dir --parent` would take it), or a
+        /// socket path (its parent is checked).
         path: PathBuf,
     },
     /// Bind a listening socket, then run CMD with it as descriptor 3 (socket activation:
     /// LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES; also USOCK_PATH and USOCK_DIR), wait, clean up,
     /// and exit with CMD's status (128+n when signal n killed it).
     ///
-    /// SIGTERM and SIGHUP sent to `usock run` are passed to CMD; SIGINT is not (a terminal
-    /// delivers it to CMD already). A CMD that daemonizes and exits makes `usock run` clean up
-    /// while the daemon still serves: run servers in the foreground.
+    /// SIGTERM and SIGHUP sent to `usock run` are passed to CMD, and so is a SIGINT that a
+    /// process sent (Linux, FreeBSD); Ctrl-C in a terminal reaches CMD by itself. CMD gets
+    /// SIGKILL if `usock run` dies (Linux, FreeBSD). A CMD that daemonizes and exits makes
+    /// `usock run` clean up while the daemon still serves: run servers in the foreground.
     #[command(after_help = EXIT_CODES)]
     Run {
-        /// The socket's name in the private directory.
+        /// The socket's name in the private directory, and in LISTEN_FDNAMES: printable ASCII
+        /// without ':', at most 255 bytes.
         #[arg(long, default_value = "sock")]
-        name: String,
+        name: std::ffi::OsString,
         /// The parent to make the private directory in.
         #[arg(long, conflicts_with = "path")]
         parent: Option<PathBuf>,
@@ -169,14 +172,18 @@ fn sweep(parent: Option<PathBuf>, grace: u64) -> usock::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `usock check`: a directory as it is, or the parent of anything else.
+/// `usock check`: a directory, or a symbolic link, as `usock dir --parent` would take it (the
+/// library's walk decides whether a link is followed), or the parent of anything else.
 fn check(path: &std::path::Path) -> ExitCode {
-    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    let target = if is_dir || path.as_os_str().is_empty() {
+    let as_parent = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() || m.is_symlink());
+    let target = if as_parent || path.as_os_str().is_empty() {
         path.to_owned()
     } else {
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        println!("{} is not a directory: checking its parent", path.display());
+        println!(
+            "{} is neither a directory nor a symbolic link: checking its parent",
+            path.display()
+        );
         parent.map_or_else(|| PathBuf::from("."), |p| p.to_owned())
     };
     let report = usock::explain_parent(&target);
@@ -196,7 +203,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                 Some(Err(e)) => println!("not for a well-known socket path: {}", e.message()),
                 None => {}
             }
-            if !is_dir && path.as_os_str().len() > usock::MAX_SOCKET_PATH {
+            if !as_parent && path.as_os_str().len() > usock::MAX_SOCKET_PATH {
                 println!(
                     "but {} is {} bytes, longer than sun_path allows ({})",
                     path.display(),

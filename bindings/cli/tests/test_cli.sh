@@ -61,13 +61,15 @@ if [ $rc -eq 13 ] && grep -q "$work/open: directory, owner uid $(id -u), mode 07
 else fail usock_check_an_unsafe_parent "rc=$rc $(cat "$work/out")"; fi
 
 # 3. usock run: the protocol, as the child sees it.
-out=$("$USOCK" run --parent "$work" -- sh -c 'echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES"; ls /proc/$$/fd | tr "\n" " "; echo; [ -S "$USOCK_PATH" ] && echo socket; echo "$USOCK_DIR"')
+# The descriptors listed into a file, not a pipe: the shell holds a pipe's end while it starts
+# the command on the other side. bash, not dash: dash keeps a copy of the descriptor it redirects.
+out=$("$USOCK" run --parent "$work" -- bash -c 'echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES"; ls /proc/$$/fd >"$0"; [ -S "$USOCK_PATH" ] && echo socket; echo "$USOCK_DIR"' "$work/fds")
 read -r pid listen_pid fds names <<<"$(sed -n 1p <<<"$out")"
-fdlist=$(sed -n 2p <<<"$out")
+fdlist=$(tr '\n' ' ' <"$work/fds")
 if [ "$pid" = "$listen_pid" ] && [ "$fds" = 1 ] && [ "$names" = sock ] && [ "$fdlist" = "0 1 2 3 " ] \
-   && [ "$(sed -n 3p <<<"$out")" = socket ] && [ ! -e "$(sed -n 4p <<<"$out")" ]; then
+   && [ "$(sed -n 2p <<<"$out")" = socket ] && [ ! -e "$(sed -n 3p <<<"$out")" ]; then
   ok usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3
-else fail usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3 "$out"; fi
+else fail usock_run_sets_listen_pid_to_the_command_and_passes_only_0_to_3 "$out / $fdlist"; fi
 mask=$( (trap '' TERM HUP; "$USOCK" run --parent "$work" -- grep -E '^Sig(Blk|Ign)' /proc/self/status) | awk '{print $2}' | tr '\n' ' ')
 check usock_run_child_has_an_empty_signal_mask test "$mask" = "0000000000000000 0000000000000000 "
 "$USOCK" run --parent "$work" -- sh -c 'exit 7'; rc=$?
@@ -127,6 +129,149 @@ else fail usock_clean_refuses_a_held_directory_without_force "rc=$rc $(cat "$wor
 "$USOCK" clean --force "$held"; rc=$?
 check usock_clean_force_removes_a_held_directory test $rc -eq 0 -a ! -e "$held"
 kill -TERM $runner; wait $runner 2>/dev/null
+
+# 9. usock run and signals: SIGCHLD inherited ignored; SIGTERM and SIGHUP during setup; SIGKILL
+#    of the runner; SIGINT from a process and from a terminal.
+t=usock_run_keeps_the_status_when_sigchld_is_inherited_ignored
+timeout 10 "$PY" -c '
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])' "$USOCK" run --parent "$work" -- sh -c 'exit 7'; rc=$?
+check $t test $rc -eq 7
+
+t=usock_run_leaves_nothing_when_sigterm_or_sighup_arrives_during_setup
+mkdir -m 755 "$work/setup"
+out=$(timeout 120 "$PY" - "$USOCK" "$work/setup" 150 <<'PYEOF'
+# Each run gets SIGTERM (or SIGHUP) again and again from a random moment in its first 6 ms
+# until it exits: whenever the first one lands, nothing may be left in the parent.
+import os, random, signal, subprocess, sys, time
+usock, parent, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(runs):
+    sig = signal.SIGTERM if i % 2 == 0 else signal.SIGHUP
+    p = subprocess.Popen([usock, "run", "--parent", parent, "--", "sleep", "30"])
+    time.sleep(random.uniform(0, 0.006))
+    deadline = time.monotonic() + 5
+    while p.poll() is None and time.monotonic() < deadline:
+        os.kill(p.pid, sig)
+        time.sleep(0.0002)
+    if p.poll() is None:
+        p.kill(); p.wait()
+        print(f"run {i}: still running 5 s after {sig.name}")
+    left = os.listdir(parent)
+    if left:
+        print(f"run {i} ({sig.name}, status {p.returncode}): left {left}")
+        subprocess.run([usock, "sweep", parent, "--grace", "0"], stdout=subprocess.DEVNULL)
+PYEOF
+)
+check $t test -z "$out"
+
+t=usock_run_killed_by_sigkill_takes_its_server_with_it
+mkdir -m 755 "$work/k9"
+"$USOCK" run --parent "$work/k9" -- sh -c 'echo $$ >"$0.tmp"; mv "$0.tmp" "$0"; exec sleep 60' "$work/k9.pid" &
+runner=$!
+for _ in $(seq 100); do [ -s "$work/k9.pid" ] && break; sleep 0.05; done
+server=$(cat "$work/k9.pid" 2>/dev/null)
+kill -KILL $runner; wait $runner 2>/dev/null
+state=alive
+for _ in $(seq 100); do # gone, or a zombie nobody reaps here, within 5 s
+  s=$(awk '{print $3}' "/proc/$server/stat" 2>/dev/null)
+  if [ -z "$s" ] || [ "$s" = Z ]; then state=gone; break; fi
+  sleep 0.05
+done
+[ -n "$server" ] && [ $state = alive ] && kill -KILL "$server" 2>/dev/null
+check $t test -n "$server" -a $state = gone
+
+# A server that counts the SIGINTs it gets for half a second after the first, writes the count
+# and where it was, and exits with status 3. Counted by the byte the C-level handler writes to
+# the wakeup descriptor on each delivery: Python runs its own handler once for two that come
+# close together.
+cat >"$work/count_int.py" <<'PYEOF'
+import os, select, signal, sys, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.signal(signal.SIGINT, lambda sig, frame: None)
+signal.set_wakeup_fd(w)
+open(sys.argv[1] + ".ready", "w").close()
+count, until = 0, time.monotonic() + 10
+while time.monotonic() < until:
+    if select.select([r], [], [], max(0, until - time.monotonic()))[0]:
+        got = os.read(r, 64).count(signal.SIGINT)
+        if got and count == 0:
+            until = time.monotonic() + 0.5
+        count += got
+with open(sys.argv[1], "w") as f:
+    f.write(f"{count} {os.environ['USOCK_DIR']}\n")
+sys.exit(3)
+PYEOF
+
+t=usock_run_passes_sigint_from_a_process_to_the_server_once
+rm -f "$work/int" "$work/int.ready"
+# Not under timeout(1), which would pass the signal to its whole process group: the server
+# ends by itself within 11 s.
+"$USOCK" run --parent "$work" -- "$PY" "$work/count_int.py" "$work/int" &
+runner=$!
+for _ in $(seq 200); do [ -e "$work/int.ready" ] && break; sleep 0.05; done
+kill -INT $runner; wait $runner; rc=$?
+read -r count dir <"$work/int" 2>/dev/null
+if [ $rc -eq 3 ] && [ "$count" = 1 ] && [ -n "$dir" ] && [ ! -e "$dir" ]; then ok $t
+else fail $t "rc=$rc count=$count dir=$dir"; fi
+
+t=usock_run_ctrl_c_in_a_terminal_reaches_the_server_once
+rm -f "$work/int" "$work/int.ready"
+rc=$(timeout 20 "$PY" - "$USOCK" "$work" "$PY" "$work/count_int.py" "$work/int" <<'PYEOF'
+# The runner in a new session whose controlling terminal is a pty; Ctrl-C typed on it.
+import os, pty, sys, time
+usock, parent, py, server, out = sys.argv[1:]
+pid, master = pty.fork()
+if pid == 0:
+    os.execv(usock, [usock, "run", "--parent", parent, "--", py, server, out])
+deadline = time.monotonic() + 10
+while not os.path.exists(out + ".ready") and time.monotonic() < deadline:
+    time.sleep(0.05)
+os.write(master, b"\x03")
+while True:
+    try:
+        if not os.read(master, 1024):
+            break
+    except OSError:
+        break
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PYEOF
+)
+read -r count dir <"$work/int" 2>/dev/null
+if [ "$rc" = 3 ] && [ "$count" = 1 ] && [ -n "$dir" ] && [ ! -e "$dir" ]; then ok $t
+else fail $t "rc=$rc count=$count dir=$dir"; fi
+
+# 10. LISTEN_FDNAMES takes only what systemd allows in a descriptor name: printable ASCII
+#     without ':', at most 255 bytes. Anything else is refused before anything is made.
+mkdir -m 755 "$work/fdn"
+long=$(printf 'n%.0s' $(seq 256))
+for bad in 'a:b' $'a\tb' $'a\nb' $'a\x7fb' $'caf\xc3\xa9' "$long"; do
+  "$USOCK" run --parent "$work/fdn" --name "$bad" -- true 2>"$work/err"; rc=$?
+  if [ $rc -eq 2 ] && head -c 7 "$work/err" | grep -q '^usock: ' && [ -z "$(ls -A "$work/fdn")" ]; then :
+  else fail usock_run_refuses_a_name_systemd_would_not_accept "name=$(printf %q "$bad") rc=$rc $(head -c 200 "$work/err")"; bad_name=1; fi
+done
+[ -z "${bad_name:-}" ] && ok usock_run_refuses_a_name_systemd_would_not_accept
+names=$("$USOCK" run --parent "$work/fdn" --name 'my sock!' -- sh -c 'echo "$LISTEN_FDNAMES"')
+check usock_run_passes_a_name_with_a_space_verbatim test "$names" = 'my sock!'
+
+# 11. usock check gives a symbolic link the verdict that creating there would get.
+mkdir -m 1777 "$work/sticky"
+mkdir -m 700 "$work/target"
+ln -s "$work/target" "$work/sticky/link"
+ln -s "$work/target" "$work/link"
+for where in sticky_world_writable root_owned_0755; do
+  t=usock_check_agrees_with_usock_dir_on_a_link_in_a_${where}_directory
+  link=$work/link; [ $where = root_owned_0755 ] || link=$work/sticky/link
+  made=$("$USOCK" dir --parent "$link" 2>"$work/err"); made_rc=$?
+  [ $made_rc -eq 0 ] && "$USOCK" clean "$made"
+  "$USOCK" check "$link" >"$work/out"; check_rc=$?
+  reason=$(sed -n 's/^usock: //p' "$work/err")
+  if [ $made_rc -eq $check_rc ] && { [ $made_rc -eq 0 ] || grep -qxF "refused: $reason" "$work/out"; }; then ok "$t"
+  else fail "$t" "dir: rc=$made_rc $(cat "$work/err") / check: rc=$check_rc $(cat "$work/out")"; fi
+done
+"$USOCK" dir --parent "$work/sticky/link" >/dev/null 2>&1; rc=$?
+check usock_dir_refuses_a_link_in_a_sticky_world_writable_directory test $rc -eq 13
 
 # 7. Every subcommand has --help; usage errors are 2.
 for sub in dir path clean sweep check run; do
