@@ -144,7 +144,7 @@ test-cli: cli venv
 	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check"
 	@tools/ensure-deps.sh cli
 	@$(VENV)/bin/python -c 'import gunicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn
-	bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
+	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run
 # keeps its own).

@@ -904,6 +904,13 @@ fn sweep_keeps_a_kept_directory_for_a_day_then_removes_it_with_its_mark() {
     assert_eq!(report.removed, vec![path.clone()], "{report:?}");
     assert!(!path.exists());
     assert!(parent.entries("").is_empty());
+    common::figure(
+        "attack",
+        "a directory usock dir/usock path printed, nothing holding it, swept with grace 0 at once and 23 h later: kept; 25 h later: removed with its mark",
+        3,
+        3,
+        "tests/lifecycle.rs::sweep_keeps_a_kept_directory_for_a_day_then_removes_it_with_its_mark",
+    );
 }
 
 #[test]
@@ -1022,6 +1029,13 @@ fn a_sweep_between_mkdir_and_lock_leaves_no_handle_on_a_removed_directory() {
     assert!(kept_reason(&report, dir.path()).contains("holds its lock"));
     dir.cleanup().unwrap();
     assert!(parent.entries("").is_empty());
+    common::figure(
+        "attack",
+        "a sweep with grace 0 held between creation's mkdir and its lock: the removed directory is never handed out, the handle's directory exists and is locked",
+        1,
+        1,
+        "tests/lifecycle.rs::a_sweep_between_mkdir_and_lock_leaves_no_handle_on_a_removed_directory",
+    );
 }
 
 #[test]
@@ -1057,6 +1071,13 @@ fn a_sweep_holding_the_lock_at_creation_leaves_no_unlocked_handle() {
         dir.path().display()
     );
     dir.cleanup().unwrap();
+    common::figure(
+        "attack",
+        "a sweep's exclusive lock held on a new directory when creation locks it: creation waits, its handle is locked",
+        1,
+        1,
+        "tests/lifecycle.rs::a_sweep_holding_the_lock_at_creation_leaves_no_unlocked_handle",
+    );
 }
 
 #[test]
@@ -1087,7 +1108,7 @@ fn a_sweep_loop_beside_a_create_loop_leaves_every_handle_locked() {
     assert!(unlocked.is_empty(), "unlocked or removed: {unlocked:?}");
     assert!(sweeps > 0);
     common::figure(
-        "race",
+        "attack",
         "sweep loop (grace 0) beside a create loop: every handle's directory exists and is locked",
         ROUNDS,
         ROUNDS - unlocked.len(),

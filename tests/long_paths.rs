@@ -130,6 +130,13 @@ fn elsewhere_the_flag_changes_nothing() {
 #[cfg(all(target_os = "linux", not(usock_portable)))]
 fn a_thread_with_its_own_descriptor_table_binds_and_connects_through_it() {
     common::run_child("child_long_paths_in_an_unshared_table", |_| {});
+    common::figure(
+        "attack",
+        "long-path bind and connect from a thread with its own descriptor table (unshare CLONE_FILES), the process's table filled with a decoy directory and server at the same numbers: the thread's own socket, never the decoy",
+        2,
+        2,
+        "tests/long_paths.rs::a_thread_with_its_own_descriptor_table_binds_and_connects_through_it",
+    );
 }
 
 #[test]

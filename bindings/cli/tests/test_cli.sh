@@ -13,7 +13,26 @@ work=$(mktemp -d /tmp/usock-cli-test-XXXXXX)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 
-ok()   { passed=$((passed + 1)); echo "ok   $1"; }
+# The checks that are guarantees of SECURITY.md: kind, what was tried, and how often. When
+# $USOCK_FIGURES names a file (make test sets it), each of them that held writes its row there.
+declare -A FIGURE=(
+  [usock_sweep_keeps_what_usock_dir_and_path_printed]=$'attack\tusock dir and usock path outputs (a subshell gone at once), swept with grace 0: kept\t2'
+  [usock_clean_refuses_a_held_directory_without_force]=$'fault\tusock clean of a directory a live process holds (the sweep lock), without --force: refused, socket left\t1'
+  [usock_run_keeps_the_status_when_sigchld_is_inherited_ignored]=$'fault\tusock run started with SIGCHLD ignored (inherited across exec): the command\'s status kept, no hang\t1'
+  [usock_run_leaves_nothing_when_sigterm_or_sighup_arrives_during_setup]=$'fault\tusock run sent SIGTERM or SIGHUP over and over from a random moment of its setup, 150 runs: nothing left\t150'
+  [usock_run_killed_by_sigkill_takes_its_server_with_it]=$'fault\tusock run killed with SIGKILL: its server does not outlive it (parent-death signal)\t1'
+  [usock_run_passes_sigint_from_a_process_to_the_server_once]=$'fault\tSIGINT sent to usock run by a process: the server gets it once, the directory is removed\t1'
+  [usock_run_ctrl_c_in_a_terminal_reaches_the_server_once]=$'fault\tCtrl-C in usock run\'s terminal (reaches runner and server): the server gets SIGINT once\t1'
+  [usock_run_refuses_a_name_systemd_would_not_accept]=$'attack\tusock run --name with a colon, a tab, a newline, DEL, UTF-8, 256 bytes: refused (status 2) before anything is made, LISTEN_FDNAMES never corrupted\t6'
+  [usock_check_agrees_with_usock_dir_on_a_link_in_a_sticky_world_writable_directory]=$'attack\tusock check on a symbolic link in a sticky world-writable directory: the verdict, reason and status of usock dir --parent (refused)\t1'
+)
+ok() {
+  passed=$((passed + 1)); echo "ok   $1"
+  if [ -n "${USOCK_FIGURES:-}" ] && [ -n "${FIGURE[$1]:-}" ]; then
+    local kind what n; IFS=$'\t' read -r kind what n <<<"${FIGURE[$1]}"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$what" "$n" "$n" "bindings/cli/tests/test_cli.sh::$1" >> "$USOCK_FIGURES"
+  fi
+}
 fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 check() { # check NAME CONDITION-COMMAND...
   local name=$1; shift

@@ -815,7 +815,8 @@ def test_owning_objects_refuse_copying_and_pickling(scratch, how):
     import copy
     import pickle
     duplicate = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how]
-    for name, (obj, close) in _owners(scratch).items():
+    owners = _owners(scratch)
+    for name, (obj, close) in owners.items():
         with pytest.raises(TypeError, match=rf"\b{name}\b"):
             duplicate(obj)
         if how != "copy":                        # a shallow copy shares what a list holds
@@ -830,6 +831,10 @@ def test_owning_objects_refuse_copying_and_pickling(scratch, how):
         with pytest.raises(TypeError):
             duplicate(sock)
         sock.close()
+    figure("attack", f"Python: {how} of each owning object (PrivateDir, Listener, BoundPath, "
+           "AcceptPolicy) refused with TypeError, so no second owner can bind in or clean up",
+           len(owners), len(owners),
+           f"test_owning_objects_refuse_copying_and_pickling[{how}]")
 
 
 def test_the_installed_package_loads_the_libusock_it_carries():
