@@ -33,7 +33,7 @@
 /**
  * Minor version of usock.
  */
-#define USOCK_VERSION_MINOR 1
+#define USOCK_VERSION_MINOR 2
 
 /**
  * Patch version of usock.

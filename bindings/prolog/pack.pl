@@ -1,5 +1,5 @@
 name(usock).
-version('0.1.0').
+version('0.2.0').
 title('A safe private place for a Unix domain socket').
 keywords([socket, unix, security, mqi]).
 author('The usock developers', 'https://docs.rs/usock').

@@ -24,7 +24,7 @@ use std::ffi::c_int;
 /// Major version of usock; matches `usock_version()` and Cargo.toml.
 pub const USOCK_VERSION_MAJOR: c_int = 0;
 /// Minor version of usock.
-pub const USOCK_VERSION_MINOR: c_int = 1;
+pub const USOCK_VERSION_MINOR: c_int = 2;
 /// Patch version of usock.
 pub const USOCK_VERSION_PATCH: c_int = 0;
 

@@ -849,3 +849,13 @@ def test_the_installed_package_loads_the_libusock_it_carries():
                          env=env, cwd="/", capture_output=True, text=True, check=True)
     loaded = Path(out.stdout.strip())
     assert loaded.parent == package and loaded.name.startswith("libusock"), loaded
+
+
+def test_the_version_is_the_crates():
+    # One version: the package reports the library's, which is Cargo.toml's.
+    import re
+    cargo = Path(__file__).resolve().parents[3] / "Cargo.toml"
+    if not cargo.exists():
+        pytest.skip(f"no {cargo} beside these tests")
+    version = re.search(r'^version = "([^"]+)"', cargo.read_text(), re.M).group(1)
+    assert usock.__version__ == version
