@@ -121,6 +121,14 @@ impl Target {
             .join(OsStr::from_bytes(self.name.to_bytes()))
     }
 
+    /// How long a name beside the path may be while its full path still fits in `sun_path`
+    /// (the path itself fits, so at least as long as its own name).
+    fn temp_name_room(&self) -> usize {
+        let dir = self.parent.path.as_os_str().len();
+        let beside = crate::MAX_SOCKET_PATH.saturating_sub(dir + usize::from(dir > 1));
+        beside.max(self.name.as_bytes().len())
+    }
+
     fn entry(&self, name: &CStr) -> PathBuf {
         self.parent.path.join(OsStr::from_bytes(name.to_bytes()))
     }
@@ -266,8 +274,8 @@ impl Target {
         Ok(id)
     }
 
-    /// Replace mode: binds and listens at a fresh name no longer than the path's own, then
-    /// renames it over the path.
+    /// Replace mode: binds and listens at a fresh name beside the path, as long as `sun_path`
+    /// allows (a dot and 13 random characters where they fit), then renames it over the path.
     fn bind_and_rename(
         &self,
         shown: &Path,
@@ -278,7 +286,7 @@ impl Target {
         let mut attempts = 0;
         let (temp, id) = loop {
             attempts += 1;
-            let temp = name::random_temp_name(self.name.as_bytes().len())
+            let temp = name::random_temp_name(self.temp_name_room())
                 .map_err(|e| Error::system("cannot read the OS random source", &e))?;
             match self.bind_at(&temp, fd, ty, backlog) {
                 Ok(id) => break (temp, id),

@@ -45,10 +45,11 @@ pub fn random_dir_name() -> std::io::Result<CString> {
     Ok(CString::new(name).expect("alphabet has no NUL"))
 }
 
-/// A fresh random name of `len` characters (at least 1) for a socket bound beside a well-known
-/// path before it is renamed over it: `.` and random characters when `len` allows (a hidden
-/// name in listings), so it is never longer than the name it will replace. Only the user can
-/// create entries in that directory, so the name needs to be fresh, not secret.
+/// A fresh random name of at most `len` characters (at least 1; a dot and 13 random characters
+/// when `len` allows, a hidden name in listings) for a socket bound beside a well-known path
+/// before it is renamed over it. `len` is the room `sun_path` leaves beside the path, so a short
+/// path's name still gets all 65 random bits. Only the user can create entries in that
+/// directory, so the name needs to be fresh, not secret.
 pub fn random_temp_name(len: usize) -> std::io::Result<CString> {
     let len = len.clamp(1, 1 + RANDOM_CHARS);
     let mut random = [0u8; 14];

@@ -511,6 +511,34 @@ fn a_close_racing_a_replace_leaves_the_replacement() {
 }
 
 #[test]
+fn replace_modes_temporary_name_is_as_long_as_fits_even_for_a_one_byte_name() {
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("s");
+    let (old, _old_listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let (reached, release) = hold_at(Point::BeforeRename, &path);
+    let replacer = {
+        let path = path.clone();
+        std::thread::spawn(move || BoundPath::listener(&path, BindMode::Replace))
+    };
+    reached.wait(); // the replacement listens at its temporary name
+    let temps: Vec<String> = home
+        .entries("")
+        .into_iter()
+        .filter(|e| e != "s" && e != "s.lock")
+        .collect();
+    drop(release);
+    let (new, _new_listener) = replacer.join().unwrap().unwrap();
+    testing::set_hook(None);
+    // A dot and 13 random characters (65 bits), not one character (32 choices).
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    assert_eq!(temps[0].len(), 14, "{temps:?}");
+    assert!(temps[0].starts_with('.'), "{temps:?}");
+    drop(old);
+    new.unbind().unwrap();
+}
+
+#[test]
 fn exactly_one_of_two_racing_servers_wins_every_round() {
     let home = home();
     let path = home.path().join("duel.sock");

@@ -60,7 +60,11 @@ fn the_changelogs_top_entry_is_headed_with_the_version() {
 
 #[test]
 fn file_names_in_the_readmes_carry_the_version() {
-    for readme in ["README.md", "bindings/prolog/README.md", "bindings/python/README.md"] {
+    for readme in [
+        "README.md",
+        "bindings/prolog/README.md",
+        "bindings/python/README.md",
+    ] {
         let text = read(readme);
         let mut rest = text.as_str();
         while let Some(at) = rest.find("usock-") {
