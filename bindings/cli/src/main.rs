@@ -134,9 +134,55 @@ fn make(parent: Option<PathBuf>, name: Option<String>) -> usock::Result<ExitCode
         Some(name) => dir.socket_path(Some(name.as_ref()))?,
         None => dir.path().to_owned(),
     };
+    // The path first, the mark after: a directory whose path never reached anyone is removed
+    // (the handle's drop), not kept from every sweep for a day.
+    if let Err(e) = deliver(&out) {
+        eprintln!(
+            "usock: cannot write {} to standard output: {e}; removed it",
+            out.display()
+        );
+        return Ok(exit::code(usock::ErrorKind::System));
+    }
     dir.keep()?;
-    println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Is standard output `/dev/null`? A closed one is too: Rust's start-up code opens `/dev/null`
+/// on a closed descriptor 0, 1 or 2.
+fn stdout_is_null() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let out = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    match (
+        out.and_then(|f| f.metadata()),
+        std::fs::metadata("/dev/null"),
+    ) {
+        (Ok(out), Ok(null)) => {
+            !out.is_file() && !out.is_dir() && out.rdev() == null.rdev() && out.dev() == null.dev()
+        }
+        _ => false,
+    }
+}
+
+/// Writes `path` and a newline to standard output, and says when it did not get there: a
+/// closed or null standard output, or a reader that went away (`EPIPE`, where `println!` would
+/// panic).
+fn deliver(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
+    if stdout_is_null() {
+        return Err(std::io::Error::other(
+            "it is closed or /dev/null, so the path would reach nobody",
+        ));
+    }
+    let mut out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut line = path.as_os_str().as_bytes().to_vec();
+    line.push(b'\n');
+    out.write_all(&line)
 }
 
 /// `usock clean DIR [--force]`: without --force, a directory a live process holds is refused.

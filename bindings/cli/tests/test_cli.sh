@@ -17,6 +17,7 @@ trap 'rm -rf "$work"' EXIT
 # $USOCK_FIGURES names a file (make test sets it), each of them that held writes its row there.
 declare -A FIGURE=(
   [usock_sweep_keeps_what_usock_dir_and_path_printed]=$'attack\tusock dir and usock path outputs (a subshell gone at once), swept with grace 0: kept\t2'
+  [usock_dir_and_path_that_cannot_print_leave_nothing]=$'fault\tusock path with standard output closed, usock dir into a pipe whose reader is gone: an error, the directory removed, never kept unknown\t2'
   [usock_clean_refuses_a_held_directory_without_force]=$'fault\tusock clean of a directory a live process holds (the sweep lock), without --force: refused, socket left\t1'
   [usock_run_keeps_the_status_when_sigchld_is_inherited_ignored]=$'fault\tusock run started with SIGCHLD ignored (inherited across exec): the command\'s status kept, no hang\t1'
   [usock_run_leaves_nothing_when_sigterm_or_sighup_arrives_during_setup]=$'fault\tusock run sent SIGTERM or SIGHUP over and over from a random moment of its setup, 150 runs: nothing left\t150'
@@ -148,6 +149,20 @@ else fail usock_clean_refuses_a_held_directory_without_force "rc=$rc $(cat "$wor
 "$USOCK" clean --force "$held"; rc=$?
 check usock_clean_force_removes_a_held_directory test $rc -eq 0 -a ! -e "$held"
 kill -TERM $runner; wait $runner 2>/dev/null
+
+# A path that cannot be delivered (standard output closed, or a pipe whose reader is gone) is
+# an error, and the directory is removed rather than kept from every sweep, known to nobody.
+mkdir -m 700 "$work/undelivered"
+"$USOCK" path --parent "$work/undelivered" >&- 2>"$work/err"; closed_rc=$?
+"$PY" -c '
+import os, subprocess, sys
+r, w = os.pipe(); os.close(r)          # a reader that is gone before the path is written
+sys.exit(subprocess.run(sys.argv[1:], stdout=w, stderr=open(sys.argv[-1] + "/../err2", "w")).returncode)' \
+  "$USOCK" dir --parent "$work/undelivered"; piped_rc=$?
+cat "$work/err2" >>"$work/err" 2>/dev/null
+left=$(ls -A "$work/undelivered")
+if [ $closed_rc -eq 18 ] && [ $piped_rc -eq 18 ] && [ -z "$left" ] && grep -q "would reach nobody" "$work/err" && grep -q "Broken pipe" "$work/err"; then ok usock_dir_and_path_that_cannot_print_leave_nothing
+else fail usock_dir_and_path_that_cannot_print_leave_nothing "closed rc=$closed_rc piped rc=$piped_rc left=$left $(cat "$work/err")"; fi
 
 # 9. usock run and signals: SIGCHLD inherited ignored; SIGTERM and SIGHUP during setup; SIGKILL
 #    of the runner; SIGINT from a process and from a terminal.
