@@ -96,8 +96,8 @@ server_exited(_) :-
     ->  catch(usock_cleanup(Dir), Error, print_message(warning, Error)),
         (   Waiter == none
         ->  true
-        ;   thread_send_message(Waiter, usock_mqi_stopped(Thread))
-        )
+        ;   catch(thread_send_message(Waiter, usock_mqi_stopped(Thread)), _, true)
+        )                                       % (a waiter that is gone waits for nothing)
     ;   true
     ).
 
