@@ -36,6 +36,15 @@ def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def figure(category, what, tried, held, test):
+    """A row of SECURITY.md's figures, written when $USOCK_FIGURES names a file (make test sets
+    it); called after the test's assertions held."""
+    target = os.environ.get("USOCK_FIGURES")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(f"{category}\t{what}\t{tried}\t{held}\tbindings/python/tests/test_mqi.py::{test}\n")
+
+
 def run_python(code, **kw):
     """Runs code in a fresh interpreter with this usock importable; returns the completed
     process."""
@@ -99,6 +108,8 @@ def test_modes_at_once_after_start_under_umask_0(scratch):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0o700", "0o600"]
     assert list(scratch.iterdir()) == []
+    figure("attack", "Python usock.mqi: swipl started under umask 0 (MQI's own bind gives the socket 0777): socket 0600 in a 0700 directory as start() returns, nothing left after stop()", 1, 1,
+           "test_modes_at_once_after_start_under_umask_0")
 
 
 def test_several_threads(scratch):
@@ -235,11 +246,42 @@ def test_killed_python_then_sweep_leaves_nothing(scratch):
     report = usock.sweep(scratch, grace=0)
     assert report.removed == [str(left)]
     assert list(scratch.iterdir()) == []
+    figure("fault", "Python usock.mqi: the Python process and its swipl killed (SIGKILL): a sweep removes the directory, nothing is left in the parent", 1, 1,
+           "test_killed_python_then_sweep_leaves_nothing")
+
+
+def test_threads_that_start_the_server_together_share_one(scratch):
+    # PrologThread.start() starts a server that is not running; six threads at once make one.
+    mqi = PrologMQI(parent=scratch)
+    barrier = threading.Barrier(6)
+    seen, errors = [], []
+
+    def work():
+        try:
+            barrier.wait()
+            with mqi.create_thread() as prolog:
+                assert prolog.query("true") is True
+                seen.append((mqi.process_id(), mqi.socket_path, len(list(scratch.iterdir()))))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    mqi.stop()
+    assert errors == []
+    assert len(set(seen)) == 1 and seen[0][2] == 1
+    assert list(scratch.iterdir()) == []
 
 
 def test_port_or_own_socket_is_swiplserver_unchanged(scratch):
     with PrologMQI(port=None, unix_domain_socket=None, launch_mqi=True, parent=scratch) as mqi:
-        assert mqi.socket_path is not None        # the default: a private directory
+        assert Path(mqi.socket_path).parent.parent == scratch   # the default: a private directory
+    with PrologMQI(unix_domain_socket="", parent=scratch) as mqi:  # "make one": usock's, not MQI's
+        assert Path(mqi.socket_path).parent.parent == scratch
+        assert mode(mqi.socket_path) == 0o600
     with usock.private_dir(scratch) as d:
         own = d.socket_path("own")
         with PrologMQI(unix_domain_socket=own) as mqi:
