@@ -149,6 +149,14 @@ class PrologMQI(swiplserver.PrologMQI):
             self._usock_dir = directory
             _running.add(self)
 
+    def process_id(self) -> Optional[int]:
+        """swiplserver's ``process_id``, once a start in progress has finished. (A
+        ``PrologThread`` starts the server when this is ``None``, and connects at once
+        otherwise: without the wait, a thread could connect while another is still starting the
+        server, before the socket is bound.)"""
+        with self._usock_lock:
+            return super().process_id()
+
     def _abandon(self, directory: PrivateDir, failure: BaseException) -> None:
         """A start that failed: end swipl if it was launched, remove the directory."""
         with contextlib.suppress(Exception):
