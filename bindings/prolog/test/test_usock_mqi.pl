@@ -53,12 +53,18 @@ python_exe(Exe) :-
     python(Py),
     (   sub_atom(Py, 0, _, _, '/') -> Exe = Py ; Exe = path(Py) ).
 
+%   The condition of the tests with a Python client: says why when they are skipped.
 have_swiplserver :-
     python_exe(Exe),
-    catch(( process_create(Exe, ['-c', 'import swiplserver'],
-                           [stdout(null), stderr(null), process(P)]),
-            process_wait(P, exit(0)) ),
-          _, fail).
+    (   catch(( process_create(Exe, ['-c', 'import swiplserver'],
+                               [stdout(null), stderr(null), process(P)]),
+                process_wait(P, exit(0)) ),
+              _, fail)
+    ->  true
+    ;   format(user_error, "skipped: ~w has no swiplserver (pip install swiplserver; \c
+                            $USOCK_PYTHON names the Python)~n", [Exe]),
+        fail
+    ).
 
 %   A query from Python's swiplserver in standalone mode, over the socket at Path.
 python_query(Path, Password, Output) :-
@@ -77,6 +83,16 @@ child_swipl(Goal, Out, Pid) :-
     format(atom(G), "use_module('~w'), ~w", [Library, Goal]),
     process_create(path(swipl), ['-q', '-g', G, '-t', 'halt'],
                    [stdout(pipe(Out)), process(Pid)]).
+
+%   A row of SECURITY.md's figures, written when $USOCK_FIGURES names a file (make test sets it).
+figure(Category, What, Tried, Held, Test) :-
+    (   getenv('USOCK_FIGURES', File)
+    ->  setup_call_cleanup(open(File, append, S),
+                           format(S, "~w\t~w\t~w\t~w\tbindings/prolog/test/test_usock_mqi.pl::~w~n",
+                                  [Category, What, Tried, Held, Test]),
+                           close(S))
+    ;   true
+    ).
 
 no_thread(T) :-
     \+ catch(thread_property(T, status(_)), _, fail).
@@ -100,7 +116,9 @@ test(python_client_on_a_private_socket_then_stop_leaves_nothing,
     python_query(Path, Password, Reply),
     mqi_stop(T),
     assertion(eventually(gone(Dir))),
-    assertion(empty(Scratch)).
+    assertion(empty(Scratch)),
+    figure(attack, 'Prolog usock_mqi_start/1: socket 0600 in a 0700 directory as the call returns (MQI alone binds it with the umask\'s mode), a swiplserver client connects, nothing left after mqi_stop/1', 1, 1,
+           python_client_on_a_private_socket_then_stop_leaves_nothing).
 
 test(automatic_location) :-
     usock_mqi_start([unix_domain_socket(Path), server_thread(T)]),
@@ -196,6 +214,8 @@ test(killed_server_then_sweep_leaves_nothing, Removed == [Dir]) :-
     close(Out),
     assertion(exists_directory(Dir)),           % nobody was left to remove it
     usock_sweep(Removed, _Kept, [parent(Scratch), grace(0)]),
-    assertion(empty(Scratch)).
+    assertion(empty(Scratch)),
+    figure(fault, 'Prolog usock_mqi_start/1: the Prolog process killed (SIGKILL): a sweep removes its directory, nothing is left in the parent', 1, 1,
+           killed_server_then_sweep_leaves_nothing).
 
 :- end_tests(usock_mqi).
