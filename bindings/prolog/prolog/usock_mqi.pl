@@ -59,11 +59,11 @@ start_in_private_dir(Path, Options) :-
     ->  DirOptions = [parent(Parent)]
     ;   DirOptions = []
     ),
-    usock_create_dir(Dir, DirOptions),
-    usock_socket_path(Dir, mqi, Path),         % the length check, before anything starts
     server_thread(Options, Thread),
     option(run_server_on_thread(OnThread), Options, true),
     (   OnThread == true -> Waiter = none ; thread_self(Waiter) ),
+    usock_create_dir(Dir, DirOptions),          % checks that <dir>/sock fits in sun_path
+    catch(usock_socket_path(Dir, mqi, Path), E0, (usock_cleanup(Dir), throw(E0))),
     assertz(server_dir(Thread, Dir, Waiter)),
     merge_options([server_thread(Thread), run_server_on_thread(true)], Options, MqiOptions),
     (   catch(mqi_start(MqiOptions), Error, (abandon(Thread, Dir), throw(Error)))

@@ -156,6 +156,12 @@ test(failed_start_leaves_nothing) :-
     thread_send_message(Busy, done),
     thread_join(Busy, _).
 
+test(bad_options_leave_nothing, error(type_error(atom, 42))) :-
+    scratch(Scratch),
+    catch(usock_mqi_start([unix_domain_socket(_), server_thread(42), parent(Scratch)]),
+          Error,
+          ( assertion(empty(Scratch)), throw(Error) )).
+
 test(bound_path_and_port_are_mqi_start) :-
     usock_create_dir(Mine, []),
     usock_socket_path(Mine, mine, Path),
