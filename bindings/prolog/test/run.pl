@@ -6,8 +6,9 @@
 
 main :-
     test_dir(Here),
-    directory_file_path(Here, 'test_usock.pl', Tests),
-    load_files(Tests, []),
+    forall(member(File, ['test_usock.pl', 'test_usock_mqi.pl']),
+           ( directory_file_path(Here, File, Tests),
+             load_files(Tests, []) )),
     (   run_tests -> true ; true ),
     plunit:test_summary(_, Summary),
     Failed is Summary.failed + Summary.failed_assertions + Summary.sto,

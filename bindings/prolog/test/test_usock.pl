@@ -632,8 +632,12 @@ use_installed(Packs, Out) :-
     format(atom(Use),
            "use_module(library(usock)), module_property(usock, file(F)), sub_atom(F, 0, _, _, '~w'), \c
             usock_create_dir(D, []), usock_bind(D, S, []), tcp_close_socket(S), usock_cleanup(D), \c
+            use_module(library(usock_mqi)), module_property(usock_mqi, file(F2)), \c
+            sub_atom(F2, 0, _, _, '~w'), use_module(library(mqi)), \c
+            usock_mqi_start([unix_domain_socket(P), server_thread(T)]), \c
+            file_directory_name(P, PD), exists_directory(PD), mqi_stop(T), \c
             writeln('installed pack works'), halt",
-           [Packs]),
+           [Packs, Packs]),
     in_fresh_swipl(Packs, Use, [], Out).
 
 %   pack_install(Spec) into Packs in a fresh swipl, with Env. (SWI-Prolog 9.0.4 takes an archive
