@@ -95,6 +95,7 @@ EXAMPLES = {
     "uvicorn.run(": "test_servers.py::test_uvicorn_serves_on_the_usock_socket_and_leaves_nothing",
     "fd://": "test_servers.py::test_gunicorn_serves_on_the_usock_socket_and_leaves_nothing",
     "web.run_app(": "test_servers.py::test_aiohttp_serves_on_the_usock_socket_and_leaves_nothing",
+    "from usock.mqi import PrologMQI": "test_mqi.py::test_queries_on_a_private_socket_and_stop_leaves_nothing",
 }
 
 
