@@ -115,7 +115,10 @@ def test_uvicorn_serves_on_the_usock_socket_and_leaves_nothing(tmp_path):
 def test_gunicorn_serves_on_the_usock_socket_and_leaves_nothing(tmp_path):
     needs("gunicorn")
     proc, run = start(block('"--bind", f"fd://{fd}"'), tmp_path, WSGI_APP)
-    serve_and_stop(proc, run, stop_pid=lambda p: children(p.pid)[0])   # gunicorn's master
+    master = []
+    serve_and_stop(proc, run, stop_pid=lambda p: master.extend(children(p.pid)) or p.pid)
+    # SIGTERM to the Python parent alone (docker stop, kill): gunicorn's master stopped too.
+    assert master and not any(os.path.exists(f"/proc/{pid}") for pid in master), master
 
 
 def test_aiohttp_serves_on_the_usock_socket_and_leaves_nothing(tmp_path):

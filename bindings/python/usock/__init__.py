@@ -409,9 +409,10 @@ class _SoleOwner:
         return self.__copy__()
 
     def __reduce_ex__(self, protocol: object) -> object:
+        hint = ("; another process takes a directory over with hand_off and take_over"
+                if isinstance(self, PrivateDir) else "")
         raise TypeError(f"cannot pickle a usock.{type(self).__name__} object: it owns a live "
-                        "resource of this process (another process takes a directory over with "
-                        "hand_off and take_over)")
+                        f"resource of this process{hint}")
 
 
 class _Socket(_socket.socket):
