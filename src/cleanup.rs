@@ -11,7 +11,7 @@ use std::ffi::{CStr, OsStr};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::connect::{Probe, probe};
 use crate::dir::{Bound, PrivateDir};
@@ -199,6 +199,37 @@ impl PrivateDir {
             }
         }
         Ok(())
+    }
+
+    /// The first socket of the user in the directory that answers a connection (of any type,
+    /// probed without waiting: a full backlog answers), if any: a server still uses the
+    /// directory even when no handle holds it (one that `usock path` printed). `usock clean`
+    /// refuses such a directory without `--force`. A live server sees a connection that closes
+    /// at once.
+    pub fn answering_socket(&self) -> Result<Option<PathBuf>> {
+        let names = sys::open_dir_read(At::Fd(self.dir.fd()), c".")
+            .and_then(sys::DirHandle::new)
+            .and_then(|mut dir| dir.list())
+            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))?;
+        for name in &names {
+            let st = sys::lstat_at(At::Fd(self.dir.fd()), name)
+                .map_err(|e| Error::system(format_args!("cannot stat {}", self.entry(name)), &e))?;
+            if st.kind() != FileKind::Socket || st.uid != self.euid {
+                continue;
+            }
+            let path = self.path().join(OsStr::from_bytes(name.to_bytes()));
+            match probe(path.as_os_str().as_bytes()) {
+                Ok(Probe::Stale) => {}
+                Ok(Probe::Answers(_)) => return Ok(Some(path)),
+                Err(e) => {
+                    return Err(Error::system(
+                        format_args!("cannot probe {}", show(&path)),
+                        &e,
+                    ));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// `<dir>/<name>`, for messages.

@@ -198,6 +198,21 @@ fn clean(dir: &std::path::Path, force: bool) -> usock::Result<ExitCode> {
             eprintln!("usock: --force removes it anyway");
             Ok(code)
         }
+        Ok(dir) if !force => match dir.answering_socket()? {
+            Some(socket) => {
+                eprintln!(
+                    "usock: {} is in use: a server answers at {}",
+                    dir.path().display(),
+                    socket.display()
+                );
+                eprintln!("usock: --force removes it anyway");
+                // Leave it as it is: dropping the handle would clean it up. The process exits
+                // at once, and its descriptors with it.
+                std::mem::forget(dir);
+                Ok(exit::code(usock::ErrorKind::InUse))
+            }
+            None => dir.cleanup().map(|()| ExitCode::SUCCESS),
+        },
         taken => taken?.cleanup().map(|()| ExitCode::SUCCESS),
     }
 }

@@ -18,6 +18,7 @@ trap 'rm -rf "$work"' EXIT
 declare -A FIGURE=(
   [usock_sweep_keeps_what_usock_dir_and_path_printed]=$'attack\tusock dir and usock path outputs (a subshell gone at once), swept with grace 0: kept\t2'
   [usock_dir_and_path_that_cannot_print_leave_nothing]=$'fault\tusock path with standard output closed, usock dir into a pipe whose reader is gone: an error, the directory removed, never kept unknown\t2'
+  [usock_clean_refuses_a_directory_where_a_server_answers]=$'fault\tusock clean, without --force, of a directory usock path printed while a plain server listens there: refused, socket left; removed once the server is gone\t1'
   [usock_clean_refuses_a_held_directory_without_force]=$'fault\tusock clean of a directory a live process holds (the sweep lock), without --force: refused, socket left\t1'
   [usock_run_keeps_the_status_when_sigchld_is_inherited_ignored]=$'fault\tusock run started with SIGCHLD ignored (inherited across exec): the command\'s status kept, no hang\t1'
   [usock_run_leaves_nothing_when_sigterm_or_sighup_arrives_during_setup]=$'fault\tusock run sent SIGTERM or SIGHUP over and over from a random moment of its setup, 150 runs: nothing left\t150'
@@ -149,6 +150,21 @@ else fail usock_clean_refuses_a_held_directory_without_force "rc=$rc $(cat "$wor
 "$USOCK" clean --force "$held"; rc=$?
 check usock_clean_force_removes_a_held_directory test $rc -eq 0 -a ! -e "$held"
 kill -TERM $runner; wait $runner 2>/dev/null
+
+# A directory that nothing holds but where a server still answers (a plain server at what
+# `usock path` printed): clean refuses it without --force, and removes it once the server is gone.
+sock=$("$USOCK" path --parent "$work" --name live.sock)
+"$PY" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(60)' "$sock" &
+server=$!
+wait_for "$sock"
+"$USOCK" clean "$(dirname "$sock")" 2>"$work/err"; rc=$?
+kill $server; wait $server 2>/dev/null
+"$USOCK" clean "$(dirname "$sock")"; after_rc=$?
+if [ $rc -eq 15 ] && grep -q "a server answers at $sock" "$work/err" && [ $after_rc -eq 0 ] && [ ! -e "$sock" ]; then
+  ok usock_clean_refuses_a_directory_where_a_server_answers
+else fail usock_clean_refuses_a_directory_where_a_server_answers "rc=$rc after=$after_rc $(cat "$work/err")"; fi
 
 # A path that cannot be delivered (standard output closed, or a pipe whose reader is gone) is
 # an error, and the directory is removed rather than kept from every sweep, known to nobody.
