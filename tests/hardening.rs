@@ -514,7 +514,7 @@ fn child_cleanup_erofs() {
 fn without_proc_the_mode_is_set_or_the_error_says_proc_is_missing() {
     for errno in [0, libc::ENOSYS, libc::EPERM] {
         let scratch = Scratch::new("noproc");
-        let parent = scratch.subdir("parent", 0o755, NOBODY);
+        let parent = scratch.subdir("parent", 0o755, OTHER_UID);
         run_child("child_no_proc", |cmd| {
             cmd.env("USOCK_TEST_ERRNO", errno.to_string());
             cmd.env("USOCK_TEST_DIR", &parent);
@@ -523,7 +523,7 @@ fn without_proc_the_mode_is_set_or_the_error_says_proc_is_missing() {
     }
     figure(
         "fault",
-        "umask 0777 as uid 65534 with no /proc mounted: mode 0700 set through fchmodat2; with fchmodat2 refused (ENOSYS, EPERM) a clear error naming /proc, nothing left",
+        "umask 0777 as uid 54321 with no /proc mounted: mode 0700 set through fchmodat2; with fchmodat2 refused (ENOSYS, EPERM) a clear error naming /proc, nothing left",
         3,
         3,
         "tests/hardening.rs::without_proc_the_mode_is_set_or_the_error_says_proc_is_missing",
@@ -540,7 +540,9 @@ fn child_no_proc() {
     let errno = test_errno();
     let parent = std::path::PathBuf::from(std::env::var_os("USOCK_TEST_DIR").unwrap());
     mount_tmpfs(Path::new("/proc"), "mode=0555", false);
-    become_user(NOBODY);
+    // Not uid 65534: without /proc/self/uid_map, the overflow uid cannot be told from the users
+    // a user namespace leaves unmapped (see without_proc_the_overflow_uid_is_refused).
+    become_user(OTHER_UID);
     // SAFETY: umask only changes this child process.
     unsafe { libc::umask(0o777) };
     if errno != 0 {
@@ -560,6 +562,38 @@ fn child_no_proc() {
         }
     }
     assert!(fs::read_dir(&parent).unwrap().next().is_none());
+}
+
+/// Without /proc, usock cannot read /proc/self/uid_map, so it cannot tell whether the overflow
+/// uid (65534 here) names one user or every user the user namespace leaves unmapped: running as
+/// that uid is refused with a message that says so, rather than trusted.
+#[test]
+#[cfg(not(usock_portable))]
+fn without_proc_the_overflow_uid_is_refused() {
+    let scratch = Scratch::new("noproc-nobody");
+    let parent = scratch.subdir("parent", 0o700, NOBODY);
+    run_child("child_no_proc_nobody", |cmd| {
+        cmd.env("USOCK_TEST_DIR", &parent);
+    });
+    assert!(scratch.entries("parent").is_empty());
+}
+
+#[test]
+#[ignore = "run in a child process"]
+#[cfg(not(usock_portable))]
+fn child_no_proc_nobody() {
+    if !in_child() {
+        return;
+    }
+    let parent = std::path::PathBuf::from(std::env::var_os("USOCK_TEST_DIR").unwrap());
+    mount_tmpfs(Path::new("/proc"), "mode=0555", false);
+    become_user(NOBODY);
+    let err = PrivateDir::in_parent(&parent).expect_err("refused without /proc");
+    assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    assert!(
+        err.message().contains("/proc/self/uid_map cannot be read"),
+        "{err}"
+    );
 }
 
 // ---- Umask and execute-only ancestors as an ordinary user -----------------------------------
