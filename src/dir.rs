@@ -207,6 +207,8 @@ impl PrivateDir {
 
     /// Makes a private directory in `parent`, which must pass the safety checks: it and every
     /// ancestor owned by root or the effective user, and any writable by group or others sticky.
+    /// In a user namespace that does not map every uid, an owner shown as the overflow uid is
+    /// neither, and running as that uid is refused.
     ///
     /// Fails with [`ErrorKind::Unsafe`] or [`ErrorKind::TooLong`] before creating anything.
     pub fn in_parent(parent: impl AsRef<Path>) -> Result<PrivateDir> {
