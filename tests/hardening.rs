@@ -812,6 +812,44 @@ fn child_sweep_unmapped() {
     }));
 }
 
+/// Cleanup after the process entered a user namespace that maps nobody: a real `nobody` made
+/// the directory, then `unshare -U`; every owner now shows as its own uid. Cleanup removes the
+/// socket it recorded (by device and inode) and leaves the one it did not, whose owner it can no
+/// longer tell (on 0.2 it was removed as "a socket of the effective user").
+#[test]
+fn cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded() {
+    let scratch = Scratch::new("userns-cleanup");
+    let own = scratch.subdir("own", 0o700, NOBODY);
+    run_child("child_cleanup_unmapped", |cmd| {
+        cmd.env("OWN", &own);
+    });
+}
+
+#[test]
+#[ignore = "run by cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded in a child process"]
+fn child_cleanup_unmapped() {
+    if !in_child() {
+        return;
+    }
+    let own = std::path::PathBuf::from(std::env::var_os("OWN").unwrap());
+    assert!(in_forked_child(move || {
+        become_user(NOBODY);
+        let dir = PrivateDir::in_parent(&own).unwrap();
+        let recorded = dir.socket_path(None).unwrap();
+        let _listener = dir.listener(None).unwrap();
+        let unrecorded = dir.path().join("other");
+        let _other = UnixListener::bind(&unrecorded).unwrap();
+        // SAFETY: a plain system call, in a single-threaded forked child.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, 0, "unshare");
+        let _ = dir.cleanup();
+        assert!(!recorded.exists(), "the recorded socket is removed");
+        assert!(
+            unrecorded.exists(),
+            "the socket it cannot attribute is left"
+        );
+    }));
+}
+
 /// The control: a real `nobody` (uid 65534 in the initial user namespace, which maps every
 /// uid) is the overflow uid too, and still makes private directories in its own 0700
 /// directory and in /tmp.
