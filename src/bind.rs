@@ -280,13 +280,13 @@ impl PrivateDir {
                 st.kind().describe()
             )));
         }
-        if st.uid != self.euid {
+        if !crate::owner::is_callers(st.uid, self.euid) {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
-                    "socket {} is owned by uid {}, not by the effective user",
+                    "socket {} is owned by {}, not by the effective user",
                     path(),
-                    st.uid
+                    crate::owner::shown(st.uid)
                 ),
             ));
         }

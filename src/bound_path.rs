@@ -84,7 +84,7 @@ impl Target {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("/"),
         };
-        let euid = sys::geteuid();
+        let euid = crate::owner::caller()?;
         let parent = parent::open_checked(dir, euid)?;
         let st = sys::fstat(parent.fd.as_fd())
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(dir)), &e))?;
@@ -170,8 +170,9 @@ impl Target {
         if st.kind() != FileKind::Socket {
             return Err(in_use(format!("it is {}", st.kind().describe())));
         }
-        if st.uid != self.euid {
-            return Err(in_use(format!("it is a socket owned by uid {}", st.uid)));
+        if !crate::owner::is_callers(st.uid, self.euid) {
+            let owner = crate::owner::shown(st.uid);
+            return Err(in_use(format!("it is a socket owned by {owner}")));
         }
         let found = probe(path.as_os_str().as_bytes()).map_err(|e| {
             Error::system(
@@ -258,15 +259,16 @@ impl Target {
             })?;
             id = stat()?;
         }
-        if id.kind() != FileKind::Socket || id.perms() != 0o600 || id.uid != self.euid {
+        let callers = crate::owner::is_callers(id.uid, self.euid);
+        if id.kind() != FileKind::Socket || id.perms() != 0o600 || !callers {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
-                    "{} is {} with mode {:04o} owned by uid {}, not a socket of uid {} with mode 0600",
+                    "{} is {} with mode {:04o} owned by {}, not a socket of uid {} with mode 0600",
                     show(path),
                     id.kind().describe(),
                     id.perms(),
-                    id.uid,
+                    crate::owner::shown(id.uid),
                     self.euid
                 ),
             ));

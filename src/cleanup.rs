@@ -17,6 +17,7 @@ use crate::connect::{Probe, probe};
 use crate::dir::{Bound, PrivateDir};
 use crate::error::{Error, ErrorKind, Result, errno_of, show, strip_os_error_suffix};
 use crate::keep;
+use crate::owner;
 use crate::sys::{self, At, FileKind};
 
 impl PrivateDir {
@@ -94,17 +95,16 @@ impl PrivateDir {
             };
             let ours = recorded.contains(&(st.dev, st.ino));
             let mark = keep::is_mark(&name) && st.kind() == FileKind::Regular;
-            if (mark && st.uid == self.euid)
-                || (st.kind() == FileKind::Socket && (ours || st.uid == self.euid))
-            {
+            let callers = owner::is_callers(st.uid, self.euid);
+            if (mark && callers) || (st.kind() == FileKind::Socket && (ours || callers)) {
                 if let Err(e) = sys::unlink_at(dir, &name, false) {
                     report.problem(format!("cannot remove {}", self.entry(&name)), &e);
                 }
             } else if st.kind() == FileKind::Socket {
                 report.left.push(format!(
-                    "{} (a socket owned by uid {})",
+                    "{} (a socket owned by {})",
                     self.entry(&name),
-                    st.uid
+                    owner::shown(st.uid)
                 ));
             } else {
                 let what = st.kind().describe();
@@ -172,12 +172,12 @@ impl PrivateDir {
         for name in &names {
             let st = sys::lstat_at(At::Fd(self.dir.fd()), name)
                 .map_err(|e| Error::system(format_args!("cannot stat {}", self.entry(name)), &e))?;
-            if st.kind() != FileKind::Socket || st.uid != self.euid {
+            if st.kind() != FileKind::Socket || !owner::is_callers(st.uid, self.euid) {
                 let what = st.kind().describe();
                 return Err(in_use(format!(
-                    "it holds {} ({what} owned by uid {}), which only a cleanup judges",
+                    "it holds {} ({what} owned by {}), which only a cleanup judges",
                     self.entry(name),
-                    st.uid
+                    owner::shown(st.uid)
                 )));
             }
             let path = self.path().join(OsStr::from_bytes(name.to_bytes()));

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, ErrorKind, Result, show, show_bytes};
 use crate::name::{self, DEFAULT_SOCKET_NAME, DIR_NAME_LEN};
+use crate::owner;
 use crate::parent::{self, Parent};
 use crate::sys::process::Creator;
 use crate::sys::{self, At, FileKind, Stat};
@@ -156,7 +157,7 @@ impl PrivateDir {
     }
 
     fn new_with(long_paths: bool) -> Result<PrivateDir> {
-        let euid = sys::geteuid();
+        let euid = owner::caller()?;
         let mut skipped = Vec::new();
         for candidate in parent::candidates() {
             let label = candidate.label();
@@ -206,6 +207,8 @@ impl PrivateDir {
 
     /// Makes a private directory in `parent`, which must pass the safety checks: it and every
     /// ancestor owned by root or the effective user, and any writable by group or others sticky.
+    /// In a user namespace that does not map every uid, an owner shown as the overflow uid is
+    /// neither, and running as that uid is refused.
     ///
     /// Fails with [`ErrorKind::Unsafe`] or [`ErrorKind::TooLong`] before creating anything.
     pub fn in_parent(parent: impl AsRef<Path>) -> Result<PrivateDir> {
@@ -216,7 +219,7 @@ impl PrivateDir {
         if parent.as_os_str().is_empty() {
             return Err(Error::invalid("the parent directory is an empty path"));
         }
-        let euid = sys::geteuid();
+        let euid = owner::caller().map_err(|e| e.or_path(parent))?;
         let checked = parent::open_checked(parent, euid).map_err(|e| e.or_path(parent))?;
         check_parent_len(&checked.path, long_paths).map_err(|e| e.or_path(parent))?;
         PrivateDir::create_in(checked, euid).map_err(|e| e.or_path(parent))
@@ -508,14 +511,14 @@ fn secure_new_dir(
     let stat = |dir: &OwnedFd| {
         let st = sys::fstat(dir.as_fd())
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))?;
-        if st.kind() != FileKind::Directory || st.uid != euid {
+        if st.kind() != FileKind::Directory || !owner::is_callers(st.uid, euid) {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
-                    "{} is {} owned by uid {}, not a directory owned by uid {euid}",
+                    "{} is {} owned by {}, not a directory owned by uid {euid}",
                     show(path),
                     st.kind().describe(),
-                    st.uid
+                    owner::shown(st.uid)
                 ),
             ));
         }
@@ -568,8 +571,11 @@ pub(crate) fn looks_made_by_usock(
     if st.kind() != FileKind::Directory {
         return Err(format!("it is {}, not a directory", st.kind().describe()));
     }
-    if st.uid != euid {
-        return Err(format!("it is owned by uid {}, not uid {euid}", st.uid));
+    if !owner::is_callers(st.uid, euid) {
+        return Err(format!(
+            "it is owned by {}, not uid {euid}",
+            owner::shown(st.uid)
+        ));
     }
     if st.perms() != 0o700 && st.perms() != SHARED_DIR_MODE {
         return Err(format!(

@@ -13,6 +13,7 @@ use std::path::Path;
 use crate::dir::{PrivateDir, looks_made_by_usock};
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::lock::lock_dir;
+use crate::owner;
 use crate::parent;
 use crate::sys::{self, At, Lock};
 
@@ -82,7 +83,7 @@ impl PrivateDir {
         let name = CString::new(name.as_bytes()).map_err(|_| {
             Error::invalid(format!("{}: a path cannot contain a NUL byte", show(path)))
         })?;
-        let euid = sys::geteuid();
+        let euid = owner::caller()?;
         let parent = parent::open_checked(dir, euid)?;
         let shown = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         let at = At::Fd(parent.fd.as_fd());

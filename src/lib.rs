@@ -49,6 +49,7 @@ mod hooks;
 mod keep;
 mod lock;
 mod name;
+mod owner;
 mod parent;
 mod peer;
 mod share;

@@ -99,14 +99,14 @@ impl PathLock {
             })?;
             let st = sys::fstat(fd.as_fd())
                 .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))?;
-            if st.kind() != FileKind::Regular || st.uid != euid {
+            if st.kind() != FileKind::Regular || !crate::owner::is_callers(st.uid, euid) {
                 return Err(Error::new(
                     ErrorKind::Unsafe,
                     format!(
-                        "lock file {} is {} owned by uid {}, not a regular file owned by uid {euid}; it was left alone",
+                        "lock file {} is {} owned by {}, not a regular file owned by uid {euid}; it was left alone",
                         show(path),
                         st.kind().describe(),
-                        st.uid
+                        crate::owner::shown(st.uid)
                     ),
                 ));
             }

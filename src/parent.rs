@@ -23,6 +23,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result, show, show_bytes};
+use crate::owner;
 use crate::sys::{self, At, FileKind, Stat};
 
 /// Symbolic links followed in one walk before giving up, as the kernel does (`ELOOP`).
@@ -39,13 +40,13 @@ pub struct Parent {
 /// Is `st` (the directory at `path`) safe to hold a private directory, or an ancestor of one?
 /// Owned by root or the effective user, and not writable by group or others unless sticky.
 fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
-    if st.uid != 0 && st.uid != euid {
+    if !owner::is_root_or_callers(st.uid, euid) {
         return Err(Error::new(
             ErrorKind::Unsafe,
             format!(
-                "directory {} is owned by uid {}, neither root nor the effective user (uid {euid})",
+                "directory {} is owned by {}, neither root nor the effective user (uid {euid})",
                 show(path),
-                st.uid
+                owner::shown(st.uid)
             ),
         ));
     }
@@ -287,10 +288,11 @@ impl Walk<'_> {
                 format!("{}: symbolic link {} {why}", self.context, show(here)),
             )
         };
-        if st.uid != 0 && st.uid != self.euid {
+        if !owner::is_root_or_callers(st.uid, self.euid) {
             return Err(unsafe_link(format!(
-                "is owned by uid {}, neither root nor the effective user (uid {})",
-                st.uid, self.euid
+                "is owned by {}, neither root nor the effective user (uid {})",
+                owner::shown(st.uid),
+                self.euid
             )));
         }
         let (_, container) = self.resolved.last().expect("root stays");

@@ -22,6 +22,7 @@ use crate::dir::{looks_made_by_usock, still_named};
 use crate::error::{Error, Result, show, show_bytes};
 use crate::keep;
 use crate::name::{self, KEEP_MARK};
+use crate::owner;
 use crate::parent::{self, Parent};
 use crate::sys::{self, At, FileKind, Lock, Stat};
 
@@ -47,7 +48,7 @@ pub struct SweepReport {
 /// Fails only for a `parent` that cannot be used or listed; what happens to each directory is
 /// in the report.
 pub fn sweep(parent: Option<&Path>, grace: Duration) -> Result<SweepReport> {
-    let euid = sys::geteuid();
+    let euid = owner::caller()?;
     let mut report = SweepReport::default();
     match parent {
         Some(path) => {
@@ -181,13 +182,13 @@ fn stale_sockets(
         let shown = path.join(OsStr::from_bytes(entry.to_bytes()));
         let est = sys::lstat_at(inside, &entry)
             .map_err(|e| failed(&format!("stat {}", show(&shown)), e))?;
-        if est.kind() != FileKind::Socket || est.uid != euid {
+        if est.kind() != FileKind::Socket || !owner::is_callers(est.uid, euid) {
             return Err(format!(
                 "it holds {} ({}{}), which a sweep does not remove",
                 show_bytes(entry.to_bytes()),
                 est.kind().describe(),
                 if est.kind() == FileKind::Socket {
-                    format!(" owned by uid {}", est.uid)
+                    format!(" owned by {}", owner::shown(est.uid))
                 } else {
                     String::new()
                 }

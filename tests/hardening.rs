@@ -514,7 +514,7 @@ fn child_cleanup_erofs() {
 fn without_proc_the_mode_is_set_or_the_error_says_proc_is_missing() {
     for errno in [0, libc::ENOSYS, libc::EPERM] {
         let scratch = Scratch::new("noproc");
-        let parent = scratch.subdir("parent", 0o755, NOBODY);
+        let parent = scratch.subdir("parent", 0o755, OTHER_UID);
         run_child("child_no_proc", |cmd| {
             cmd.env("USOCK_TEST_ERRNO", errno.to_string());
             cmd.env("USOCK_TEST_DIR", &parent);
@@ -523,7 +523,7 @@ fn without_proc_the_mode_is_set_or_the_error_says_proc_is_missing() {
     }
     figure(
         "fault",
-        "umask 0777 as uid 65534 with no /proc mounted: mode 0700 set through fchmodat2; with fchmodat2 refused (ENOSYS, EPERM) a clear error naming /proc, nothing left",
+        "umask 0777 as uid 54321 with no /proc mounted: mode 0700 set through fchmodat2; with fchmodat2 refused (ENOSYS, EPERM) a clear error naming /proc, nothing left",
         3,
         3,
         "tests/hardening.rs::without_proc_the_mode_is_set_or_the_error_says_proc_is_missing",
@@ -540,7 +540,9 @@ fn child_no_proc() {
     let errno = test_errno();
     let parent = std::path::PathBuf::from(std::env::var_os("USOCK_TEST_DIR").unwrap());
     mount_tmpfs(Path::new("/proc"), "mode=0555", false);
-    become_user(NOBODY);
+    // Not uid 65534: without /proc/self/uid_map, the overflow uid cannot be told from the users
+    // a user namespace leaves unmapped (see without_proc_the_overflow_uid_is_refused).
+    become_user(OTHER_UID);
     // SAFETY: umask only changes this child process.
     unsafe { libc::umask(0o777) };
     if errno != 0 {
@@ -560,6 +562,38 @@ fn child_no_proc() {
         }
     }
     assert!(fs::read_dir(&parent).unwrap().next().is_none());
+}
+
+/// Without /proc, usock cannot read /proc/self/uid_map, so it cannot tell whether the overflow
+/// uid (65534 here) names one user or every user the user namespace leaves unmapped: running as
+/// that uid is refused with a message that says so, rather than trusted.
+#[test]
+#[cfg(not(usock_portable))]
+fn without_proc_the_overflow_uid_is_refused() {
+    let scratch = Scratch::new("noproc-nobody");
+    let parent = scratch.subdir("parent", 0o700, NOBODY);
+    run_child("child_no_proc_nobody", |cmd| {
+        cmd.env("USOCK_TEST_DIR", &parent);
+    });
+    assert!(scratch.entries("parent").is_empty());
+}
+
+#[test]
+#[ignore = "run in a child process"]
+#[cfg(not(usock_portable))]
+fn child_no_proc_nobody() {
+    if !in_child() {
+        return;
+    }
+    let parent = std::path::PathBuf::from(std::env::var_os("USOCK_TEST_DIR").unwrap());
+    mount_tmpfs(Path::new("/proc"), "mode=0555", false);
+    become_user(NOBODY);
+    let err = PrivateDir::in_parent(&parent).expect_err("refused without /proc");
+    assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    assert!(
+        err.message().contains("/proc/self/uid_map cannot be read"),
+        "{err}"
+    );
 }
 
 // ---- Umask and execute-only ancestors as an ordinary user -----------------------------------
@@ -661,4 +695,191 @@ fn a_missing_parent_is_named_with_the_component_that_is_missing() {
         )),
         "{err}"
     );
+}
+
+// ---- User namespaces that do not map every user ---------------------------------------------
+
+/// The victim of the user-namespace attack and the owner of the hostile parent.
+const VICTIM: u32 = 40001;
+const ATTACKER: u32 = 40002;
+
+/// In a forked child: the victim's uid, then a new user namespace; with `map` (such as
+/// "65534 40001 1") written to its uid_map, or none written (`None`: nobody is mapped, and the
+/// effective uid shows as the overflow uid).
+fn victim_in_user_namespace(map: Option<&str>) {
+    become_user(VICTIM);
+    // SAFETY: a plain system call, in a single-threaded forked child.
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, 0, "unshare");
+    if let Some(map) = map {
+        // Dropping root left the process not dumpable, which makes /proc/self root's.
+        // SAFETY: a plain system call, in a forked child.
+        assert_eq!(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) }, 0);
+        fs::write("/proc/self/uid_map", map).expect("write uid_map");
+    }
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(unsafe { libc::geteuid() }, usock::overflow_uid());
+}
+
+/// `PrivateDir::in_parent(parent)` in a user namespace (see [`victim_in_user_namespace`]):
+/// refused as unsafe, with `wanted` in the message, and nothing made in `parent`.
+fn refused_in_user_namespace(map: Option<&'static str>, parent: &Path, wanted: &str) {
+    let parent = parent.to_owned();
+    let wanted = wanted.to_owned();
+    assert!(in_forked_child(move || {
+        victim_in_user_namespace(map);
+        let err = PrivateDir::in_parent(&parent).expect_err("another user's parent is refused");
+        assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+        assert!(err.to_string().contains(&wanted), "{err}");
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0, "nothing made");
+        // `usock check`'s walk, which takes no caller check first, refuses the owner itself.
+        let check = usock::explain_parent(&parent);
+        let err = check.result.expect_err("explain_parent refuses it too");
+        assert!(err.to_string().contains("the overflow uid"), "{err}");
+    }));
+}
+
+/// The outside attack (tests/attack/unmapped_userns_accepts_another_users_parent.sh): in
+/// `unshare -U` with no map, the victim's effective uid is the overflow uid, and so is the
+/// owner of every file of another user. Another user's sticky, world-writable directory looked
+/// like the victim's own and was accepted as a parent, where its owner could rename the
+/// victim's directory away and bind in its place. Refused now, naming the reason.
+#[test]
+fn an_unmapped_user_namespace_refuses_another_users_parent() {
+    let scratch = Scratch::new("userns");
+    let evil = scratch.subdir("evil", 0o1777, ATTACKER);
+    run_child("child_unmapped_user_namespace", |cmd| {
+        cmd.env("EVIL", &evil);
+    });
+    figure(
+        "attack",
+        "in a user namespace that maps nobody (unshare -U), another user's sticky world-writable directory (which shows as owned by the overflow uid, as the caller does) given as parent: refused (Unsafe, naming /proc/self/uid_map), nothing made; also when the map covers only the overflow uid",
+        2,
+        2,
+        "tests/hardening.rs::an_unmapped_user_namespace_refuses_another_users_parent",
+    );
+}
+
+#[test]
+#[ignore = "run by an_unmapped_user_namespace_refuses_another_users_parent in a child process"]
+fn child_unmapped_user_namespace() {
+    if !in_child() {
+        return;
+    }
+    let evil = std::path::PathBuf::from(std::env::var_os("EVIL").unwrap());
+    refused_in_user_namespace(None, &evil, "/proc/self/uid_map");
+    // A map that covers the overflow uid (as the victim's own) does not help: the users it
+    // leaves out (the attacker, root) still show as that uid.
+    refused_in_user_namespace(Some("65534 40001 1"), &evil, "/proc/self/uid_map");
+}
+
+/// A crash sweep in a user namespace that maps nobody cannot tell whose directories it finds:
+/// it is refused and removes nothing (here the victim's own stale directory, left by a process
+/// that died: on 0.2 the sweep ran, taking every owner it saw for the victim).
+#[test]
+fn a_sweep_in_an_unmapped_user_namespace_removes_nothing() {
+    let scratch = Scratch::new("userns-sweep");
+    let shared = scratch.subdir("shared", 0o1777, 0);
+    run_child("child_sweep_unmapped", |cmd| {
+        cmd.env("SHARED", &shared);
+    });
+    assert_eq!(
+        scratch.entries("shared").len(),
+        1,
+        "the stale directory is kept"
+    );
+}
+
+#[test]
+#[ignore = "run by a_sweep_in_an_unmapped_user_namespace_removes_nothing in a child process"]
+fn child_sweep_unmapped() {
+    if !in_child() {
+        return;
+    }
+    let shared = std::path::PathBuf::from(std::env::var_os("SHARED").unwrap());
+    let parent = shared.clone();
+    // The victim's server dies without cleaning up: a directory with a stale socket.
+    assert!(in_forked_child(move || {
+        become_user(VICTIM);
+        let dir = PrivateDir::in_parent(&parent).unwrap();
+        let listener = dir.listener(None).unwrap();
+        std::mem::forget((dir, listener));
+    }));
+    assert!(in_forked_child(move || {
+        victim_in_user_namespace(None);
+        let err = usock::sweep(Some(&shared), std::time::Duration::ZERO)
+            .expect_err("a sweep that cannot tell owners apart is refused");
+        assert_eq!(err.kind(), ErrorKind::Unsafe, "{err}");
+    }));
+}
+
+/// Cleanup after the process entered a user namespace that maps nobody: a real `nobody` made
+/// the directory, then `unshare -U`; every owner now shows as its own uid. Cleanup removes the
+/// socket it recorded (by device and inode) and leaves the one it did not, whose owner it can no
+/// longer tell (on 0.2 it was removed as "a socket of the effective user").
+#[test]
+fn cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded() {
+    let scratch = Scratch::new("userns-cleanup");
+    let own = scratch.subdir("own", 0o700, NOBODY);
+    run_child("child_cleanup_unmapped", |cmd| {
+        cmd.env("OWN", &own);
+    });
+}
+
+#[test]
+#[ignore = "run by cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded in a child process"]
+fn child_cleanup_unmapped() {
+    if !in_child() {
+        return;
+    }
+    let own = std::path::PathBuf::from(std::env::var_os("OWN").unwrap());
+    assert!(in_forked_child(move || {
+        become_user(NOBODY);
+        let dir = PrivateDir::in_parent(&own).unwrap();
+        let recorded = dir.socket_path(None).unwrap();
+        let _listener = dir.listener(None).unwrap();
+        let unrecorded = dir.path().join("other");
+        let _other = UnixListener::bind(&unrecorded).unwrap();
+        // SAFETY: a plain system call, in a single-threaded forked child.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, 0, "unshare");
+        let _ = dir.cleanup();
+        assert!(!recorded.exists(), "the recorded socket is removed");
+        assert!(
+            unrecorded.exists(),
+            "the socket it cannot attribute is left"
+        );
+    }));
+}
+
+/// The control: a real `nobody` (uid 65534 in the initial user namespace, which maps every
+/// uid) is the overflow uid too, and still makes private directories in its own 0700
+/// directory and in /tmp.
+#[test]
+fn the_real_nobody_still_makes_private_directories() {
+    let scratch = Scratch::new("nobody");
+    let own = scratch.subdir("own", 0o700, NOBODY);
+    run_child("child_real_nobody", |cmd| {
+        cmd.env("OWN", &own);
+    });
+    assert!(scratch.entries("own").is_empty(), "cleaned up");
+}
+
+#[test]
+#[ignore = "run by the_real_nobody_still_makes_private_directories in a child process"]
+fn child_real_nobody() {
+    if !in_child() {
+        return;
+    }
+    let own = std::path::PathBuf::from(std::env::var_os("OWN").unwrap());
+    assert!(in_forked_child(move || {
+        become_user(NOBODY);
+        for parent in [own.as_path(), Path::new("/tmp")] {
+            let dir = PrivateDir::in_parent(parent).unwrap();
+            assert_eq!(mode(dir.path()), 0o700);
+            assert_eq!(owner(dir.path()), NOBODY);
+            let listener = dir.listener(None).unwrap();
+            UnixStream::connect(dir.socket_path(None).unwrap()).unwrap();
+            drop(listener);
+            dir.cleanup().unwrap();
+        }
+    }));
 }

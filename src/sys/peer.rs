@@ -283,3 +283,33 @@ fn read_overflow_ids() -> OverflowIds {
 fn read_overflow_ids() -> OverflowIds {
     OverflowIds::default()
 }
+
+/// How many user ids this process's user namespace maps: the sum of the counts in Linux's
+/// `/proc/self/uid_map` (4294967295, every id, in the initial namespace; 0 in a namespace whose
+/// map was never written). Read at each call: a process can enter a new namespace (`unshare`)
+/// at any time. Other systems have no user namespaces: every id is mapped.
+#[cfg(target_os = "linux")]
+pub fn mapped_uid_count() -> io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/self/uid_map")?;
+    let mut count = 0u64;
+    for line in text.lines() {
+        let n = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unreadable line {line:?}"),
+                )
+            })?;
+        count += n;
+    }
+    Ok(count)
+}
+
+/// Other systems have no user namespaces: every id is mapped.
+#[cfg(not(target_os = "linux"))]
+pub fn mapped_uid_count() -> io::Result<u64> {
+    Ok(u64::from(u32::MAX))
+}
