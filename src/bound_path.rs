@@ -49,6 +49,10 @@ pub struct BoundPath {
     /// `P` resolved: its directory with no symbolic links in it, and the last component.
     target: Target,
     id: Stat,
+    /// A handle on the bound file that keeps its inode allocated, so that once the socket is
+    /// gone (a successor removed it as stale) its number cannot go to a new file that unbind
+    /// would take for it. `None` where the system cannot open a socket file (no `O_PATH`).
+    pin: Option<OwnedFd>,
     creator: Creator,
     done: bool,
 }
@@ -127,6 +131,13 @@ impl Target {
         let dir = self.parent.path.as_os_str().len();
         let beside = crate::MAX_SOCKET_PATH.saturating_sub(dir + usize::from(dir > 1));
         beside.max(self.name.as_bytes().len())
+    }
+
+    /// A handle on the file at the path if it still is `id` (see [`BoundPath`]'s `pin`).
+    fn pin(&self, id: &Stat) -> Option<OwnedFd> {
+        let pin = sys::pin_file(self.at(), &self.name).ok().flatten()?;
+        let pinned = sys::fstat(pin.as_fd()).ok()?;
+        pinned.same_file(id).then_some(pin)
     }
 
     fn entry(&self, name: &CStr) -> PathBuf {
@@ -380,20 +391,22 @@ impl BoundPath {
         };
         let ty = crate::bind::socket_type_of(fd)?;
         let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
-        let id = {
+        let (id, pin) = {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;
             target.make_room(mode).map_err(|e| e.or_path(&path))?;
             hooks::at(Point::AfterProbe, &path);
-            match mode {
+            let id = match mode {
                 BindMode::Exclusive => target.bind_at(&target.name, fd, ty, backlog),
                 BindMode::Replace => target.bind_and_rename(&path, fd, ty, backlog),
             }
-            .map_err(|e| e.or_path(&path))?
+            .map_err(|e| e.or_path(&path))?;
+            (id, target.pin(&id))
         };
         Ok(BoundPath {
             path,
             target,
             id,
+            pin,
             creator: Creator::current(),
             done: false,
         })
@@ -426,6 +439,8 @@ impl BoundPath {
         if std::mem::replace(&mut self.done, true) || !self.creator.is_current() {
             return Ok(());
         }
+        // Held until the check below is done: the inode it pins cannot be another file's.
+        let _pin = self.pin.take();
         let target = &self.target;
         let _lock = target.lock()?;
         match sys::lstat_at(target.at(), &target.name) {

@@ -24,6 +24,13 @@ pub fn open_dir_search(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     )
 }
 
+/// `openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)`: a handle on a file (a socket too, which
+/// cannot be opened for I/O) that keeps its inode allocated while it is open, so the inode's
+/// number cannot be given to a new file meanwhile.
+pub fn pin_file(at: At<'_>, name: &CStr) -> io::Result<Option<OwnedFd>> {
+    super::open(at, name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC).map(Some)
+}
+
 /// `open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)`, following symbolic links as a `connect()`
 /// by that path would: a handle that reaches a socket whose path is too long for `sun_path`.
 pub fn open_dir_path(path: &CStr) -> io::Result<OwnedFd> {

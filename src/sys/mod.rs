@@ -23,11 +23,11 @@ mod socket;
 
 #[cfg(all(target_os = "linux", not(usock_portable)))]
 pub use linux::{
-    DirHandle, chmod_new_dir, fd_path, open_dir_path, open_dir_search, proc_is_mounted,
+    DirHandle, chmod_new_dir, fd_path, open_dir_path, open_dir_search, pin_file, proc_is_mounted,
 };
 pub use peer::*;
 #[cfg(any(not(target_os = "linux"), usock_portable))]
-pub use portable::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search};
+pub use portable::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search, pin_file};
 pub use random::random_bytes;
 pub use secure::secure_execution;
 pub use socket::*;

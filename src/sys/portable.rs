@@ -17,6 +17,12 @@ pub fn open_dir_search(at: At<'_>, name: &CStr) -> io::Result<OwnedFd> {
     super::open_dir_read(at, name)
 }
 
+/// No handle: without `O_PATH` a socket file cannot be opened, so nothing keeps its inode
+/// number from going to a new file once it is removed.
+pub fn pin_file(_at: At<'_>, _name: &CStr) -> io::Result<Option<OwnedFd>> {
+    Ok(None)
+}
+
 /// `open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)`, following symbolic links as a `connect()`
 /// by that path would: a handle for `connectat` to a socket whose path is too long for
 /// `sun_path` (FreeBSD).
