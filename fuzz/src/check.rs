@@ -67,18 +67,30 @@ pub fn exactly(call: &str, status: c_int, expected: c_int) {
 
 fn failure(call: &str, status: c_int) {
     let message = last_error();
-    assert!(!message.is_empty(), "{call}: {} without a message", name(status));
+    assert!(
+        !message.is_empty(),
+        "{call}: {} without a message",
+        name(status)
+    );
     let errno = usock_last_errno();
     let due = match status {
         SYSTEM => {
-            assert!(errno > 0, "{call}: USOCK_ERR_SYSTEM with errno {errno}: {message}");
+            assert!(
+                errno > 0,
+                "{call}: USOCK_ERR_SYSTEM with errno {errno}: {message}"
+            );
             return;
         }
         TOO_LONG => libc::ENAMETOOLONG,
         IN_USE => libc::EADDRINUSE,
         _ => return,
     };
-    assert_eq!(errno, due, "{call}: {} with errno {errno}: {message}", name(status));
+    assert_eq!(
+        errno,
+        due,
+        "{call}: {} with errno {errno}: {message}",
+        name(status)
+    );
 }
 
 pub fn last_error() -> String {
@@ -94,5 +106,7 @@ pub fn name(status: c_int) -> String {
         return format!("undefined status {status}");
     }
     // SAFETY: a non-NULL result is a static NUL-terminated string.
-    unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -39,7 +39,17 @@ pub fn run(data: &[u8]) {
         }
         let op = input.byte() as usize % ops::OPS.len();
         if trace() {
-            eprintln!("{} (dir {}, fds {:?})", ops::OPS[op].0, world.dir.is_some(), world.fds);
+            eprintln!(
+                "{} (dir {}, fds {:?}, bound {:?})",
+                ops::OPS[op].0,
+                world.dir.is_some(),
+                world.fds,
+                world
+                    .bound
+                    .iter()
+                    .map(|b| (&b.path, b.id))
+                    .collect::<Vec<_>>()
+            );
         }
         (ops::OPS[op].1)(&mut world, &mut input);
     }

@@ -7,6 +7,7 @@
 //! may pass anything (numbers, flags, descriptors, path and name bytes).
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::os::unix::fs::MetadataExt;
 use std::ptr;
 
 use usock::ffi::*;
@@ -19,8 +20,11 @@ use crate::world::{
     set_nonblocking,
 };
 
+/// An operation: reads its arguments from the input, calls, checks.
+pub type Op = fn(&mut World, &mut Input);
+
 /// The operations, by the number an input picks them with.
-pub const OPS: &[(&str, fn(&mut World, &mut Input))] = &[
+pub const OPS: &[(&str, Op)] = &[
     ("create_dir", |w, i| create(w, i, false)),
     ("create_shared_dir", |w, i| create(w, i, true)),
     ("socket_path", socket_path),
@@ -116,7 +120,9 @@ fn listener_kind(ty: c_int, backlog: c_int) -> Kind {
     if is_datagram(ty) {
         Kind::Other
     } else {
-        Kind::Listener { big: backlog <= 0 || backlog >= 100 }
+        Kind::Listener {
+            big: backlog <= 0 || backlog >= 100,
+        }
     }
 }
 
@@ -159,7 +165,11 @@ fn path_in_dir(dir: *mut UsockDir, name: &Option<CString>) -> Option<CString> {
 }
 
 fn socket_mode(w: &World) -> u32 {
-    if w.dir.as_ref().is_some_and(|d| d.shared) { 0o660 } else { 0o600 }
+    if w.dir.as_ref().is_some_and(|d| d.shared) {
+        0o660
+    } else {
+        0o600
+    }
 }
 
 fn create(w: &mut World, input: &mut Input, shared: bool) {
@@ -169,7 +179,11 @@ fn create(w: &mut World, input: &mut Input, shared: bool) {
         2 => USOCK_LONG_PATHS,
         _ => input.int() as u32,
     };
-    let gid = if input.one_in(4) { input.int() as u32 } else { egid() };
+    let gid = if input.one_in(4) {
+        input.int() as u32
+    } else {
+        egid()
+    };
     // One handle at a time: with one live, only the NULL out_dir shape.
     let null_out = w.dir.is_some() || input.one_in(16);
     let sentinel: *mut UsockDir = ptr::dangling_mut();
@@ -182,7 +196,11 @@ fn create(w: &mut World, input: &mut Input, shared: bool) {
             usock_create_dir(opt_ptr(&parent), flags, out_ptr)
         }
     };
-    let call = if shared { "usock_create_shared_dir" } else { "usock_create_dir" };
+    let call = if shared {
+        "usock_create_shared_dir"
+    } else {
+        "usock_create_dir"
+    };
     if null_out {
         return check::exactly(call, rc, INVALID);
     }
@@ -191,14 +209,29 @@ fn create(w: &mut World, input: &mut Input, shared: bool) {
         assert_eq!(out, sentinel, "{call} wrote out_dir on failure");
         return;
     }
-    assert_eq!(flags & !USOCK_LONG_PATHS, 0, "{call} took unknown flags {flags:#x}");
-    assert!(parent.as_ref().is_none_or(|p| !p.is_empty()), "{call} took an empty parent");
+    assert_eq!(
+        flags & !USOCK_LONG_PATHS,
+        0,
+        "{call} took unknown flags {flags:#x}"
+    );
+    assert!(
+        parent.as_ref().is_none_or(|p| !p.is_empty()),
+        "{call} took an empty parent"
+    );
     let path = dir_path(out).expect("usock_dir_path of a live handle");
     if let Some(parent) = &parent {
-        assert!(path.to_bytes().starts_with(parent.to_bytes()), "{path:?} not in {parent:?}");
+        assert!(
+            path.to_bytes().starts_with(parent.to_bytes()),
+            "{path:?} not in {parent:?}"
+        );
     }
     assert_mode(&path, false, if shared { 0o710 } else { 0o700 });
-    w.dir = Some(Dir { ptr: out, path, shared, planted: false });
+    w.dir = Some(Dir {
+        ptr: out,
+        path,
+        shared,
+        planted: false,
+    });
 }
 
 fn socket_path(w: &mut World, input: &mut Input) {
@@ -212,12 +245,22 @@ fn socket_path(w: &mut World, input: &mut Input) {
     };
     let null_buf = input.one_in(16);
     let mut buf = vec![0x55u8; 4096];
-    let buf_ptr = if null_buf { ptr::null_mut() } else { buf.as_mut_ptr().cast() };
+    let buf_ptr = if null_buf {
+        ptr::null_mut()
+    } else {
+        buf.as_mut_ptr().cast()
+    };
     let (call, rc) = unsafe {
         if address {
-            ("usock_socket_address", usock_socket_address(w.dir_ptr(), opt_ptr(&name), buf_ptr, len))
+            (
+                "usock_socket_address",
+                usock_socket_address(w.dir_ptr(), opt_ptr(&name), buf_ptr, len),
+            )
         } else {
-            ("usock_socket_path", usock_socket_path(w.dir_ptr(), opt_ptr(&name), buf_ptr, len))
+            (
+                "usock_socket_path",
+                usock_socket_path(w.dir_ptr(), opt_ptr(&name), buf_ptr, len),
+            )
         }
     };
     if w.dir.is_none() || null_buf {
@@ -225,17 +268,32 @@ fn socket_path(w: &mut World, input: &mut Input) {
     }
     check::status(call, rc, check::SOCKET_PATH);
     if rc != OK {
-        assert!(buf.iter().all(|&b| b == 0x55), "{call} wrote buf on failure");
+        assert!(
+            buf.iter().all(|&b| b == 0x55),
+            "{call} wrote buf on failure"
+        );
         return;
     }
     let path = CStr::from_bytes_until_nul(&buf).unwrap();
-    assert!(path.to_bytes().len() < len, "{call}: {path:?} overran {len} bytes");
-    assert!(buf[path.to_bytes().len() + 1..].iter().all(|&b| b == 0x55), "{call} wrote past the NUL");
+    assert!(
+        path.to_bytes().len() < len,
+        "{call}: {path:?} overran {len} bytes"
+    );
+    assert!(
+        buf[path.to_bytes().len() + 1..].iter().all(|&b| b == 0x55),
+        "{call} wrote past the NUL"
+    );
     if address {
-        assert!(path.to_bytes().len() < USOCK_PATH_MAX, "{call}: {path:?} does not fit sun_path");
+        assert!(
+            path.to_bytes().len() < USOCK_PATH_MAX,
+            "{call}: {path:?} does not fit sun_path"
+        );
     } else {
         let dir = &w.dir.as_ref().unwrap().path;
-        assert!(path.to_bytes().starts_with(dir.to_bytes()), "{path:?} not in {dir:?}");
+        assert!(
+            path.to_bytes().starts_with(dir.to_bytes()),
+            "{path:?} not in {dir:?}"
+        );
     }
 }
 
@@ -255,7 +313,10 @@ fn bind(w: &mut World, input: &mut Input) {
         assert_eq!(fd, -77, "usock_bind wrote out_fd on failure");
         return;
     }
-    assert!(is_cloexec(fd), "usock_bind: descriptor {fd} is not close-on-exec");
+    assert!(
+        is_cloexec(fd),
+        "usock_bind: descriptor {fd} is not close-on-exec"
+    );
     set_nonblocking(fd);
     w.track(fd, listener_kind(ty, backlog));
     let path = path_in_dir(w.dir_ptr(), &name).expect("the path of a bound socket");
@@ -272,11 +333,18 @@ fn bind_fd(w: &mut World, input: &mut Input) {
         _ => (any_fd(w, input), false),
     };
     let rc = unsafe { usock_bind_fd(w.dir_ptr(), opt_ptr(&name), fd, backlog) };
-    let kind = if rc == OK { listener_kind(socket_type(fd), backlog) } else { Kind::Other };
+    let kind = if rc == OK {
+        listener_kind(socket_type(fd), backlog)
+    } else {
+        Kind::Other
+    };
     if fresh {
         w.track(fd, kind);
     } else if let Some(entry) = w.fds.iter_mut().find(|(f, _)| *f == fd) {
-        assert!(rc != OK || entry.1 == Kind::Other, "usock_bind_fd bound a used socket");
+        assert!(
+            rc != OK || entry.1 == Kind::Other,
+            "usock_bind_fd bound a used socket"
+        );
         entry.1 = kind;
     }
     if w.dir.is_none() || fd < 0 {
@@ -294,7 +362,13 @@ fn socket_type(fd: c_int) -> c_int {
     let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: ty and len are valid for getsockopt to write.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&raw mut ty).cast(), &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut ty).cast(),
+            &mut len,
+        )
     };
     assert_eq!(rc, 0, "SO_TYPE of {fd}");
     ty
@@ -304,11 +378,7 @@ fn socket_type(fd: c_int) -> c_int {
 fn adopt(w: &mut World, input: &mut Input) {
     let name = name(input);
     if input.one_in(2) {
-        if let Some(path) = path_in_dir(w.dir_ptr(), &name).filter(|p| p.to_bytes().len() < 108) {
-            let fd = fresh_socket(libc::SOCK_STREAM, libc::AF_UNIX);
-            bind_raw(fd, &path);
-            w.track(fd, Kind::Other);
-        }
+        bind_own_socket(w, &name);
     }
     let rc = unsafe { usock_adopt(w.dir_ptr(), opt_ptr(&name)) };
     if w.dir.is_none() {
@@ -318,6 +388,16 @@ fn adopt(w: &mut World, input: &mut Input) {
     if rc == OK {
         let path = path_in_dir(w.dir_ptr(), &name).expect("the path of an adopted socket");
         assert_mode(&path, true, socket_mode(w));
+    }
+}
+
+/// Binds a socket of the sequence's own at the name, where the path fits in `sun_path`.
+fn bind_own_socket(w: &mut World, name: &Option<CString>) {
+    let path = path_in_dir(w.dir_ptr(), name).filter(|p| p.to_bytes().len() < USOCK_PATH_MAX);
+    if let Some(path) = path {
+        let fd = fresh_socket(libc::SOCK_STREAM, libc::AF_UNIX);
+        bind_raw(fd, &path);
+        w.track(fd, Kind::Other);
     }
 }
 
@@ -336,7 +416,11 @@ fn bind_raw(fd: c_int, path: &CStr) {
 fn cleanup(w: &mut World, _: &mut Input) {
     match w.dir.take() {
         Some(dir) => world::clean_up(dir),
-        None => check::exactly("usock_cleanup", unsafe { usock_cleanup(ptr::null_mut()) }, OK),
+        None => check::exactly(
+            "usock_cleanup",
+            unsafe { usock_cleanup(ptr::null_mut()) },
+            OK,
+        ),
     }
 }
 
@@ -409,15 +493,35 @@ fn connect(w: &mut World, input: &mut Input) {
         assert_eq!(fd, -77, "usock_connect wrote out_fd on failure");
         return;
     }
-    assert!(is_cloexec(fd), "usock_connect: descriptor {fd} is not close-on-exec");
+    assert!(
+        is_cloexec(fd),
+        "usock_connect: descriptor {fd} is not close-on-exec"
+    );
     let checked = server != USOCK_SERVER_ANY;
-    assert!(!(checked && is_datagram(ty)), "usock_connect checked a datagram server");
-    assert!(server != 4242, "usock_connect accepted a server that is not uid 4242");
-    w.track(fd, if is_datagram(ty) { Kind::Other } else { Kind::Conn });
+    assert!(
+        !(checked && is_datagram(ty)),
+        "usock_connect checked a datagram server"
+    );
+    assert!(
+        server != 4242,
+        "usock_connect accepted a server that is not uid 4242"
+    );
+    w.track(
+        fd,
+        if is_datagram(ty) {
+            Kind::Other
+        } else {
+            Kind::Conn
+        },
+    );
 }
 
 fn bind_path(w: &mut World, input: &mut Input) {
-    let path = if input.one_in(16) { None } else { Some(well_known(input)) };
+    let path = if input.one_in(16) {
+        None
+    } else {
+        Some(well_known(input))
+    };
     let ty = sock_type(input);
     let backlog = backlog(input);
     let flags = match input.pick(4) {
@@ -435,11 +539,18 @@ fn bind_path(w: &mut World, input: &mut Input) {
     let mut out = sentinel;
     let out_ptr = if null_out { ptr::null_mut() } else { &mut out };
     let rc = unsafe { usock_bind_path(opt_ptr(&path), fd, backlog, flags, out_ptr) };
-    let kind = if rc == OK { listener_kind(socket_type(fd), backlog) } else { Kind::Other };
+    let kind = if rc == OK {
+        listener_kind(socket_type(fd), backlog)
+    } else {
+        Kind::Other
+    };
     if fresh {
         w.track(fd, kind);
     } else if let Some(entry) = w.fds.iter_mut().find(|(f, _)| *f == fd) {
-        assert!(rc != OK || entry.1 == Kind::Other, "usock_bind_path bound a used socket");
+        assert!(
+            rc != OK || entry.1 == Kind::Other,
+            "usock_bind_path bound a used socket"
+        );
         entry.1 = kind;
     }
     if path.is_none() || null_out || fd < 0 {
@@ -450,13 +561,25 @@ fn bind_path(w: &mut World, input: &mut Input) {
         assert_eq!(out, sentinel, "usock_bind_path wrote out_bound on failure");
         return;
     }
-    assert_eq!(flags & !USOCK_REPLACE, 0, "usock_bind_path took unknown flags {flags:#x}");
+    assert_eq!(
+        flags & !USOCK_REPLACE,
+        0,
+        "usock_bind_path took unknown flags {flags:#x}"
+    );
     let path = path.unwrap();
     assert_mode(&path, true, 0o600);
+    let ino = std::fs::symlink_metadata(world::os_path(&path))
+        .unwrap()
+        .ino();
     let id = w.next_id;
     w.next_id += 1;
-    w.owners.insert(path.clone(), id);
-    w.bound.push(Bound { ptr: out, path, id });
+    w.owners.insert(path.clone(), (id, ino));
+    w.bound.push(Bound {
+        ptr: out,
+        path,
+        id,
+        ino,
+    });
 }
 
 fn unbind_path(w: &mut World, input: &mut Input) {
@@ -469,15 +592,24 @@ fn unbind_path(w: &mut World, input: &mut Input) {
     world::unbind(w, bound);
 }
 
+/// One call of the sweep's report callback: path, removed, reason.
+type Call = (Option<Vec<u8>>, c_int, Option<Vec<u8>>);
+
 #[derive(Default)]
 struct Report {
-    calls: Vec<(Option<Vec<u8>>, c_int, Option<Vec<u8>>)>,
+    calls: Vec<Call>,
 }
 
-unsafe extern "C" fn report(ctx: *mut c_void, path: *const c_char, removed: c_int, why: *const c_char) {
+unsafe extern "C" fn report(
+    ctx: *mut c_void,
+    path: *const c_char,
+    removed: c_int,
+    why: *const c_char,
+) {
     // SAFETY: ctx is the Report that sweep() passed; the strings are NULL or valid for the call.
     let report = unsafe { &mut *ctx.cast::<Report>() };
-    let text = |s: *const c_char| (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_bytes().to_vec());
+    let text =
+        |s: *const c_char| (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_bytes().to_vec());
     report.calls.push((text(path), removed, text(why)));
 }
 
@@ -497,11 +629,19 @@ fn sweep(w: &mut World, input: &mut Input) {
         1 => -1,
         _ => i64::from(input.int()),
     };
-    let flags = if input.one_in(16) { input.int() as u32 | 1 } else { 0 };
+    let flags = if input.one_in(16) {
+        input.int() as u32 | 1
+    } else {
+        0
+    };
     let with_report = !input.one_in(4);
     let mut collected = Report::default();
     let mut removed = usize::MAX;
-    let out = if input.one_in(4) { ptr::null_mut() } else { &mut removed };
+    let out = if input.one_in(4) {
+        ptr::null_mut()
+    } else {
+        &mut removed
+    };
     let callback: UsockSweepFn = if with_report { Some(report) } else { None };
     let ctx = (&raw mut collected).cast::<c_void>();
     let rc = unsafe { usock_sweep(parent.as_ptr(), grace, flags, callback, ctx, out) };
@@ -510,18 +650,33 @@ fn sweep(w: &mut World, input: &mut Input) {
     }
     check::status("usock_sweep", rc, check::SWEEP);
     if rc != OK {
-        assert!(collected.calls.is_empty(), "usock_sweep reported, then failed");
-        assert_eq!(removed, usize::MAX, "usock_sweep wrote out_removed on failure");
+        assert!(
+            collected.calls.is_empty(),
+            "usock_sweep reported, then failed"
+        );
+        assert_eq!(
+            removed,
+            usize::MAX,
+            "usock_sweep wrote out_removed on failure"
+        );
         return;
     }
     let out_removed = (with_report && !out.is_null()).then_some(removed);
     check_report(&collected, &parent, out_removed);
     if let Some(dir) = &w.dir {
-        assert!(exists(&dir.path), "usock_sweep removed a live handle's {:?}", dir.path);
+        assert!(
+            exists(&dir.path),
+            "usock_sweep removed a live handle's {:?}",
+            dir.path
+        );
     }
     for handed in &w.handed {
         let held = handed.fd.is_some();
-        assert!(!held || exists(&handed.path), "usock_sweep removed locked {:?}", handed.path);
+        assert!(
+            !held || exists(&handed.path),
+            "usock_sweep removed locked {:?}",
+            handed.path
+        );
     }
     w.handed.retain(|h| exists(&h.path));
 }
@@ -530,15 +685,24 @@ fn check_report(report: &Report, parent: &CStr, out_removed: Option<usize>) {
     let mut removed = 0;
     for (path, gone, why) in &report.calls {
         let path = path.as_ref().expect("usock_sweep reported a NULL path");
-        assert!(path.starts_with(parent.to_bytes()), "usock_sweep reported {path:?} outside");
+        assert!(
+            path.starts_with(parent.to_bytes()),
+            "usock_sweep reported {path:?} outside"
+        );
         match gone {
             1 => {
                 assert!(why.is_none(), "usock_sweep gave a reason for a removal");
                 let path = CString::new(path.clone()).unwrap();
-                assert!(!exists(&path), "usock_sweep reported {path:?} removed, it is there");
+                assert!(
+                    !exists(&path),
+                    "usock_sweep reported {path:?} removed, it is there"
+                );
                 removed += 1;
             }
-            0 => assert!(why.as_ref().is_some_and(|w| !w.is_empty()), "kept without a reason"),
+            0 => assert!(
+                why.as_ref().is_some_and(|w| !w.is_empty()),
+                "kept without a reason"
+            ),
             other => panic!("usock_sweep reported removed = {other}"),
         }
     }
@@ -561,10 +725,18 @@ fn hand_off(w: &mut World, input: &mut Input) {
         assert_eq!(fd, -77, "usock_hand_off wrote out_fd on failure");
         return;
     }
-    assert!(!is_cloexec(fd), "usock_hand_off: descriptor {fd} is close-on-exec");
+    assert!(
+        !is_cloexec(fd),
+        "usock_hand_off: descriptor {fd} is close-on-exec"
+    );
     let dir = w.dir.take().unwrap();
     assert!(exists(&dir.path), "usock_hand_off removed {:?}", dir.path);
-    w.handed.push(Handed { path: dir.path, fd: Some(fd), shared: dir.shared, planted: dir.planted });
+    w.handed.push(Handed {
+        path: dir.path,
+        fd: Some(fd),
+        shared: dir.shared,
+        planted: dir.planted,
+    });
 }
 
 fn take_over(w: &mut World, input: &mut Input) {
@@ -582,7 +754,11 @@ fn take_over(w: &mut World, input: &mut Input) {
         2 => -1,
         _ => any_fd(w, input),
     };
-    let flags = if input.one_in(16) { input.int() as u32 | 1 } else { 0 };
+    let flags = if input.one_in(16) {
+        input.int() as u32 | 1
+    } else {
+        0
+    };
     let null_out = w.dir.is_some() || input.one_in(16);
     let sentinel: *mut UsockDir = ptr::dangling_mut();
     let mut out = sentinel;
@@ -596,12 +772,17 @@ fn take_over(w: &mut World, input: &mut Input) {
     if rc != OK {
         assert_eq!(out, sentinel, "usock_take_over wrote out_dir on failure");
         if lock_was_open {
-            assert!(fd_is_open(lock_fd), "usock_take_over closed lock_fd on failure");
+            assert!(
+                fd_is_open(lock_fd),
+                "usock_take_over closed lock_fd on failure"
+            );
         }
         return;
     }
     let path = path.unwrap();
-    let i = which.filter(|&i| w.handed[i].path == path).expect("usock_take_over of a stranger");
+    let i = which
+        .filter(|&i| w.handed[i].path == path)
+        .expect("usock_take_over of a stranger");
     if lock_fd >= 0 {
         assert!(!fd_is_open(lock_fd), "usock_take_over left lock_fd open");
         w.fds.retain(|&(fd, _)| fd != lock_fd);
@@ -611,14 +792,27 @@ fn take_over(w: &mut World, input: &mut Input) {
         // The inherited descriptor stays the sequence's: keep it to close later.
         w.track(fd, Kind::Other);
     }
-    assert_eq!(dir_path(out).as_ref(), Some(&path), "take-over changed the path");
-    w.dir = Some(Dir { ptr: out, path, shared: handed.shared, planted: handed.planted });
+    assert_eq!(
+        dir_path(out).as_ref(),
+        Some(&path),
+        "take-over changed the path"
+    );
+    w.dir = Some(Dir {
+        ptr: out,
+        path,
+        shared: handed.shared,
+        planted: handed.planted,
+    });
 }
 
 fn peer_of(w: &mut World, input: &mut Input) {
     let fd = any_fd(w, input);
     let null_out = input.one_in(16);
-    let mut peer = UsockPeer { uid: 7, gid: 7, pid: 7 };
+    let mut peer = UsockPeer {
+        uid: 7,
+        gid: 7,
+        pid: 7,
+    };
     let out = if null_out { ptr::null_mut() } else { &mut peer };
     let rc = unsafe { usock_peer_of(fd, out) };
     if null_out || fd < 0 {
@@ -626,7 +820,11 @@ fn peer_of(w: &mut World, input: &mut Input) {
     }
     check::status("usock_peer_of", rc, check::PEER_OF);
     if rc != OK {
-        assert_eq!((peer.uid, peer.gid, peer.pid), (7, 7, 7), "usock_peer_of wrote out");
+        assert_eq!(
+            (peer.uid, peer.gid, peer.pid),
+            (7, 7, 7),
+            "usock_peer_of wrote out"
+        );
     } else if w.fds.contains(&(fd, Kind::Conn)) {
         assert_is_us(&peer, "usock_peer_of");
     }
@@ -635,7 +833,11 @@ fn peer_of(w: &mut World, input: &mut Input) {
 fn assert_is_us(peer: &UsockPeer, call: &str) {
     // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() };
-    assert_eq!((peer.uid, peer.pid), (euid(), pid), "{call}: the peer is this process");
+    assert_eq!(
+        (peer.uid, peer.pid),
+        (euid(), pid),
+        "{call}: the peer is this process"
+    );
 }
 
 fn policy_new(w: &mut World, input: &mut Input) {
@@ -660,13 +862,24 @@ fn policy_new(w: &mut World, input: &mut Input) {
     }
     check::status("usock_policy_new", rc, check::POLICY_NEW);
     if rc != OK {
-        assert_eq!(out, sentinel, "usock_policy_new wrote out_policy on failure");
+        assert_eq!(
+            out, sentinel,
+            "usock_policy_new wrote out_policy on failure"
+        );
         return;
     }
     if let Some(old) = w.policy.take() {
-        check::exactly("usock_policy_free", unsafe { usock_policy_free(old.ptr) }, OK);
+        check::exactly(
+            "usock_policy_free",
+            unsafe { usock_policy_free(old.ptr) },
+            OK,
+        );
     }
-    w.policy = Some(Policy { ptr: out, admits_us, refused_seen: 0 });
+    w.policy = Some(Policy {
+        ptr: out,
+        admits_us,
+        refused_seen: 0,
+    });
 }
 
 fn policy_ptr(w: &World, input: &mut Input) -> (*const UsockPolicy, bool) {
@@ -681,8 +894,16 @@ fn accept(w: &mut World, input: &mut Input) {
     let listener = any_fd(w, input);
     let with_peer = !input.one_in(4);
     let null_out = input.one_in(16);
-    let mut peer = UsockPeer { uid: 7, gid: 7, pid: 7 };
-    let peer_ptr = if with_peer { &raw mut peer } else { ptr::null_mut() };
+    let mut peer = UsockPeer {
+        uid: 7,
+        gid: 7,
+        pid: 7,
+    };
+    let peer_ptr = if with_peer {
+        &raw mut peer
+    } else {
+        ptr::null_mut()
+    };
     let mut fd = -77;
     let out = if null_out { ptr::null_mut() } else { &mut fd };
     let rc = unsafe { usock_accept(policy, listener, peer_ptr, out) };
@@ -691,11 +912,18 @@ fn accept(w: &mut World, input: &mut Input) {
     }
     check::status("usock_accept", rc, check::ACCEPT);
     if rc != OK {
-        assert_eq!((fd, peer.uid, peer.pid), (-77, 7, 7), "usock_accept wrote on failure");
+        assert_eq!(
+            (fd, peer.uid, peer.pid),
+            (-77, 7, 7),
+            "usock_accept wrote on failure"
+        );
         return;
     }
     assert!(admits_us, "usock_accept admitted a peer the policy refuses");
-    assert!(is_cloexec(fd), "usock_accept: descriptor {fd} is not close-on-exec");
+    assert!(
+        is_cloexec(fd),
+        "usock_accept: descriptor {fd} is not close-on-exec"
+    );
     if with_peer {
         assert_is_us(&peer, "usock_accept");
     }
@@ -713,8 +941,16 @@ fn policy_check(w: &mut World, input: &mut Input) {
     let (policy, admits_us) = policy_ptr(w, input);
     let fd = any_fd(w, input);
     let with_peer = !input.one_in(4);
-    let mut peer = UsockPeer { uid: 7, gid: 7, pid: 7 };
-    let peer_ptr = if with_peer { &raw mut peer } else { ptr::null_mut() };
+    let mut peer = UsockPeer {
+        uid: 7,
+        gid: 7,
+        pid: 7,
+    };
+    let peer_ptr = if with_peer {
+        &raw mut peer
+    } else {
+        ptr::null_mut()
+    };
     let before = (!policy.is_null()).then(|| refused(policy));
     let rc = unsafe { usock_policy_check(policy, fd, peer_ptr) };
     if fd < 0 {
@@ -728,11 +964,19 @@ fn policy_check(w: &mut World, input: &mut Input) {
     if rc == OK && with_peer && w.fds.contains(&(fd, Kind::Conn)) {
         assert_is_us(&peer, "usock_policy_check");
     } else if rc != OK {
-        assert_eq!((peer.uid, peer.pid), (7, 7), "usock_policy_check wrote out_peer on failure");
+        assert_eq!(
+            (peer.uid, peer.pid),
+            (7, 7),
+            "usock_policy_check wrote out_peer on failure"
+        );
     }
     if let Some(before) = before {
         let counted = u64::from(rc == UNSAFE);
-        assert_eq!(refused(policy), before + counted, "usock_policy_check miscounted");
+        assert_eq!(
+            refused(policy),
+            before + counted,
+            "usock_policy_check miscounted"
+        );
     }
 }
 
@@ -745,7 +989,11 @@ fn policy_refused(w: &mut World, input: &mut Input) {
     let rc = unsafe { usock_policy_refused(ptr, &mut count, &mut last) };
     let Some(policy) = policy else {
         check::exactly("usock_policy_refused", rc, INVALID);
-        return assert_eq!((count, last), (u64::MAX - 1, i64::MIN), "written on failure");
+        return assert_eq!(
+            (count, last),
+            (u64::MAX - 1, i64::MIN),
+            "written on failure"
+        );
     };
     check::exactly("usock_policy_refused", rc, OK);
     assert!(count >= policy.refused_seen, "refused count fell");
@@ -800,10 +1048,21 @@ fn plant(w: &mut World, input: &mut Input) {
 }
 
 fn info(w: &mut World, input: &mut Input) {
-    let code = if input.one_in(2) { -(input.pick(12) as c_int) } else { input.int() };
-    assert!(!usock_strerror(code).is_null(), "usock_strerror({code}) is NULL");
+    let code = if input.one_in(2) {
+        -(input.pick(12) as c_int)
+    } else {
+        input.int()
+    };
+    assert!(
+        !usock_strerror(code).is_null(),
+        "usock_strerror({code}) is NULL"
+    );
     let named = !usock_status_name(code).is_null();
-    assert_eq!(named, (USOCK_ERR_PANIC..=OK).contains(&code), "usock_status_name({code})");
+    assert_eq!(
+        named,
+        (USOCK_ERR_PANIC..=OK).contains(&code),
+        "usock_status_name({code})"
+    );
     // SAFETY: usock_version returns a static NUL-terminated string.
     let version = unsafe { CStr::from_ptr(usock_version()) }.to_str().unwrap();
     let due = format!("{USOCK_VERSION_MAJOR}.{USOCK_VERSION_MINOR}.{USOCK_VERSION_PATCH}");
@@ -812,7 +1071,11 @@ fn info(w: &mut World, input: &mut Input) {
     assert!(!usock_last_error().is_null() && !usock_last_error_path().is_null());
     assert!(usock_last_errno() >= 0, "usock_last_errno");
     if let Some(dir) = &w.dir {
-        assert_eq!(dir_path(dir.ptr).as_ref(), Some(&dir.path), "usock_dir_path changed");
+        assert_eq!(
+            dir_path(dir.ptr).as_ref(),
+            Some(&dir.path),
+            "usock_dir_path changed"
+        );
     }
     assert!(dir_path(ptr::null()).is_none(), "usock_dir_path(NULL)");
     let _ = SYSTEM;

@@ -49,7 +49,11 @@ fn make_base() -> PathBuf {
     let mut template = *b"/tmp/usock-fuzz-XXXXXX\0";
     // SAFETY: template is a writable NUL-terminated buffer ending in XXXXXX.
     let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-    assert!(!made.is_null(), "mkdtemp: {}", std::io::Error::last_os_error());
+    assert!(
+        !made.is_null(),
+        "mkdtemp: {}",
+        std::io::Error::last_os_error()
+    );
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(&template[..template.len() - 1]));
     std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
     path
@@ -102,7 +106,12 @@ impl Scratch {
         }
         let extra: Vec<_> = entries_of(&self.base)
             .into_iter()
-            .filter(|p| !self.parents().iter().any(|q| p.as_os_str().as_bytes() == q.to_bytes()))
+            .filter(|p| {
+                !self
+                    .parents()
+                    .iter()
+                    .any(|q| p.as_os_str().as_bytes() == q.to_bytes())
+            })
             .collect();
         assert!(extra.is_empty(), "left in {:?}: {extra:?}", self.base);
     }

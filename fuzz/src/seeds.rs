@@ -125,7 +125,9 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "automatic",
-            s().op(CREATE, AUTOMATIC).op(BIND, SOCK_STREAM).op(CLEANUP, &[]),
+            s().op(CREATE, AUTOMATIC)
+                .op(BIND, SOCK_STREAM)
+                .op(CLEANUP, &[]),
         ),
     ]
     .into_iter()

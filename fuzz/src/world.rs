@@ -42,6 +42,8 @@ pub struct Bound {
     pub ptr: *mut UsockBoundPath,
     pub path: CString,
     pub id: u32,
+    /// The inode of its socket file when it was bound.
+    pub ino: u64,
 }
 
 pub struct Policy {
@@ -56,8 +58,8 @@ pub struct World {
     pub handed: Vec<Handed>,
     pub fds: Vec<(c_int, Kind)>,
     pub bound: Vec<Bound>,
-    /// Which bound handle a well-known path belongs to now.
-    pub owners: HashMap<CString, u32>,
+    /// Which bound handle a well-known path belongs to now, and that socket's inode.
+    pub owners: HashMap<CString, (u32, u64)>,
     pub next_id: u32,
     pub policy: Option<Policy>,
 }
@@ -69,7 +71,10 @@ impl World {
 
     /// No listener with a small backlog is open, so a blocking connect cannot wait.
     pub fn blocking_connect_is_safe(&self) -> bool {
-        !self.fds.iter().any(|&(_, k)| k == Kind::Listener { big: false })
+        !self
+            .fds
+            .iter()
+            .any(|&(_, k)| k == Kind::Listener { big: false })
     }
 
     pub fn track(&mut self, fd: c_int, kind: Kind) {
@@ -80,7 +85,11 @@ impl World {
     /// Frees, unbinds, closes and cleans up everything, checking each step.
     pub fn tear_down(mut self) {
         if let Some(policy) = self.policy.take() {
-            check::exactly("usock_policy_free", unsafe { usock_policy_free(policy.ptr) }, OK);
+            check::exactly(
+                "usock_policy_free",
+                unsafe { usock_policy_free(policy.ptr) },
+                OK,
+            );
         }
         while let Some(bound) = self.bound.pop() {
             unbind(&mut self, bound);
@@ -103,11 +112,23 @@ pub fn unbind(world: &mut World, bound: Bound) {
     let rc = unsafe { usock_unbind_path(bound.ptr) };
     check::exactly("usock_unbind_path", rc, OK);
     match world.owners.get(&bound.path) {
-        Some(&id) if id == bound.id => {
+        Some(&(id, _)) if id == bound.id => {
             world.owners.remove(&bound.path);
             assert!(!exists(&bound.path), "unbind left {:?}", bound.path);
         }
-        Some(_) => assert!(exists(&bound.path), "unbind removed a successor's {:?}", bound.path),
+        // KNOWN BUG, reported (tests/lifecycle.rs::unbind_after_a_stale_socket_was_replaced_
+        // leaves_the_successor, ignored until fixed): when the successor's socket got the inode
+        // number of this handle's removed stale socket, unbind removes it. Tolerated here only
+        // in exactly that case, so the campaign can look for other bugs; drop this arm with
+        // the fix.
+        Some(&(_, ino)) if ino == bound.ino && !exists(&bound.path) => {
+            world.owners.remove(&bound.path);
+        }
+        Some(_) => assert!(
+            exists(&bound.path),
+            "unbind removed a successor's {:?}",
+            bound.path
+        ),
         None => {}
     }
 }
@@ -120,7 +141,11 @@ pub fn clean_up(dir: Dir) {
     if rc == OK {
         assert!(!exists(&dir.path), "cleanup left {:?}", dir.path);
     } else {
-        assert!(exists(&dir.path), "cleanup said CHANGED but removed {:?}", dir.path);
+        assert!(
+            exists(&dir.path),
+            "cleanup said CHANGED but removed {:?}",
+            dir.path
+        );
         std::fs::remove_dir_all(os_path(&dir.path)).unwrap();
     }
 }
@@ -128,7 +153,11 @@ pub fn clean_up(dir: Dir) {
 /// Takes a handed-off directory back and cleans it up; one that was swept away is gone.
 fn take_back(handed: Handed) {
     if !exists(&handed.path) {
-        assert!(handed.fd.is_none(), "swept {:?} while its descriptor locked it", handed.path);
+        assert!(
+            handed.fd.is_none(),
+            "swept {:?} while its descriptor locked it",
+            handed.path
+        );
         return;
     }
     let lock = handed.fd.unwrap_or(-1);
@@ -143,7 +172,12 @@ fn take_back(handed: Handed) {
     if rc == OK {
         let path = dir_path(out).expect("usock_dir_path of a live handle");
         assert_eq!(path, handed.path, "take-over changed the path");
-        clean_up(Dir { ptr: out, path, shared: handed.shared, planted: handed.planted });
+        clean_up(Dir {
+            ptr: out,
+            path,
+            shared: handed.shared,
+            planted: handed.planted,
+        });
     } else {
         assert_eq!(out, sentinel, "usock_take_over wrote out_dir on failure");
         if let Some(fd) = handed.fd {
@@ -187,9 +221,17 @@ pub fn set_nonblocking(fd: c_int) {
 /// Checks the file at `path`: a socket (or directory) owned by us with `mode`.
 pub fn assert_mode(path: &CStr, socket: bool, mode: u32) {
     let (kind, found, uid) = scratch::mode_of(path);
-    let right_kind = if socket { scratch::is_socket(kind) } else { kind.is_dir() };
+    let right_kind = if socket {
+        scratch::is_socket(kind)
+    } else {
+        kind.is_dir()
+    };
     assert!(right_kind, "{path:?} is a {kind:?}");
     assert_eq!(found, mode, "{path:?} has mode {found:o}, not {mode:o}");
     // SAFETY: geteuid cannot fail.
-    assert_eq!(uid, unsafe { libc::geteuid() }, "{path:?} is owned by {uid}");
+    assert_eq!(
+        uid,
+        unsafe { libc::geteuid() },
+        "{path:?} is owned by {uid}"
+    );
 }

@@ -18,14 +18,19 @@ fn main() {
     let mut generated = 0;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--write-seeds" => return write_seeds(&PathBuf::from(args.next().expect("a directory"))),
+            "--write-seeds" => {
+                return write_seeds(&PathBuf::from(args.next().expect("a directory")));
+            }
             "--hex" => inputs.push(("hex".into(), unhex(&args.next().expect("hex bytes")))),
             "--generated" => generated = args.next().and_then(|n| n.parse().ok()).expect("a count"),
             path => inputs.extend(read_inputs(Path::new(path))),
         }
     }
     inputs.extend(variations(&inputs, generated));
-    let failed = inputs.iter().filter(|(name, data)| !passes(name, data)).count();
+    let failed = inputs
+        .iter()
+        .filter(|(name, data)| !passes(name, data))
+        .count();
     scratch::remove();
     println!("fuzz: {} passed, {failed} failed", inputs.len() - failed);
     std::process::exit(i32::from(failed > 0));
@@ -44,7 +49,10 @@ fn passes(name: &str, data: &[u8]) -> bool {
 
 fn read_inputs(path: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect()
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -89,5 +97,7 @@ fn hex(data: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
