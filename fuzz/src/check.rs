@@ -38,6 +38,7 @@ pub const POLICY_FREE: &[c_int] = &[OK];
 /// Checks `status` against the documented list; after a failure, the thread's message and
 /// errno. Returns `status`.
 pub fn status(call: &str, status: c_int, documented: &[c_int]) -> c_int {
+    crate::trace_call(call, status);
     assert!(
         documented.contains(&status),
         "{call}: status {status} ({}) is not documented for it: {}",
@@ -52,6 +53,7 @@ pub fn status(call: &str, status: c_int, documented: &[c_int]) -> c_int {
 
 /// Like [`status`], for a call whose outcome the sequence knows.
 pub fn exactly(call: &str, status: c_int, expected: c_int) {
+    crate::trace_call(call, status);
     assert_eq!(
         status,
         expected,

@@ -68,3 +68,11 @@ fn trace() -> bool {
     static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("USOCK_FUZZ_TRACE").is_some())
 }
+
+/// With USOCK_FUZZ_TRACE set, each checked call and its status (to see what a corpus reaches).
+pub(crate) fn trace_call(call: &str, status: std::ffi::c_int) {
+    if trace() {
+        let why = if status == 0 { String::new() } else { check::last_error() };
+        eprintln!("  {call} -> {} {why}", check::name(status));
+    }
+}

@@ -164,11 +164,9 @@ fn take_back(handed: Handed) {
     let sentinel: *mut UsockDir = ptr::dangling_mut();
     let mut out = sentinel;
     let rc = unsafe { usock_take_over(handed.path.as_ptr(), lock, 0, &mut out) };
-    if handed.fd.is_some() && !handed.shared && !handed.planted {
-        check::exactly("usock_take_over", rc, OK);
-    } else {
-        check::status("usock_take_over", rc, check::TAKE_OVER);
-    }
+    // Its own directory, as handed off (shared or not, with a file put in it or not), with
+    // its descriptor or with none: taken back.
+    check::exactly("usock_take_over", rc, OK);
     if rc == OK {
         let path = dir_path(out).expect("usock_dir_path of a live handle");
         assert_eq!(path, handed.path, "take-over changed the path");
