@@ -72,7 +72,11 @@ fn trace() -> bool {
 /// With USOCK_FUZZ_TRACE set, each checked call and its status (to see what a corpus reaches).
 pub(crate) fn trace_call(call: &str, status: std::ffi::c_int) {
     if trace() {
-        let why = if status == 0 { String::new() } else { check::last_error() };
+        let why = if status == 0 {
+            String::new()
+        } else {
+            check::last_error()
+        };
         eprintln!("  {call} -> {} {why}", check::name(status));
     }
 }
