@@ -7,6 +7,7 @@
 //! may pass anything (numbers, flags, descriptors, path and name bytes).
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::ptr;
 
@@ -14,7 +15,7 @@ use usock::ffi::*;
 
 use crate::check::{self, INVALID, OK, SYSTEM, UNSAFE};
 use crate::input::Input;
-use crate::scratch::{exists, scratch};
+use crate::scratch::{self, exists, scratch};
 use crate::world::{
     self, Bound, Dir, Handed, Kind, Policy, World, assert_mode, dir_path, fd_is_open, is_cloexec,
     set_nonblocking,
@@ -220,10 +221,11 @@ fn create(w: &mut World, input: &mut Input, shared: bool) {
     );
     let path = dir_path(out).expect("usock_dir_path of a live handle");
     if let Some(parent) = &parent {
-        assert!(
-            path.to_bytes().starts_with(parent.to_bytes()),
-            "{path:?} not in {parent:?}"
-        );
+        let made_in = world::os_path(&path)
+            .parent()
+            .map(std::path::Path::to_path_buf);
+        let asked = std::fs::canonicalize(world::os_path(parent)).ok();
+        assert_eq!(made_in, asked, "{call} made {path:?}, not in {parent:?}");
     }
     assert_mode(&path, false, if shared { 0o710 } else { 0o700 });
     w.dir = Some(Dir {
@@ -452,7 +454,7 @@ fn well_known(input: &mut Input) -> CString {
     let tail: Vec<u8> = match input.pick(6) {
         0 | 1 => b"/a".to_vec(),
         2 => b"/b".to_vec(),
-        3 => [b"/".as_slice(), &input.text(100)].concat(),
+        3 => [b"/".as_slice(), &scratch::defuse(&input.text(100))].concat(),
         4 => b"/".to_vec(),
         _ => return CString::default(),
     };
@@ -573,8 +575,10 @@ fn bind_path(w: &mut World, input: &mut Input) {
         .ino();
     let id = w.next_id;
     w.next_id += 1;
-    w.owners.insert(path.clone(), (id, ino));
+    let key = world::file_key(&path);
+    w.owners.insert(key.clone(), (id, ino));
     w.bound.push(Bound {
+        key,
         ptr: out,
         path,
         id,
@@ -685,9 +689,13 @@ fn check_report(report: &Report, parent: &CStr, out_removed: Option<usize>) {
     let mut removed = 0;
     for (path, gone, why) in &report.calls {
         let path = path.as_ref().expect("usock_sweep reported a NULL path");
+        let in_parent = std::path::Path::new(std::ffi::OsStr::from_bytes(path)).parent()
+            == std::fs::canonicalize(world::os_path(parent))
+                .ok()
+                .as_deref();
         assert!(
-            path.starts_with(parent.to_bytes()),
-            "usock_sweep reported {path:?} outside"
+            path.starts_with(parent.to_bytes()) || in_parent,
+            "usock_sweep reported {path:?} outside {parent:?}"
         );
         match gone {
             1 => {
@@ -841,14 +849,25 @@ fn assert_is_us(peer: &UsockPeer, call: &str) {
 }
 
 fn policy_new(w: &mut World, input: &mut Input) {
-    let (allow, ids, admits_us): (c_int, Vec<u32>, bool) = match input.pick(7) {
-        0 => (USOCK_ALLOW_SAME_USER, vec![], true),
-        1 => (USOCK_ALLOW_GROUP, vec![egid()], true),
-        2 => (USOCK_ALLOW_UIDS, vec![euid()], true),
-        3 => (USOCK_ALLOW_UIDS, vec![4242, 65534], false),
-        4 => (USOCK_ALLOW_GROUP, vec![egid(), 4242], false),
-        5 => (USOCK_ALLOW_UIDS, vec![], false),
-        _ => (input.int(), vec![input.int() as u32], false),
+    // Whether the policy admits this process: None where the sequence cannot tell (a fuzzed
+    // group, which this process may belong to).
+    let (allow, ids, admits_us): (c_int, Vec<u32>, Option<bool>) = match input.pick(7) {
+        0 => (USOCK_ALLOW_SAME_USER, vec![], Some(true)),
+        1 => (USOCK_ALLOW_GROUP, vec![egid()], Some(true)),
+        2 => (USOCK_ALLOW_UIDS, vec![euid()], Some(true)),
+        3 => (USOCK_ALLOW_UIDS, vec![4242, 65534], Some(false)),
+        4 => (USOCK_ALLOW_GROUP, vec![egid(), 4242], Some(false)),
+        5 => (USOCK_ALLOW_UIDS, vec![], Some(false)),
+        _ => {
+            let allow = input.int();
+            let id = input.int() as u32;
+            let admits = match allow {
+                USOCK_ALLOW_SAME_USER => Some(true),
+                USOCK_ALLOW_UIDS => Some(id == euid()),
+                _ => None,
+            };
+            (allow, vec![id], admits)
+        }
     };
     let null_ids = input.one_in(8);
     let ids_ptr = if null_ids { ptr::null() } else { ids.as_ptr() };
@@ -882,10 +901,10 @@ fn policy_new(w: &mut World, input: &mut Input) {
     });
 }
 
-fn policy_ptr(w: &World, input: &mut Input) -> (*const UsockPolicy, bool) {
+fn policy_ptr(w: &World, input: &mut Input) -> (*const UsockPolicy, Option<bool>) {
     match &w.policy {
         Some(p) if !input.one_in(4) => (p.ptr, p.admits_us),
-        _ => (ptr::null(), true),
+        _ => (ptr::null(), Some(true)),
     }
 }
 
@@ -919,7 +938,11 @@ fn accept(w: &mut World, input: &mut Input) {
         );
         return;
     }
-    assert!(admits_us, "usock_accept admitted a peer the policy refuses");
+    assert_ne!(
+        admits_us,
+        Some(false),
+        "usock_accept admitted a peer the policy refuses"
+    );
     assert!(
         is_cloexec(fd),
         "usock_accept: descriptor {fd} is not close-on-exec"
@@ -957,9 +980,8 @@ fn policy_check(w: &mut World, input: &mut Input) {
         return check::exactly("usock_policy_check", rc, INVALID);
     }
     check::status("usock_policy_check", rc, check::POLICY_CHECK);
-    if w.fds.contains(&(fd, Kind::Conn)) {
-        let due = if admits_us { OK } else { UNSAFE };
-        check::exactly("usock_policy_check", rc, due);
+    if let (true, Some(admits)) = (w.fds.contains(&(fd, Kind::Conn)), admits_us) {
+        check::exactly("usock_policy_check", rc, if admits { OK } else { UNSAFE });
     }
     if rc == OK && with_peer && w.fds.contains(&(fd, Kind::Conn)) {
         assert_is_us(&peer, "usock_policy_check");

@@ -77,10 +77,7 @@ impl Scratch {
     pub fn below(&self, tail: &[u8]) -> CString {
         let mut bytes = self.base.as_os_str().as_bytes().to_vec();
         bytes.push(b'/');
-        for (i, &b) in tail.iter().enumerate() {
-            let dotdot = b == b'.' && tail.get(i + 1) == Some(&b'.');
-            bytes.push(if dotdot { b'_' } else { b });
-        }
+        bytes.extend(defuse(tail));
         CString::new(bytes).unwrap()
     }
 
@@ -137,6 +134,18 @@ impl Scratch {
 /// Removes the scratch tree now (the replay, before it exits).
 pub fn remove() {
     let _ = std::fs::remove_dir_all(&scratch().base);
+}
+
+/// Fuzzed path bytes with every `..` broken up, so that they cannot climb out of the scratch
+/// directory they are appended to.
+pub fn defuse(tail: &[u8]) -> Vec<u8> {
+    let mut out = tail.to_vec();
+    for i in 0..out.len().saturating_sub(1) {
+        if out[i] == b'.' && out[i + 1] == b'.' {
+            out[i] = b'_';
+        }
+    }
+    out
 }
 
 fn entries(dir: &CStr) -> Vec<PathBuf> {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_int};
+use std::path::PathBuf;
 use std::ptr;
 
 use usock::ffi::*;
@@ -44,11 +45,13 @@ pub struct Bound {
     pub id: u32,
     /// The inode of its socket file when it was bound.
     pub ino: u64,
+    /// The path spelled one way (the same file may be named `wk/a`, `wk//a`, `wk/./a`).
+    pub key: PathBuf,
 }
 
 pub struct Policy {
     pub ptr: *mut UsockPolicy,
-    pub admits_us: bool,
+    pub admits_us: Option<bool>,
     pub refused_seen: u64,
 }
 
@@ -59,7 +62,7 @@ pub struct World {
     pub fds: Vec<(c_int, Kind)>,
     pub bound: Vec<Bound>,
     /// Which bound handle a well-known path belongs to now, and that socket's inode.
-    pub owners: HashMap<CString, (u32, u64)>,
+    pub owners: HashMap<PathBuf, (u32, u64)>,
     pub next_id: u32,
     pub policy: Option<Policy>,
 }
@@ -111,9 +114,9 @@ impl World {
 pub fn unbind(world: &mut World, bound: Bound) {
     let rc = unsafe { usock_unbind_path(bound.ptr) };
     check::exactly("usock_unbind_path", rc, OK);
-    match world.owners.get(&bound.path) {
+    match world.owners.get(&bound.key) {
         Some(&(id, _)) if id == bound.id => {
-            world.owners.remove(&bound.path);
+            world.owners.remove(&bound.key);
             assert!(!exists(&bound.path), "unbind left {:?}", bound.path);
         }
         // KNOWN BUG, reported (tests/lifecycle.rs::unbind_after_a_stale_socket_was_replaced_
@@ -122,7 +125,7 @@ pub fn unbind(world: &mut World, bound: Bound) {
         // in exactly that case, so the campaign can look for other bugs; drop this arm with
         // the fix.
         Some(&(_, ino)) if ino == bound.ino && !exists(&bound.path) => {
-            world.owners.remove(&bound.path);
+            world.owners.remove(&bound.key);
         }
         Some(_) => assert!(
             exists(&bound.path),
@@ -232,4 +235,12 @@ pub fn assert_mode(path: &CStr, socket: bool, mode: u32) {
         unsafe { libc::geteuid() },
         "{path:?} is owned by {uid}"
     );
+}
+
+/// `path` with its directory resolved: one key for every spelling of a bound path.
+pub fn file_key(path: &CStr) -> PathBuf {
+    let path = os_path(path);
+    let dir = path.parent().expect("a bound path has a directory");
+    let name = path.file_name().expect("a bound path ends in a name");
+    std::fs::canonicalize(dir).unwrap().join(name)
 }
