@@ -1,6 +1,7 @@
 //! Runs the fuzz target's sequences on stable Rust, without libFuzzer: the seed sequences,
 //! the files given (a corpus directory, or inputs libFuzzer saved), and `--generated N`
-//! variations of the seeds made by a fixed pseudo-random generator (the same each run).
+//! variations of the seeds made by a fixed pseudo-random generator (the same each run, unless
+//! `--seed S` picks another sequence).
 //! Prints one line per failure and closes with `fuzz: N passed, M failed`; exits 1 on a
 //! failure. `--write-seeds DIR` writes the seed sequences as files (for libFuzzer's corpus).
 
@@ -16,6 +17,7 @@ fn main() {
         .map(|(name, data)| (format!("seed {name}"), data))
         .collect();
     let mut generated = 0;
+    let mut seed = 0x9e37_79b9_7f4a_7c15;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--write-seeds" => {
@@ -23,10 +25,11 @@ fn main() {
             }
             "--hex" => inputs.push(("hex".into(), unhex(&args.next().expect("hex bytes")))),
             "--generated" => generated = args.next().and_then(|n| n.parse().ok()).expect("a count"),
+            "--seed" => seed = args.next().and_then(|n| n.parse().ok()).expect("a number"),
             path => inputs.extend(read_inputs(Path::new(path))),
         }
     }
-    inputs.extend(variations(&inputs, generated));
+    inputs.extend(variations(&inputs, generated, seed | 1));
     let failed = inputs
         .iter()
         .filter(|(name, data)| !passes(name, data))
@@ -64,8 +67,8 @@ fn read_inputs(path: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// `n` inputs: a seed, then bytes from a fixed xorshift generator (some runs short, some long).
-fn variations(bases: &[(String, Vec<u8>)], n: usize) -> Vec<(String, Vec<u8>)> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+fn variations(bases: &[(String, Vec<u8>)], n: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut state = seed;
     let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;
