@@ -13,7 +13,7 @@ use std::ptr;
 
 use usock::ffi::*;
 
-use crate::check::{self, INVALID, OK, SYSTEM, UNSAFE};
+use crate::check::{self, INVALID, OK, UNSAFE};
 use crate::input::Input;
 use crate::scratch::{self, exists, scratch};
 use crate::world::{
@@ -1100,5 +1100,4 @@ fn info(w: &mut World, input: &mut Input) {
         );
     }
     assert!(dir_path(ptr::null()).is_none(), "usock_dir_path(NULL)");
-    let _ = SYSTEM;
 }
