@@ -109,14 +109,21 @@ pub struct Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// An error of `kind` with no errno. A [`ErrorKind::System`] error always has one: make it
-    /// with [`Error::system`] or [`Error::system_errno`].
+    /// An error of `kind`, with the errno `usock_last_errno()` promises for it (`EADDRINUSE`
+    /// for [`ErrorKind::InUse`], `ENAMETOOLONG` for [`ErrorKind::TooLong`]) and none for the
+    /// others. A [`ErrorKind::System`] error always has one: make it with [`Error::system`] or
+    /// [`Error::system_errno`].
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         debug_assert!(kind != ErrorKind::System, "System errors carry an errno");
+        let errno = match kind {
+            ErrorKind::InUse => Some(libc::EADDRINUSE),
+            ErrorKind::TooLong => Some(libc::ENAMETOOLONG),
+            _ => None,
+        };
         Error {
             kind,
             message: message.into(),
-            errno: None,
+            errno,
             path: None,
         }
     }
