@@ -41,7 +41,8 @@ pub enum BindMode {
 /// when [`unbind`](BoundPath::unbind) is called or it is dropped.
 ///
 /// Made by [`BoundPath::bind`], [`BoundPath::bind_socket`] or [`BoundPath::listener`]. The
-/// descriptor is the caller's; this value holds one descriptor (the path's directory).
+/// descriptor is the caller's; this value holds the path's directory and, on Linux, an `O_PATH`
+/// handle on the bound file (two descriptors).
 #[derive(Debug)]
 pub struct BoundPath {
     /// `P` as the caller gave it (made absolute), for [`path`](BoundPath::path) and messages.

@@ -217,13 +217,16 @@ fn a_refused_well_known_path_is_eaddrinuse_through_the_c_abi() {
     first.unbind().unwrap();
 }
 
-/// Found by the fuzzer (KNOWN BUG, not fixed yet: run with `--ignored`). A server's socket
-/// went stale (its descriptor closed, no unbind yet); a second server replaced it; then the
-/// first handle's unbind removed the second server's live socket. The stale file's inode was
-/// freed when it was removed, the file system (ext4 here) gave the number to the new socket,
-/// and unbind tells files apart by device and inode alone.
+/// Found by the fuzzer. A server's socket went stale (its descriptor closed, no unbind yet); a
+/// second server replaced it; then the first handle's unbind removed the second server's live
+/// socket: the stale file's inode was freed when it was removed, the file system (ext4 here)
+/// gave the number to the new socket, and unbind tells files apart by device and inode. Now the
+/// handle pins its file (`O_PATH`), so the number cannot be reused while it lives.
 #[test]
-#[ignore = "known bug found by the fuzzer: unbind removes a successor's socket that reuses the stale inode"]
+#[cfg_attr(
+    usock_portable,
+    ignore = "macOS and the BSDs cannot open a socket file to pin it (no O_PATH): SECURITY.md"
+)]
 fn unbind_after_a_stale_socket_was_replaced_leaves_the_successor() {
     let home = home();
     let path = home.path().join("reused.sock");
@@ -240,6 +243,13 @@ fn unbind_after_a_stale_socket_was_replaced_leaves_the_successor() {
         accept_one(&successor);
         second.unbind().unwrap();
     }
+    common::figure(
+        "attack",
+        "a handle's socket gone stale, a successor binding at the path (exclusive and replace) with the inode number freed: the old handle's unbind leaves the successor's socket",
+        2,
+        2,
+        "tests/lifecycle.rs::unbind_after_a_stale_socket_was_replaced_leaves_the_successor",
+    );
 }
 
 #[test]

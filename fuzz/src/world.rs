@@ -119,14 +119,6 @@ pub fn unbind(world: &mut World, bound: Bound) {
             world.owners.remove(&bound.key);
             assert!(!exists(&bound.path), "unbind left {:?}", bound.path);
         }
-        // KNOWN BUG, reported (tests/lifecycle.rs::unbind_after_a_stale_socket_was_replaced_
-        // leaves_the_successor, ignored until fixed): when the successor's socket got the inode
-        // number of this handle's removed stale socket, unbind removes it. Tolerated here only
-        // in exactly that case, so the campaign can look for other bugs; drop this arm with
-        // the fix.
-        Some(&(_, ino)) if ino == bound.ino && !exists(&bound.path) => {
-            world.owners.remove(&bound.key);
-        }
         Some(_) => assert!(
             exists(&bound.path),
             "unbind removed a successor's {:?}",
