@@ -149,7 +149,9 @@ impl PrivateDir {
     /// it holds at least one socket, every entry is a socket of the effective user, and none
     /// answers a connection of any type. Each socket is probed without waiting (a full backlog
     /// is an answer), so a live server sees a connection that closes at once. An empty
-    /// directory is in use: a path handed out from it may still be bound.
+    /// directory is in use: a path handed out from it may still be bound. A stream socket that
+    /// is bound but not yet listening refuses as a closed one does: a caller that removes on
+    /// this answer confirms it first at a later look.
     ///
     /// [`ErrorKind::InUse`] says why the directory must stay; [`ErrorKind::System`] that it
     /// could not be examined. Nothing is changed either way.

@@ -371,7 +371,7 @@ pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
     }
 }
 
-/// Whether the directory may be removed now: for a binding's garbage collector, which hands out
+/// Whether nothing in the directory serves now: for a binding's garbage collector, which hands out
 /// socket paths and cannot know whether sockets bound there are still open.
 ///
 /// The rule is `usock_sweep`'s for one directory, without its lock and grace period (the handle
@@ -379,6 +379,11 @@ pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
 /// effective user, and none answers a connection of any type. Each socket is probed without
 /// waiting (a full backlog counts as an answer); a live server sees a connection that closes at
 /// once. A directory with nothing in it stays: a path handed out from it may still be bound.
+///
+/// One look is not proof: a stream socket that is bound but not yet listening refuses
+/// connections exactly as a closed one does. Remove the directory only when two looks some
+/// time apart both return `USOCK_OK` and nothing in the directory changed in between (the
+/// SWI-Prolog pack waits at least a second and compares the directory's inode, mtime and ctime).
 ///
 /// Returns `USOCK_OK` when nothing serves (then pass the handle to `usock_cleanup`);
 /// `USOCK_ERR_IN_USE` when the directory must stay, with a message saying why (a socket answers,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <SWI-Prolog.h>
@@ -22,17 +23,30 @@
 
 #include "usock.h"
 
+/* What a look at a directory remembers of it, to tell at the next look whether anything in it
+ * was made, removed or replaced since: its inode and its times, in nanoseconds where the file
+ * system keeps them (binding, unlinking or renaming a socket file changes the directory's mtime
+ * and ctime; listen() and connections do not). */
+typedef struct dir_stamp {
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime, ctime;
+} dir_stamp;
+
 /* One private directory. `dir` becomes NULL when it has been cleaned up. `sockets` is set once a
  * socket path was handed out (usock_socket_path/3, usock_bind/3): a socket may then be open in
- * it, so garbage collection of the blob removes the directory only when none of its sockets
- * answers; otherwise it becomes an orphan, which the registry owns and looks at again at later
- * collections (`wait` more releases of a directory blob, then `interval`, doubled each time it
- * is kept), until it is removed or the halt hook cleans up. */
+ * it, so when the blob is collected it becomes an orphan, which the registry owns and looks at
+ * at this and later collections (`wait` more releases of a directory blob, then `interval`,
+ * doubled each time a socket answers), until two looks confirm it idle (see look_at) or the
+ * halt hook cleans up. */
 typedef struct pl_usock {
     usock_dir *dir;
     int sockets;
     int orphan;                 /* registry_lock: its blob was collected */
     unsigned wait, interval;    /* registry_lock: for orphans */
+    int idle_seen;              /* registry_lock: the last look found it idle, */
+    long long idle_since;       /*   at this monotonic time (ns), */
+    dir_stamp idle_stamp;       /*   the directory being then as stamped here */
     pthread_mutex_t lock;
     struct pl_usock *prev, *next; /* live handles, for usock_cleanup_all at halt */
     char path[USOCK_PATH_MAX];
@@ -79,18 +93,78 @@ static int cleanup_once(pl_usock *u) {
     return rc;
 }
 
-/* Removes u's directory if nothing in it serves any more (usock_dir_idle: at least one socket,
- * none answers, datagram included; probes do not wait). TRUE when the directory is gone. */
-static int cleanup_if_idle(pl_usock *u) {
+/* The monotonic time between the first and the last of the looks that must all find a
+ * directory idle, unchanged, before garbage collection removes it. A stream socket that is
+ * bound but not yet listening refuses connections exactly as a closed one does: a server
+ * between tcp_bind/2 and tcp_listen/2 must not lose its directory (its name, in a sticky parent
+ * such as /tmp, would be free for another user to take). */
+#define IDLE_CONFIRM_NS 1000000000LL
+
+static long long monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+#ifdef __APPLE__ /* the nanosecond times' names there */
+#define st_mtim st_mtimespec
+#define st_ctim st_ctimespec
+#endif
+
+/* The stamp of the directory at path (lstat: the name itself); FALSE if it cannot be read. */
+static int dir_stamp_of(const char *path, dir_stamp *out) {
+    struct stat st;
+    if (!path || lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return FALSE;
+    memset(out, 0, sizeof *out);
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    out->mtime = st.st_mtim;
+    out->ctime = st.st_ctim;
+    return TRUE;
+}
+
+static int same_stamp(const dir_stamp *a, const dir_stamp *b) {
+    return a->dev == b->dev && a->ino == b->ino &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* What one look at an orphan found. */
+typedef enum { LOOK_GONE, LOOK_IDLE, LOOK_SERVES } look_result;
+
+/* Looks at u's directory once; the caller holds registry_lock. It is removed (LOOK_GONE) only
+ * when this look and an earlier one at least IDLE_CONFIRM_NS before both found it idle
+ * (usock_dir_idle: at least one socket, none answers, datagram included; probes do not wait)
+ * and its stamp the same (no socket file made, removed or replaced in between, so the sockets
+ * that refused then are the ones that refuse now, for at least that long). A first idle look,
+ * or one that finds the directory changed, starts the interval (LOOK_IDLE); a socket that
+ * answers, or a directory that cannot be examined, ends it (LOOK_SERVES). */
+static look_result look_at(pl_usock *u) {
     pthread_mutex_lock(&u->lock);
     usock_dir *dir = u->dir;
-    int idle = !dir || usock_dir_idle(dir) == USOCK_OK;
-    if (idle && dir) {
-        u->dir = NULL;
-        usock_cleanup(dir); /* errors ignored: nobody is left to tell */
+    look_result r = LOOK_GONE;
+    if (dir) {
+        dir_stamp stamp; /* taken before the probes: a change during them shows at the next look */
+        int idle = dir_stamp_of(usock_dir_path(dir), &stamp) && usock_dir_idle(dir) == USOCK_OK;
+        long long now = monotonic_ns();
+        if (!idle) {
+            u->idle_seen = 0;
+            r = LOOK_SERVES;
+        } else if (u->idle_seen && same_stamp(&stamp, &u->idle_stamp) &&
+                   now - u->idle_since >= IDLE_CONFIRM_NS) {
+            u->dir = NULL;
+            usock_cleanup(dir); /* errors ignored: nobody is left to tell */
+        } else {
+            if (!u->idle_seen || !same_stamp(&stamp, &u->idle_stamp)) {
+                u->idle_seen = 1;
+                u->idle_since = now;
+                u->idle_stamp = stamp;
+            }
+            r = LOOK_IDLE;
+        }
     }
     pthread_mutex_unlock(&u->lock);
-    return idle;
+    return r;
 }
 
 static void free_usock(pl_usock *u) {
@@ -101,35 +175,45 @@ static void free_usock(pl_usock *u) {
 /* The longest wait, in releases of directory blobs, between two looks at one orphan. */
 #define ORPHAN_INTERVAL_MAX 64
 
-/* One release of a directory blob: each orphan whose wait is over is looked at again; those
- * whose sockets no longer answer are removed, the rest wait twice as long (at most
- * ORPHAN_INTERVAL_MAX) before the next look. Nothing after the halt hook began: it owns them. */
+/* Looks at orphan u (the caller holds registry_lock) and sets when to look again: removed and
+ * freed if look_at confirms it idle; at the next release while it is idle but not yet
+ * confirmed; else after twice as many releases as last time (at most ORPHAN_INTERVAL_MAX). */
+static void look_at_orphan(pl_usock *u) {
+    switch (look_at(u)) {
+    case LOOK_GONE:
+        registry_unlink(u);
+        free_usock(u);
+        break;
+    case LOOK_IDLE:
+        u->wait = 1;
+        break;
+    case LOOK_SERVES:
+        if (u->interval < ORPHAN_INTERVAL_MAX) u->interval *= 2;
+        u->wait = u->interval;
+        break;
+    }
+}
+
+/* One release of a directory blob: each orphan whose wait is over is looked at again. Nothing
+ * after the halt hook began: it owns them. */
 static void look_at_orphans(void) {
     pthread_mutex_lock(&registry_lock);
     pl_usock *u = halting ? NULL : registry;
     while (u) {
         pl_usock *next = u->next;
-        if (u->orphan && --u->wait == 0) {
-            if (cleanup_if_idle(u)) {
-                registry_unlink(u);
-                free_usock(u);
-            } else {
-                if (u->interval < ORPHAN_INTERVAL_MAX) u->interval *= 2;
-                u->wait = u->interval;
-            }
-        }
+        if (u->orphan && --u->wait == 0) look_at_orphan(u);
         u = next;
     }
     pthread_mutex_unlock(&registry_lock);
 }
 
 /* Atom garbage collection of a handle the program never cleaned up. Without sockets, clean up
- * now. With a socket path handed out, a socket may still be serving (a blob is garbage as soon
- * as no term refers to it, whatever became of its sockets): the directory is removed only if
- * none of its sockets answers, else it stays in the registry as an orphan, looked at again at
- * later collections, and removed at halt at the latest. A directory that handed out a path
- * but has nothing in it stays too: the path may still be bound (removing the directory would
- * let another user take its name).
+ * now. With a socket path handed out, a socket may still be serving, or be bound and about to
+ * listen (a blob is garbage as soon as no term refers to it, whatever became of its sockets):
+ * the directory stays in the registry as an orphan, looked at now and at later collections, and
+ * is removed once two looks at least a second apart found it idle and unchanged (look_at), or
+ * at halt at the latest. A directory that handed out a path but has nothing in it stays too:
+ * the path may still be bound (removing the directory would let another user take its name).
  *
  * This runs in the collector's thread: the probes do not wait, and nothing here calls into
  * Prolog (PL_blob_data only reads the blob). */
@@ -139,10 +223,11 @@ static int release_usock(atom_t a) {
     pthread_mutex_lock(&u->lock);
     int sockets = u->dir && u->sockets;
     pthread_mutex_unlock(&u->lock);
-    if (sockets && !cleanup_if_idle(u)) {
+    if (sockets) {
         pthread_mutex_lock(&registry_lock);
         u->orphan = 1;
         u->interval = u->wait = 1;
+        if (!halting) look_at_orphan(u); /* after halt began, the halt hook owns it */
         pthread_mutex_unlock(&registry_lock);
         return TRUE;
     }

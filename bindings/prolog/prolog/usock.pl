@@ -43,13 +43,18 @@ When the blob of a directory is garbage-collected (atom garbage collection:
 garbage_collect_atoms/0, or the collector's own runs) before that:
 
   - a directory that never handed out a socket path is removed at once;
-  - once usock_bind/3 or usock_socket_path/3 was used, a socket in it may still be serving (a
-    blob is garbage as soon as no term refers to it, whatever became of its sockets). It is
-    removed at once if it holds at least one socket, nothing but sockets of yours, and none of
-    them answers a connection (the rule of usock_sweep/3; datagram sockets included; a socket
-    whose backlog is full counts as answering). Otherwise it is kept and looked at again at
-    later collections, each time after twice as many collections of directory blobs as the
-    time before (at most 64), and removed once nothing in it answers;
+  - once usock_bind/3 or usock_socket_path/3 was used, a socket in it may still be serving, or
+    be bound and about to listen (a blob is garbage as soon as no term refers to it, whatever
+    became of its sockets). It is idle when it holds at least one socket, nothing but sockets
+    of yours, and none of them answers a connection (the rule of usock_sweep/3; datagram
+    sockets included; a socket whose backlog is full counts as answering). A stream socket
+    that is bound but not yet listening refuses like a closed one, so one idle look is not
+    enough: the directory is removed only when two looks, at least a second apart and at
+    different collections, both find it idle and find the same directory (its inode and its
+    modification and change times: no socket file made, removed or replaced in between).
+    It is looked at when its blob is collected, then at every collection of a directory blob
+    while it is idle, and while a socket answers after twice as many collections of directory
+    blobs as the time before (at most 64);
   - a directory whose socket path was handed out but never bound stays until halt: the path
     may still be bound by other code (removing the directory would free its name for another
     user).
@@ -168,8 +173,8 @@ usock_dir_path(Dir, Path) :-
 %   mqi_start/1 with `unix_domain_socket(Path)`. If Name is unbound, it is unified with the
 %   default name `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
 %   Sockets bound at such paths are removed by usock_cleanup/1. Once a path was handed out,
-%   garbage collection of Dir removes the directory only when its sockets no longer answer
-%   (see the module documentation).
+%   garbage collection of Dir removes the directory only when its sockets have not answered
+%   at two looks a second apart (see the module documentation): bind and listen within that.
 %
 %   @error representation_error(unix_socket_path_length) if the path would not fit in
 %          `sun_path`.
