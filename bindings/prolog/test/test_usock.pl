@@ -9,6 +9,7 @@
 :- use_module(library(filesex)).
 :- use_module(library(unix)).
 :- use_module(library(mqi)).
+:- use_module(library(prolog_pack)).     % its check of pack.pl terms
 :- use_module('../prolog/usock').
 
 :- dynamic scratch_dir/2.
@@ -280,7 +281,7 @@ test(too_long_name, [error(representation_error(unix_socket_path_length),
     call_cleanup(usock_socket_path(Dir, Name, _), usock_cleanup(Dir)),
     sub_string(Msg, _, _, _, "the limit here is 107").
 
-test(in_use, [error(permission_error(bind, unix_socket, _),
+test(in_use, [error(socket_error(eaddrinuse, _),
                    context(usock:usock_bind/3, usock(in_use, _, _)))]) :-
     usock_create_dir(Dir, []),
     usock_bind(Dir, S, []),
@@ -701,6 +702,27 @@ test(pack_rebuild_never_removes_what_it_cannot_rebuild) :-
     process_wait(P, exit(0)),
     assertion(exists_file(Vendored)).
 
+%   pack.pl links to no page that does not exist: every URL or address in it is one of these
+%   (none today: usock has no web page of its own yet), and each term is one that
+%   library(prolog_pack) accepts (its own check, as pack_install/1 runs it).
+allowed_pack_link(_) :- fail.
+
+test(pack_pl_links_to_no_page_that_does_not_exist) :-
+    module_property(usock, file(File)),
+    file_directory_name(File, PrologDir),
+    file_directory_name(PrologDir, PackSource),
+    directory_file_path(PackSource, 'pack.pl', PackPl),
+    read_file_to_terms(PackPl, Terms, []),
+    assertion(memberchk(name(usock), Terms)),
+    forall(member(T, Terms),
+           ( assertion(prolog_pack:valid_info_term(T)),
+             forall(( sub_term(A, T), atom(A), link_like(A) ),
+                    assertion(allowed_pack_link(A))) )).
+
+link_like(A) :- sub_atom(A, _, _, _, '://').
+link_like(A) :- sub_atom(A, _, _, _, '@').
+link_like(A) :- sub_atom(A, _, _, _, 'docs.rs').
+
 pack_version(Version) :-
     module_property(usock, file(File)),
     file_directory_name(File, PrologDir),
@@ -768,7 +790,7 @@ test(a_live_server_is_in_use_unless_replaced) :-
     atom_concat(H, '/live.sock', Path),
     usock_bind_path(Path, L1, B1, []),
     catch(usock_bind_path(Path, _, _, []), E, true),
-    assertion(E = error(permission_error(bind, unix_socket, _),
+    assertion(E = error(socket_error(eaddrinuse, _),
                         context(usock:usock_bind_path/4, usock(in_use, _, _)))),
     usock_bind_path(Path, L2, B2, [replace(true)]),
     usock_unbind_path(B1),                      % leaves the replacement in place
@@ -802,16 +824,73 @@ test(connect_errors) :-
     home(Home), usock_dir_path(Home, H),
     atom_concat(H, '/none', None),
     catch(usock_connect(None, _, []), E1, true),
-    assertion(E1 = error(existence_error(socket, _), context(_, usock(system, _, 2)))),
+    assertion(E1 = error(existence_error(file, None), context(_, usock(system, _, 2)))),
     atom_concat(H, '/stale', Stale),
     unix_domain_socket(Old), tcp_bind(Old, Stale), tcp_close_socket(Old),
     catch(usock_connect(Stale, _, []), E2, true),
-    assertion(E2 = error(usock_error(system), context(_, usock(system, _, 111)))),
+    assertion(E2 = error(socket_error(econnrefused, _), context(_, usock(system, _, 111)))),
     length(L, 200), maplist(=(0'x), L), atom_codes(Long, [0'/|L]),
     catch(usock_connect(Long, _, []), E3, true),
     assertion(E3 = error(representation_error(unix_socket_path_length), _)),
     remove_locks(Home),
     usock_cleanup(Home).
+
+%   What library(socket) raises for Goal (on a fresh Unix domain socket S), and what usock raises
+%   for the same failure: the formal parts must be the same term, so that a handler written for
+%   tcp_connect/2 or tcp_bind/2 catches usock's.
+socket_formal(S, Goal, Formal) :-
+    unix_domain_socket(S),
+    catch(Goal, error(Formal, _), true),
+    tcp_close_socket(S),
+    nonvar(Formal).
+
+usock_formal(Goal, Formal, Context) :-
+    catch(Goal, error(Formal, Context), true),
+    nonvar(Formal).
+
+test(errors_are_library_socket_s) :-
+    home(Home), usock_dir_path(Home, H),
+    atom_concat(H, '/refused', Refused),
+    unix_domain_socket(Old), tcp_bind(Old, Refused), tcp_close_socket(Old),
+    socket_formal(S1, tcp_connect(S1, Refused), F1),
+    usock_formal(usock_connect(Refused, _, []), U1, C1),
+    assertion(F1 = socket_error(econnrefused, _)),
+    assertion(U1 == F1),
+    assertion(C1 = context(usock:usock_connect/3, usock(system, _, 111))),
+    atom_concat(H, '/nothing', Nothing),
+    socket_formal(S2, tcp_connect(S2, Nothing), F2),
+    usock_formal(usock_connect(Nothing, _, []), U2, _),
+    assertion(U2 == F2),
+    atom_concat(H, '/live', Live),
+    usock_bind_path(Live, L, B, []),
+    socket_formal(S3, tcp_bind(S3, Live), F3),
+    usock_formal(usock_bind_path(Live, _, _, []), U3, C3),
+    assertion(F3 = socket_error(eaddrinuse, _)),
+    assertion(U3 == F3),
+    assertion(C3 = context(usock:usock_bind_path/4, usock(in_use, _, _))),
+    usock_unbind_path(B), tcp_close_socket(L),
+    atom_concat(H, '/no/such/dir/s', Missing),
+    socket_formal(S4, tcp_bind(S4, Missing), F4),
+    usock_formal(usock_bind_path(Missing, _, _, []), U4, _),
+    assertion(F4 = socket_error(enoent, _)),
+    assertion(U4 == F4),
+    remove_locks(Home),
+    usock_cleanup(Home).
+
+test(in_use_caught_as_library_socket_s_and_printed_by_usock) :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, S, []),
+    catch(usock_bind(Dir, _, []), E, true),
+    tcp_close_socket(S), usock_cleanup(Dir),
+    assertion(E = error(socket_error(eaddrinuse, _), _)),
+    phrase('$messages':translate_message(E), Lines),
+    with_output_to(string(Text), print_message_lines(current_output, '', Lines)),
+    assertion(sub_string(Text, 0, _, _, "usock: cannot bind ")),
+    assertion(sub_string(Text, _, _, _, "the name is taken")),
+    assertion(sub_string(Text, _, _, _, "(in_use)")),
+    % library(socket)'s own error still prints as library(socket) prints it
+    error_text("(unix_domain_socket(S), tcp_connect(S, '/nonexistent/usock-test'))", Here, Plain),
+    assertion(Here == Plain).
 
 test(sweep_hand_off_and_take_over) :-
     home(Parent), usock_dir_path(Parent, P),
