@@ -685,6 +685,117 @@ test(pack_install_from_the_archive, Out == "installed pack works\n") :-
     install_pack(Archive, Packs, Env),
     use_installed(Packs, Out).
 
+%   The shell line of README.md's install section that ends with Comment, as written.
+readme_line(Comment, Line) :-
+    repo_root(Repo),
+    directory_file_path(Repo, 'README.md', Readme),
+    read_file_to_string(Readme, Text, []),
+    split_string(Text, "\n", "", Lines),
+    member(Line, Lines),
+    sub_string(Line, 0, _, _, "swipl "),
+    sub_string(Line, _, _, 0, Comment),
+    !.
+
+repo_root(Repo) :-
+    module_property(usock, file(File)),
+    file_directory_name(File, PrologDir),
+    file_directory_name(PrologDir, PackSource),
+    file_directory_name(PackSource, Bindings),
+    file_directory_name(Bindings, Repo).
+
+%   Runs the shell line Line in Dir with only Env and stdin from /dev/null; Status and stderr.
+run_line(Line, Dir, Env, Status, Out, Err) :-
+    tmp_file_stream(text, ErrFile, ErrStream),
+    process_create(path(sh), ['-c', Line],
+                   [cwd(Dir), env(Env), stdin(null), stdout(pipe(O)), stderr(stream(ErrStream)),
+                    process(P)]),
+    close(ErrStream),
+    read_string(O, _, Out), close(O),
+    process_wait(P, Status),
+    read_file_to_string(ErrFile, Err, []),
+    delete_file(ErrFile).
+
+%   Status must be exit(0); else the test fails showing what the line wrote to stderr.
+exited_ok(Status, Err) :-
+    (   Status == exit(0)
+    ->  true
+    ;   format(user_error, "~w:~n~s~n", [Status, Err]),
+        fail
+    ).
+
+%   A clone as a first-time user has it: Clone/bindings/prolog the pack's files, nothing built.
+fresh_clone(Scratch, Clone) :-
+    directory_file_path(Scratch, clone, Clone),
+    directory_file_path(Clone, bindings, Bindings),
+    make_directory_path(Bindings),
+    directory_file_path(Bindings, prolog, Source),
+    clean_pack_copy(Source).
+
+test(readme_install_one_liner_works_for_a_first_time_user) :-
+    % HOME an empty directory (no pack directory yet), no terminal: the line must neither ask
+    % nor stop, and the pack must then load and work.
+    readme_line("# from the clone", Install),
+    readme_line("usock_cleanup(D)\" -t halt", Use),
+    scratch(Scratch),
+    fresh_clone(Scratch, Clone),
+    directory_file_path(Scratch, 'first-home', Home),
+    make_directory(Home),
+    pack_env(Scratch, [Target]),
+    getenv('PATH', Path),
+    rust_homes(RustHomes),
+    append(['HOME'=Home, 'PATH'=Path, Target], RustHomes, Env),
+    run_line(Install, Clone, Env, Status, _, Err),
+    assertion(exited_ok(Status, Err)),
+    directory_file_path(Home, '.local/share/swi-prolog/pack/usock/pack.pl', Installed),
+    assertion(exists_file(Installed)),
+    run_line(Use, Clone, Env, Status2, Out, Err2),
+    assertion(exited_ok(Status2, Err2)),
+    split_string(Out, "\n", "", [Made|_]),
+    assertion(sub_string(Made, _, _, _, "/usock-")),
+    assertion(\+ exists_directory(Made)).
+
+%   rustup's and cargo's homes as they are here (by default under the real HOME), for a child
+%   whose HOME is another directory: the user's Rust stays where it was installed.
+rust_homes(['RUSTUP_HOME'=Rustup, 'CARGO_HOME'=Cargo]) :-
+    expand_file_name('~', [RealHome]),
+    (   getenv('RUSTUP_HOME', Rustup) -> true ; directory_file_path(RealHome, '.rustup', Rustup) ),
+    (   getenv('CARGO_HOME', Cargo) -> true ; directory_file_path(RealHome, '.cargo', Cargo) ).
+
+%   A directory of links to every program on PATH but cargo and the rest of Rust's tools.
+path_without_cargo(Scratch, NoCargo) :-
+    directory_file_path(Scratch, 'no-cargo-bin', NoCargo),
+    make_directory(NoCargo),
+    getenv('PATH', Path),
+    atomic_list_concat(Dirs, :, Path),
+    forall(( member(D, Dirs), D \== '', exists_directory(D),
+             directory_files(D, Fs), member(F, Fs), \+ memberchk(F, ['.', '..']),
+             \+ sub_atom(F, 0, _, _, cargo), \+ memberchk(F, [rustc, rustup, rustdoc]),
+             directory_file_path(NoCargo, F, Link), \+ exists_file(Link),
+             \+ read_link(Link, _, _) ),
+           ( directory_file_path(D, F, Target), link_file(Target, Link, symbolic) )).
+
+test(pack_rebuild_after_an_install_without_cargo, Out == "installed pack works\n") :-
+    scratch(Scratch),
+    directory_file_path(Scratch, 'cargo-later', Source),
+    clean_pack_copy(Source),
+    directory_file_path(Scratch, 'cargo-later-packs', Packs),
+    make_directory(Packs),
+    path_without_cargo(Scratch, NoCargo),
+    pack_env(Scratch, Env),
+    atom_concat('file://', Source, URL),
+    format(atom(Install),
+           "pack_install('~w', [package_directory('~w'), interactive(false)]), halt",
+           [URL, Packs]),
+    getenv('HOME', Home),
+    run_line("swipl -g \"$GOAL\" -t 'halt(1)'", Scratch,
+             ['PATH'=NoCargo, 'HOME'=Home, 'GOAL'=Install|Env], Status, _, Err),
+    assertion(Status \== exit(0)),
+    assertion(sub_string(Err, _, _, _, "needs Rust's cargo, which is not on PATH")),
+    assertion(sub_string(Err, _, _, _, "pack_rebuild(usock)")),
+    % cargo back on PATH: pack_rebuild, as the message says, makes the pack work
+    in_fresh_swipl(Packs, "pack_rebuild(usock), halt", Env, _),
+    use_installed(Packs, Out).
+
 test(pack_rebuild_never_removes_what_it_cannot_rebuild) :-
     % A pack whose crate is gone (installed from elsewhere) and no cargo on PATH: distclean
     % keeps the vendored libusock.
