@@ -265,6 +265,23 @@ test(usock_errors_print_usock_message) :-
     assertion(sub_string(Text, 0, _, _, "usock: cannot use ")),
     assertion(sub_string(Text, _, _, _, "does not exist (system)")).
 
+test(in_use_caught_as_library_socket_s_and_printed_by_usock) :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, S, []),
+    catch(usock_bind(Dir, _, []), E, true),
+    tcp_close_socket(S), usock_cleanup(Dir),
+    assertion(E = error(socket_error(eaddrinuse, _), _)),
+    phrase('$messages':translate_message(E), Lines),
+    with_output_to(string(Text), print_message_lines(current_output, '', Lines)),
+    assertion(sub_string(Text, 0, _, _, "usock: cannot bind ")),
+    assertion(sub_string(Text, _, _, _, "the name is taken")),
+    assertion(sub_string(Text, _, _, _, "(in_use)")),
+    % library(socket)'s own socket_error still prints as library(socket) prints it
+    error_text("(use_module(library(socket)), unix_domain_socket(S), \c
+                 tcp_bind(S, '/nonexistent/usock-test'))", Here, Plain),
+    assertion(sub_string(Here, 0, _, _, "Socket error: ")),
+    assertion(Here == Plain).
+
 test(too_long_parent, [error(representation_error(unix_socket_path_length),
                              context(_, usock(too_long, _, _)))]) :-
     scratch(Parent),
@@ -987,21 +1004,6 @@ test(errors_are_library_socket_s) :-
     assertion(U4 == F4),
     remove_locks(Home),
     usock_cleanup(Home).
-
-test(in_use_caught_as_library_socket_s_and_printed_by_usock) :-
-    usock_create_dir(Dir, []),
-    usock_bind(Dir, S, []),
-    catch(usock_bind(Dir, _, []), E, true),
-    tcp_close_socket(S), usock_cleanup(Dir),
-    assertion(E = error(socket_error(eaddrinuse, _), _)),
-    phrase('$messages':translate_message(E), Lines),
-    with_output_to(string(Text), print_message_lines(current_output, '', Lines)),
-    assertion(sub_string(Text, 0, _, _, "usock: cannot bind ")),
-    assertion(sub_string(Text, _, _, _, "the name is taken")),
-    assertion(sub_string(Text, _, _, _, "(in_use)")),
-    % library(socket)'s own error still prints as library(socket) prints it
-    error_text("(unix_domain_socket(S), tcp_connect(S, '/nonexistent/usock-test'))", Here, Plain),
-    assertion(Here == Plain).
 
 test(sweep_hand_off_and_take_over) :-
     home(Parent), usock_dir_path(Parent, P),
