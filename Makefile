@@ -349,17 +349,11 @@ install: lib cli
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' bindings/c/usock.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/usock.pc
 	-@strip -S $(DESTDIR)$(LIBDIR)/libusock.a 2>/dev/null
-	@# Into a system directory the loader caches (not a staging DESTDIR): refresh the cache, or
-	@# say how. Programs otherwise fail with "libusock.so.0: cannot open shared object file".
-	@case "$(DESTDIR):$(LIBDIR)" in \
-	  :/lib*|:/usr/lib*|:/usr/local/lib*) \
-	    if [ "$$(uname -s)" != Linux ]; then :; \
-	    elif [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then \
-	      ldconfig && echo "usock: ran ldconfig, so programs find $(SONAME) in $(LIBDIR)"; \
-	    else \
-	      echo "usock: programs will not find $(SONAME) in $(LIBDIR) until the loader's cache is refreshed: run sudo ldconfig"; \
-	    fi ;; \
-	esac
+	@# Not into a staging DESTDIR: refresh the loader's cache, or print the lines to follow
+	@# (PKG_CONFIG_PATH=..., LD_LIBRARY_PATH=... or -Wl,-rpath,...) where the loader or
+	@# pkg-config does not search. Programs otherwise fail with "libusock.so.0: cannot open
+	@# shared object file".
+	@$(if $(DESTDIR),true,tools/install-notes.sh "$(LIBDIR)" "$(SONAME)")
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libusock.so* $(DESTDIR)$(LIBDIR)/libusock*.dylib $(DESTDIR)$(LIBDIR)/libusock.a \

@@ -145,6 +145,90 @@ pub(crate) fn check_parent_len(parent: &Path, long_paths: bool) -> Result<()> {
     Ok(())
 }
 
+/// What automatic choice makes of one candidate before creating anything in it.
+enum Screened {
+    /// It passes the checks: automatic choice creates the directory there.
+    Fits(Parent),
+    /// Skipped, and why.
+    Skipped(String),
+}
+
+/// The rule of automatic choice for one candidate: set, absolute, passing the parent checks,
+/// with room for a socket path. An error other than an unsafe or unreadable parent stops the
+/// choice.
+fn screen(candidate: &parent::Candidate, euid: u32, long_paths: bool) -> Result<Screened> {
+    if let Some(why) = candidate.ignored {
+        return Ok(Screened::Skipped(why.to_string()));
+    }
+    let Some(path) = candidate.path.as_ref().filter(|p| !p.is_empty()) else {
+        return Ok(Screened::Skipped("not set".to_string()));
+    };
+    let path = Path::new(path);
+    if path.is_relative() {
+        return Ok(Screened::Skipped("not an absolute path".to_string()));
+    }
+    let parent = match parent::open_checked(path, euid) {
+        Ok(parent) => parent,
+        Err(e) if e.kind() == ErrorKind::Unsafe || e.kind() == ErrorKind::System => {
+            return Ok(Screened::Skipped(e.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(match check_parent_len(&parent.path, long_paths) {
+        Ok(()) => Screened::Fits(parent),
+        Err(e) => Screened::Skipped(e.to_string()),
+    })
+}
+
+/// One candidate of automatic choice ([`PrivateDir::create`] without a parent) and what the
+/// choice makes of it: [`explain_automatic`].
+#[derive(Debug)]
+pub struct AutomaticCandidate {
+    /// Where it comes from, with its value for a variable: "$XDG_RUNTIME_DIR (/run/user/1000)",
+    /// "/tmp".
+    pub label: String,
+    /// What automatic choice makes of it.
+    pub verdict: Verdict,
+}
+
+/// What automatic choice makes of a candidate.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Taken: the directory would be made here (the checked parent). Creating can still fail
+    /// there (a read-only or full file system), and then the next candidate is tried.
+    Taken(PathBuf),
+    /// Skipped, and why (the words of [`ErrorKind::NoDir`]'s message).
+    Skipped(String),
+    /// The choice stops here with this error.
+    Stops(Error),
+}
+
+/// Explains automatic choice, candidate by candidate in its order (`$XDG_RUNTIME_DIR`,
+/// `$TMPDIR`, `/tmp`, `/var/tmp`; on macOS the per-user temporary directory first): each one
+/// skipped and why, up to the one taken (or the error that stops the choice). Nothing is
+/// created. The same rule as [`PrivateDir::create`] without a parent, which the `usock check`
+/// command prints.
+pub fn explain_automatic() -> Vec<AutomaticCandidate> {
+    let euid = sys::geteuid();
+    let mut out = Vec::new();
+    for candidate in parent::candidates() {
+        let verdict = match screen(&candidate, euid, false) {
+            Ok(Screened::Fits(parent)) => Verdict::Taken(parent.path),
+            Ok(Screened::Skipped(why)) => Verdict::Skipped(why),
+            Err(e) => Verdict::Stops(e),
+        };
+        let last = !matches!(verdict, Verdict::Skipped(_));
+        out.push(AutomaticCandidate {
+            label: candidate.label(),
+            verdict,
+        });
+        if last {
+            break;
+        }
+    }
+    out
+}
+
 impl PrivateDir {
     /// Makes a private directory at the automatic location: the first of `$XDG_RUNTIME_DIR`,
     /// `$TMPDIR`, `/tmp` and `/var/tmp` that exists, passes the safety checks, leaves room for a
@@ -161,31 +245,13 @@ impl PrivateDir {
         let mut skipped = Vec::new();
         for candidate in parent::candidates() {
             let label = candidate.label();
-            if let Some(why) = candidate.ignored {
-                skipped.push(format!("{label}: {why}"));
-                continue;
-            }
-            let Some(path) = candidate.path.as_ref().filter(|p| !p.is_empty()) else {
-                skipped.push(format!("{label}: not set"));
-                continue;
-            };
-            let path = Path::new(path);
-            if path.is_relative() {
-                skipped.push(format!("{label}: not an absolute path"));
-                continue;
-            }
-            let parent = match parent::open_checked(path, euid) {
-                Ok(parent) => parent,
-                Err(e) if e.kind() == ErrorKind::Unsafe || e.kind() == ErrorKind::System => {
-                    skipped.push(format!("{label}: {e}"));
+            let parent = match screen(&candidate, euid, long_paths)? {
+                Screened::Fits(parent) => parent,
+                Screened::Skipped(why) => {
+                    skipped.push(format!("{label}: {why}"));
                     continue;
                 }
-                Err(e) => return Err(e),
             };
-            if let Err(e) = check_parent_len(&parent.path, long_paths) {
-                skipped.push(format!("{label}: {e}"));
-                continue;
-            }
             match PrivateDir::create_in(parent, euid) {
                 Err(e)
                     if e.kind() == ErrorKind::System
@@ -584,4 +650,29 @@ pub(crate) fn looks_made_by_usock(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// explain_automatic takes the parent that automatic creation uses, and every candidate
+    /// before it is skipped with a reason.
+    #[test]
+    fn explain_automatic_agrees_with_automatic_creation() {
+        let explained = explain_automatic();
+        let (last, earlier) = explained.split_last().expect("at least one candidate");
+        for c in earlier {
+            match &c.verdict {
+                Verdict::Skipped(why) => assert!(!why.is_empty(), "{}", c.label),
+                other => panic!("{}: {other:?} before the last", c.label),
+            }
+        }
+        let Verdict::Taken(taken) = &last.verdict else {
+            panic!("{}: {:?}", last.label, last.verdict);
+        };
+        let dir = PrivateDir::create(None).expect("automatic creation");
+        assert_eq!(dir.path().parent(), Some(taken.as_path()));
+        dir.cleanup().expect("cleanup");
+    }
 }

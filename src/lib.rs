@@ -59,7 +59,9 @@ mod sys;
 pub use bind::SocketType;
 pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
-pub use dir::{DirOptions, MAX_SOCKET_PATH, PrivateDir};
+pub use dir::{
+    AutomaticCandidate, DirOptions, MAX_SOCKET_PATH, PrivateDir, Verdict, explain_automatic,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use keep::KEEP_FOR;
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};

@@ -2,6 +2,4 @@ name(usock).
 version('0.2.0').
 title('A safe private place for a Unix domain socket').
 keywords([socket, unix, security, mqi]).
-author('The usock developers', 'https://docs.rs/usock').
-maintainer('The usock developers', 'https://docs.rs/usock').
-home('https://docs.rs/usock').
+author('The usock developers', '').

@@ -63,19 +63,25 @@ enum Command {
     /// process holds, unchanged for the grace period, whose sockets all refuse connections.
     #[command(after_help = EXIT_CODES)]
     Sweep {
-        /// The parent to sweep (default: each automatic location).
+        /// The parent to sweep (default: each automatic location); the same as --parent.
+        #[arg(value_name = "PARENT", conflicts_with = "parent")]
+        parent_arg: Option<PathBuf>,
+        /// The parent to sweep, as with `usock dir --parent` (default: each automatic location).
+        #[arg(long)]
         parent: Option<PathBuf>,
         /// Keep directories changed less than this many seconds ago.
         #[arg(long, default_value_t = 60)]
         grace: u64,
     },
     /// Explain, directory by directory from /, whether a parent (or a socket path's parent)
-    /// passes usock's checks, and why not.
+    /// passes usock's checks, and why not. Without PATH: explain the automatic choice, each
+    /// candidate in turn ($XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp), which one is taken and
+    /// why each earlier one is skipped.
     #[command(after_help = EXIT_CODES)]
     Check {
         /// A directory or a symbolic link (checked as `usock dir --parent` would take it), or a
         /// socket path (its parent is checked).
-        path: PathBuf,
+        path: Option<PathBuf>,
     },
     /// Bind a listening socket, then run CMD with it as descriptor 3 (socket activation:
     /// LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES; also USOCK_PATH and USOCK_DIR), wait, clean up,
@@ -113,15 +119,25 @@ fn main() -> ExitCode {
         Command::Dir { parent } => make(parent, None),
         Command::Path { name, parent } => make(parent, Some(name)),
         Command::Clean { dir, force } => clean(&dir, force),
-        Command::Sweep { parent, grace } => sweep(parent, grace),
-        Command::Check { path } => Ok(check(&path)),
+        Command::Sweep {
+            parent_arg,
+            parent,
+            grace,
+        } => sweep(parent.or(parent_arg), grace),
+        Command::Check { path: Some(path) } => Ok(check(&path)),
+        Command::Check { path: None } => Ok(check_automatic()),
         Command::Run {
             name,
             parent,
             path,
             replace,
             command,
-        } => run::run(run::Place::new(name, parent, path, replace), command),
+        } => {
+            if parent.is_none() && path.is_none() {
+                note_fallback();
+            }
+            run::run(run::Place::new(name, parent, path, replace), command)
+        }
     };
     result.unwrap_or_else(|e| failure(&e))
 }
@@ -129,6 +145,9 @@ fn main() -> ExitCode {
 /// `usock dir` and `usock path`: the directory stays, held by nothing, marked to be kept from
 /// sweeps for a day.
 fn make(parent: Option<PathBuf>, name: Option<String>) -> usock::Result<ExitCode> {
+    if parent.is_none() {
+        note_fallback();
+    }
     let dir = usock::PrivateDir::create(parent.as_deref())?;
     let out = match &name {
         Some(name) => dir.socket_path(Some(name.as_ref()))?,
@@ -233,6 +252,57 @@ fn sweep(parent: Option<PathBuf>, grace: u64) -> usock::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Automatic choice passes over a `$XDG_RUNTIME_DIR` that is set: one line on stderr says why
+/// (the library's rule, through `explain_automatic`).
+fn note_fallback() {
+    let explained = usock::explain_automatic();
+    let xdg = explained
+        .iter()
+        .find(|c| c.label.starts_with("$XDG_RUNTIME_DIR"));
+    if let Some(c) = xdg {
+        if let usock::Verdict::Skipped(why) = &c.verdict {
+            if why != "not set" {
+                eprintln!("usock: {} not used, falling back: {why}", c.label);
+            }
+        }
+    }
+}
+
+/// `usock check` without a path: the automatic choice, candidate by candidate.
+fn check_automatic() -> ExitCode {
+    for c in usock::explain_automatic() {
+        match c.verdict {
+            usock::Verdict::Skipped(why) => println!("{}: skipped: {why}", c.label),
+            usock::Verdict::Taken(path) => {
+                println!(
+                    "{}: taken: private directories go in {}",
+                    c.label,
+                    path.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            usock::Verdict::Stops(e) => {
+                println!("{}: refused: {}", c.label, e.message());
+                return exit::code(e.kind());
+            }
+        }
+    }
+    println!("no candidate fits: usock dir without --parent fails (give one with --parent)");
+    exit::code(usock::ErrorKind::NoDir)
+}
+
+/// What the library offers for socket paths longer than `sun_path`, which the command does not.
+fn long_paths_hint() {
+    if cfg!(any(target_os = "linux", target_os = "freebsd")) {
+        println!(
+            "long socket paths: the usock library can bind and connect them through a descriptor \
+             of the directory when asked (Rust DirOptions::long_paths, C USOCK_LONG_PATHS, \
+             Python PrivateDir(long_paths=True)); the usock command does not ask for them: \
+             give it a shorter --parent"
+        );
+    }
+}
+
 /// `usock check`: a directory, or a symbolic link, as `usock dir --parent` would take it (the
 /// library's walk decides whether a link is followed), or the parent of anything else.
 fn check(path: &std::path::Path) -> ExitCode {
@@ -256,6 +326,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             println!("{}: passes usock's parent checks", resolved.display());
             if let Some(Err(e)) = &report.room {
                 println!("but: {}", e.message());
+                long_paths_hint();
             }
             match &report.well_known {
                 Some(Ok(())) => {
@@ -271,6 +342,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                     path.as_os_str().len(),
                     usock::MAX_SOCKET_PATH
                 );
+                long_paths_hint();
                 return exit::code(usock::ErrorKind::TooLong);
             }
             match &report.room {

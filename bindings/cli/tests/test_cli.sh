@@ -323,6 +323,64 @@ done
 "$USOCK" dir --parent "$work/sticky/link" >/dev/null 2>&1; rc=$?
 check usock_dir_refuses_a_link_in_a_sticky_world_writable_directory test $rc -eq 13
 
+# 12. usock sweep takes --parent as usock dir and usock run do (the positional form too; both
+#     is a usage error).
+mkdir -m 755 "$work/swp"
+d=$("$USOCK" dir --parent "$work/swp")
+"$USOCK" sweep --parent "$work/swp" --grace 0 >"$work/out"; rc=$?
+if [ $rc -eq 0 ] && grep -q "kept $d: marked" "$work/out" && grep -q "^0 removed, 1 kept" "$work/out"; then ok usock_sweep_takes_parent_as_an_option
+else fail usock_sweep_takes_parent_as_an_option "rc=$rc $(cat "$work/out")"; fi
+"$USOCK" sweep "$work/swp" --parent "$work/swp" >"$work/out" 2>"$work/err"; rc=$?
+if [ $rc -eq 2 ] && [ ! -s "$work/out" ] && grep -q -- "--parent" "$work/err"; then ok usock_sweep_with_both_parents_is_a_usage_error
+else fail usock_sweep_with_both_parents_is_a_usage_error "rc=$rc $(cat "$work/out" "$work/err")"; fi
+"$USOCK" clean "$d"
+
+# 13. usock check on a parent too deep for sun_path says that long paths exist and how to ask.
+deep=$work/$(printf 'd%.0s' $(seq 90))
+mkdir -m 700 "$deep"
+"$USOCK" check "$deep" >"$work/out"; rc=$?
+if [ $rc -eq 12 ] && grep -q "^but: .*the limit here is 107" "$work/out" \
+   && grep -q "^long socket paths: .*DirOptions::long_paths, C USOCK_LONG_PATHS" "$work/out"; then
+  ok usock_check_on_a_deep_parent_names_long_paths
+else fail usock_check_on_a_deep_parent_names_long_paths "rc=$rc $(cat "$work/out")"; fi
+
+# 14. An unusable $XDG_RUNTIME_DIR: dir, path and run (without --parent) say on stderr, in one
+#     line, why they fell back; usock check without a path explains each candidate in turn.
+mkdir -m 700 "$work/tmpd"
+t=usock_says_why_it_fell_back_from_xdg_runtime_dir
+bad=""
+for sub in "dir" "path" "run -- true"; do
+  # shellcheck disable=SC2086
+  out=$(XDG_RUNTIME_DIR=$work/open TMPDIR=$work/tmpd "$USOCK" $sub 2>"$work/err"); rc=$?
+  [ "$sub" = "run -- true" ] || "$USOCK" clean "$(dirname "${out%/sock}/x")" 2>/dev/null
+  if [ $rc -ne 0 ] || [ "$(wc -l <"$work/err")" -ne 1 ] \
+     || ! grep -qF "usock: \$XDG_RUNTIME_DIR ($work/open) not used, falling back: cannot use $work/open as a parent: directory $work/open has mode 0777" "$work/err" \
+     || { [ "$sub" != "run -- true" ] && [[ "$out" != "$work/tmpd/usock-"* ]]; }; then
+    bad="$bad [$sub: rc=$rc out=$out err=$(cat "$work/err")]"
+  fi
+done
+[ -z "$(ls -A "$work/tmpd")" ] || bad="$bad [left: $(ls -A "$work/tmpd")]"
+out=$(XDG_RUNTIME_DIR=$work/tmpd "$USOCK" dir 2>"$work/err") && "$USOCK" clean "$out"
+[ -s "$work/err" ] && bad="$bad [a usable one: $(cat "$work/err")]"
+out=$(env -u XDG_RUNTIME_DIR TMPDIR=$work/tmpd "$USOCK" dir 2>"$work/err") && "$USOCK" clean "$out"
+[ -s "$work/err" ] && bad="$bad [unset: $(cat "$work/err")]"
+check $t test -z "$bad"
+
+t=usock_check_without_a_path_explains_each_automatic_candidate
+XDG_RUNTIME_DIR=$work/open TMPDIR=$work/none "$USOCK" check >"$work/out"; rc=$?
+made=$(XDG_RUNTIME_DIR=$work/open TMPDIR=$work/none "$USOCK" dir 2>/dev/null) && "$USOCK" clean "$made"
+if [ $rc -eq 0 ] && [ "$(wc -l <"$work/out")" -eq 3 ] \
+   && sed -n 1p "$work/out" | grep -qF "\$XDG_RUNTIME_DIR ($work/open): skipped: cannot use $work/open as a parent: directory $work/open has mode 0777" \
+   && sed -n 2p "$work/out" | grep -qF "\$TMPDIR ($work/none): skipped: cannot use $work/none as a parent: $work/none does not exist" \
+   && sed -n 3p "$work/out" | grep -qxF "/tmp: taken: private directories go in /tmp" \
+   && [ "$(dirname "$made")" = /tmp ]; then ok $t
+else fail $t "rc=$rc made=$made $(cat "$work/out")"; fi
+XDG_RUNTIME_DIR=relative TMPDIR=$work/tmpd "$USOCK" check >"$work/out"; rc=$?
+if [ $rc -eq 0 ] && grep -qxF '$XDG_RUNTIME_DIR (relative): skipped: not an absolute path' "$work/out" \
+   && grep -qxF "\$TMPDIR ($work/tmpd): taken: private directories go in $work/tmpd" "$work/out"; then
+  ok usock_check_without_a_path_stops_at_the_one_taken
+else fail usock_check_without_a_path_stops_at_the_one_taken "rc=$rc $(cat "$work/out")"; fi
+
 # 7. Every subcommand has --help; usage errors are 2.
 for sub in dir path clean sweep check run; do
   "$USOCK" "$sub" --help | grep -q "Exit codes" || fail "help_$sub" "no exit code table"

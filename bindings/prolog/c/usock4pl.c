@@ -265,11 +265,46 @@ static void status_atom_name(int status, char *out, size_t size) {
     out[i] = '\0';
 }
 
-/* The formal part of the error for a failed call: an ISO error term where one fits,
- * usock_error(Code) where none does. `action` is what the predicate was doing ("create",
- * "bind", "delete"), `object` what the path names when it is missing ("directory", "file"). */
+/* library(socket)'s code for a failure it reports as error(socket_error(Code, Message), _), so
+ * that code written for tcp_bind/2 and tcp_connect/2 catches usock's too: a name in use, a
+ * refused connection, and a bind that the system refused (ENOENT, EACCES). NULL otherwise. */
+static const char *socket_error_code(int status, int err, const char *action) {
+    if (status == USOCK_ERR_IN_USE) return "eaddrinuse";
+    if (status != USOCK_ERR_SYSTEM) return NULL;
+    if (err == ECONNREFUSED && strcmp(action, "connect") == 0) return "econnrefused";
+    if (strcmp(action, "bind_path") != 0) return NULL;
+    switch (err) {
+    case ENOENT: return "enoent";
+    case EACCES: return "eacces";
+    case EPERM: return "eperm";
+    default: return NULL;
+    }
+}
+
+/* What library(socket)'s tcp_connect/2 raises when the path cannot be reached: nothing there is
+ * existence_error(file, Path), no permission permission_error(read, file, Path). */
+static int connect_formal(term_t formal, int err, const char *code, term_t path) {
+    if (err == ENOENT)
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "existence_error", 2,
+                             PL_CHARS, "file", PL_TERM, path);
+    if (err == EACCES || err == EPERM)
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
+                             PL_CHARS, "read", PL_CHARS, "file", PL_TERM, path);
+    return PL_unify_term(formal, PL_FUNCTOR_CHARS, "usock_error", 1, PL_CHARS, code);
+}
+
+/* The formal part of the error for a failed call: library(socket)'s term where it has one for
+ * the same failure, else an ISO error term where one fits, usock_error(Code) where none does.
+ * `action` is what the predicate was doing ("create", "bind", "bind_path", "connect",
+ * "delete"), `object` what the path names when it is missing ("directory", "file"). */
 static int unify_formal(term_t formal, int status, int err, const char *code, term_t path,
                         const char *action, const char *object) {
+    const char *socket_code = socket_error_code(status, err, action);
+    if (socket_code)
+        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "socket_error", 2,
+                             PL_CHARS, socket_code, PL_CHARS, strerror(err ? err : EADDRINUSE));
+    if (strcmp(action, "connect") == 0 && status == USOCK_ERR_SYSTEM)
+        return connect_formal(formal, err, code, path);
     switch (status) {
     case USOCK_ERR_UNSAFE: /* not ours to use: someone else controls it */
         if (strcmp(action, "connect") == 0) /* the server is not who the client asked for */
@@ -286,9 +321,6 @@ static int unify_formal(term_t formal, int status, int err, const char *code, te
     case USOCK_ERR_NO_DIR:
         return PL_unify_term(formal, PL_FUNCTOR_CHARS, "existence_error", 2,
                              PL_CHARS, "directory", PL_CHARS, "usock_parent");
-    case USOCK_ERR_IN_USE:
-        return PL_unify_term(formal, PL_FUNCTOR_CHARS, "permission_error", 3,
-                             PL_CHARS, "bind", PL_CHARS, "unix_socket", PL_TERM, path);
     case USOCK_ERR_SYSTEM:
         if (err == ENOENT)
             return PL_unify_term(formal, PL_FUNCTOR_CHARS, "existence_error", 2,
@@ -552,7 +584,7 @@ static foreign_t pl_bind_path(term_t path, term_t fd, term_t backlog, term_t rep
     if (rc != USOCK_OK) {
         pthread_mutex_destroy(&b->lock);
         free(b);
-        return raise_usock(rc, "usock_bind_path", 4, "bind", "file");
+        return raise_usock(rc, "usock_bind_path", 4, "bind_path", "file");
     }
     pthread_mutex_lock(&registry_lock);
     int late = halting;
@@ -765,8 +797,8 @@ static foreign_t pl_in_use(term_t path, term_t error) {
     term_t pa = PL_new_term_ref();
     return PL_unify_chars(pa, PL_ATOM | REP_MB, (size_t)-1, p) &&
            PL_unify_term(error, PL_FUNCTOR_CHARS, "error", 2,
-                         PL_FUNCTOR_CHARS, "permission_error", 3,
-                           PL_CHARS, "bind", PL_CHARS, "unix_socket", PL_TERM, pa,
+                         PL_FUNCTOR_CHARS, "socket_error", 2,
+                           PL_CHARS, "eaddrinuse", PL_CHARS, strerror(EADDRINUSE),
                          PL_FUNCTOR_CHARS, "context", 2,
                            PL_FUNCTOR_CHARS, ":", 2,
                              PL_CHARS, "usock",

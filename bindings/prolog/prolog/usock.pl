@@ -64,22 +64,31 @@ connection that closes at once. Call usock_cleanup/1 when you are done. After ha
 directory made by a thread that is still running is removed at once and usock_create_dir/2
 raises a permission_error.
 
-Errors of the library are ISO error terms where one fits, with usock's own account in the
-context: `error(Formal, context(usock:Pred/Arity, usock(Code, Message, Errno)))`, where Code is
+Errors of the library are those of library(socket) where it has one for the same failure (so
+code written for tcp_connect/2 and tcp_bind/2 keeps working), else ISO error terms where one
+fits, with usock's own account in the context:
+`error(Formal, context(usock:Pred/Arity, usock(Code, Message, Errno)))`, where Code is
 one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`, `changed`, `system`,
 Message names the path and the reason, and Errno is the system's error number (0 for none).
 Formal is:
 
-  | usock's code               | Formal                                                  |
-  |----------------------------|---------------------------------------------------------|
-  | `system`, errno ENOENT     | existence_error(directory, Path) (file for a socket)     |
-  | `system`, EACCES or EPERM  | permission_error(Action, directory, Path)                |
-  | `unsafe`                   | permission_error(use, directory, Path)                   |
-  | `too_long`                 | representation_error(unix_socket_path_length)            |
-  | `exhausted`                | resource_error(random_directory_names)                   |
-  | `no_dir`                   | existence_error(directory, usock_parent)                 |
-  | `in_use`                   | permission_error(bind, unix_socket, Path)                |
-  | anything else              | usock_error(Code)                                        |
+  | usock's code                          | Formal                                        |
+  |---------------------------------------|-----------------------------------------------|
+  | `in_use` (usock_bind/3, usock_bind_path/4) | socket_error(eaddrinuse, Message)        |
+  | `system`, ECONNREFUSED (usock_connect/3)   | socket_error(econnrefused, Message)      |
+  | `system`, ENOENT (usock_connect/3)         | existence_error(file, Path)              |
+  | `system`, EACCES or EPERM (usock_connect/3) | permission_error(read, file, Path)      |
+  | `system`, ENOENT, EACCES, EPERM (usock_bind_path/4) | socket_error(enoent, Message) ... |
+  | `system`, errno ENOENT (others)       | existence_error(directory, Path) (file for a socket) |
+  | `system`, EACCES or EPERM (others)    | permission_error(Action, directory, Path)     |
+  | `unsafe`                              | permission_error(use, directory, Path)        |
+  | `too_long`                            | representation_error(unix_socket_path_length) |
+  | `exhausted`                           | resource_error(random_directory_names)        |
+  | `no_dir`                              | existence_error(directory, usock_parent)      |
+  | anything else                         | usock_error(Code)                             |
+
+As in library(socket), Message in socket_error/2 is the system's text for the error
+('Connection refused'); usock's own message, naming the path, is in the context.
 
 The toplevel prints them as "usock: Message". Bad arguments raise type_error or domain_error
 before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHANGELOG.md.)
@@ -199,8 +208,8 @@ usock_socket_path(Dir, Name, Path) :-
 %     - path(-Path)
 %       Unified with the socket's path, to give to clients.
 %
-%   @error permission_error(bind, unix_socket, Path) if the name is taken (the file there is
-%          left alone).
+%   @error socket_error(eaddrinuse, Message) if the name is taken (the file there is left
+%          alone), as tcp_bind/2 raises it.
 
 usock_bind(Dir, Socket, Options) :-
     must_be(var, Socket),
@@ -277,10 +286,11 @@ usock_cleanup(Dir) :-
 %       or a uid. Anyone else raises permission_error(connect, socket, Path) (usock code
 %       `unsafe`) and the connection is closed.
 %
-%   Failures keep the system's errno: nothing there is existence_error(socket, Path),
-%   nobody listening is usock_error(system) with errno ECONNREFUSED and a message saying
-%   whether the file is a socket at all, permission is permission_error(connect, socket,
-%   Path), a path longer than `sun_path` is representation_error(unix_socket_path_length).
+%   Failures are what tcp_connect/2 raises, with the system's errno in the context: nothing
+%   there is existence_error(file, Path), nobody listening is socket_error(econnrefused,
+%   Message) (usock's message in the context says whether the file is a socket at all), no
+%   permission is permission_error(read, file, Path); a path longer than `sun_path` is
+%   representation_error(unix_socket_path_length).
 
 usock_connect(Path, StreamPair, Options) :-
     must_be(var, StreamPair),
@@ -304,7 +314,7 @@ usock_connect(Path, StreamPair, Options) :-
 %   path again (usock_unbind_path/1). Path's directory must pass usock's checks and be
 %   writable by nobody but you (not `/tmp`: a fixed name there can be taken first). Every change
 %   at Path happens under a lock on `Path.lock`. A stale socket (nobody listening, left by a
-%   crash) is replaced; a live server raises permission_error(bind, unix_socket, Path) unless
+%   crash) is replaced; a live server raises socket_error(eaddrinuse, Message) unless
 %   replace(true) is given, which binds beside Path and renames over it, so that clients never
 %   find Path without a server (the old server should drain its queue, then unbind).
 %   Options:

@@ -9,6 +9,7 @@
 :- use_module(library(filesex)).
 :- use_module(library(unix)).
 :- use_module(library(mqi)).
+:- use_module(library(prolog_pack)).     % its check of pack.pl terms
 :- use_module('../prolog/usock').
 
 :- dynamic scratch_dir/2.
@@ -264,6 +265,23 @@ test(usock_errors_print_usock_message) :-
     assertion(sub_string(Text, 0, _, _, "usock: cannot use ")),
     assertion(sub_string(Text, _, _, _, "does not exist (system)")).
 
+test(in_use_caught_as_library_socket_s_and_printed_by_usock) :-
+    usock_create_dir(Dir, []),
+    usock_bind(Dir, S, []),
+    catch(usock_bind(Dir, _, []), E, true),
+    tcp_close_socket(S), usock_cleanup(Dir),
+    assertion(E = error(socket_error(eaddrinuse, _), _)),
+    phrase('$messages':translate_message(E), Lines),
+    with_output_to(string(Text), print_message_lines(current_output, '', Lines)),
+    assertion(sub_string(Text, 0, _, _, "usock: cannot bind ")),
+    assertion(sub_string(Text, _, _, _, "the name is taken")),
+    assertion(sub_string(Text, _, _, _, "(in_use)")),
+    % library(socket)'s own socket_error still prints as library(socket) prints it
+    error_text("(use_module(library(socket)), unix_domain_socket(S), \c
+                 tcp_bind(S, '/nonexistent/usock-test'))", Here, Plain),
+    assertion(sub_string(Here, 0, _, _, "Socket error: ")),
+    assertion(Here == Plain).
+
 test(too_long_parent, [error(representation_error(unix_socket_path_length),
                              context(_, usock(too_long, _, _)))]) :-
     scratch(Parent),
@@ -280,7 +298,7 @@ test(too_long_name, [error(representation_error(unix_socket_path_length),
     call_cleanup(usock_socket_path(Dir, Name, _), usock_cleanup(Dir)),
     sub_string(Msg, _, _, _, "the limit here is 107").
 
-test(in_use, [error(permission_error(bind, unix_socket, _),
+test(in_use, [error(socket_error(eaddrinuse, _),
                    context(usock:usock_bind/3, usock(in_use, _, _)))]) :-
     usock_create_dir(Dir, []),
     usock_bind(Dir, S, []),
@@ -749,6 +767,117 @@ test(pack_install_from_the_archive, Out == "installed pack works\n") :-
     install_pack(Archive, Packs, Env),
     use_installed(Packs, Out).
 
+%   The shell line of README.md's install section that ends with Comment, as written.
+readme_line(Comment, Line) :-
+    repo_root(Repo),
+    directory_file_path(Repo, 'README.md', Readme),
+    read_file_to_string(Readme, Text, []),
+    split_string(Text, "\n", "", Lines),
+    member(Line, Lines),
+    sub_string(Line, 0, _, _, "swipl "),
+    sub_string(Line, _, _, 0, Comment),
+    !.
+
+repo_root(Repo) :-
+    module_property(usock, file(File)),
+    file_directory_name(File, PrologDir),
+    file_directory_name(PrologDir, PackSource),
+    file_directory_name(PackSource, Bindings),
+    file_directory_name(Bindings, Repo).
+
+%   Runs the shell line Line in Dir with only Env and stdin from /dev/null; Status and stderr.
+run_line(Line, Dir, Env, Status, Out, Err) :-
+    tmp_file_stream(text, ErrFile, ErrStream),
+    process_create(path(sh), ['-c', Line],
+                   [cwd(Dir), env(Env), stdin(null), stdout(pipe(O)), stderr(stream(ErrStream)),
+                    process(P)]),
+    close(ErrStream),
+    read_string(O, _, Out), close(O),
+    process_wait(P, Status),
+    read_file_to_string(ErrFile, Err, []),
+    delete_file(ErrFile).
+
+%   Status must be exit(0); else the test fails showing what the line wrote to stderr.
+exited_ok(Status, Err) :-
+    (   Status == exit(0)
+    ->  true
+    ;   format(user_error, "~w:~n~s~n", [Status, Err]),
+        fail
+    ).
+
+%   A clone as a first-time user has it: Clone/bindings/prolog the pack's files, nothing built.
+fresh_clone(Scratch, Clone) :-
+    directory_file_path(Scratch, clone, Clone),
+    directory_file_path(Clone, bindings, Bindings),
+    make_directory_path(Bindings),
+    directory_file_path(Bindings, prolog, Source),
+    clean_pack_copy(Source).
+
+test(readme_install_one_liner_works_for_a_first_time_user) :-
+    % HOME an empty directory (no pack directory yet), no terminal: the line must neither ask
+    % nor stop, and the pack must then load and work.
+    readme_line("# from the clone", Install),
+    readme_line("usock_cleanup(D)\" -t halt", Use),
+    scratch(Scratch),
+    fresh_clone(Scratch, Clone),
+    directory_file_path(Scratch, 'first-home', Home),
+    make_directory(Home),
+    pack_env(Scratch, [Target]),
+    getenv('PATH', Path),
+    rust_homes(RustHomes),
+    append(['HOME'=Home, 'PATH'=Path, Target], RustHomes, Env),
+    run_line(Install, Clone, Env, Status, _, Err),
+    assertion(exited_ok(Status, Err)),
+    directory_file_path(Home, '.local/share/swi-prolog/pack/usock/pack.pl', Installed),
+    assertion(exists_file(Installed)),
+    run_line(Use, Clone, Env, Status2, Out, Err2),
+    assertion(exited_ok(Status2, Err2)),
+    split_string(Out, "\n", "", [Made|_]),
+    assertion(sub_string(Made, _, _, _, "/usock-")),
+    assertion(\+ exists_directory(Made)).
+
+%   rustup's and cargo's homes as they are here (by default under the real HOME), for a child
+%   whose HOME is another directory: the user's Rust stays where it was installed.
+rust_homes(['RUSTUP_HOME'=Rustup, 'CARGO_HOME'=Cargo]) :-
+    expand_file_name('~', [RealHome]),
+    (   getenv('RUSTUP_HOME', Rustup) -> true ; directory_file_path(RealHome, '.rustup', Rustup) ),
+    (   getenv('CARGO_HOME', Cargo) -> true ; directory_file_path(RealHome, '.cargo', Cargo) ).
+
+%   A directory of links to every program on PATH but cargo and the rest of Rust's tools.
+path_without_cargo(Scratch, NoCargo) :-
+    directory_file_path(Scratch, 'no-cargo-bin', NoCargo),
+    make_directory(NoCargo),
+    getenv('PATH', Path),
+    atomic_list_concat(Dirs, :, Path),
+    forall(( member(D, Dirs), D \== '', exists_directory(D),
+             directory_files(D, Fs), member(F, Fs), \+ memberchk(F, ['.', '..']),
+             \+ sub_atom(F, 0, _, _, cargo), \+ memberchk(F, [rustc, rustup, rustdoc]),
+             directory_file_path(NoCargo, F, Link), \+ exists_file(Link),
+             \+ read_link(Link, _, _) ),
+           ( directory_file_path(D, F, Target), link_file(Target, Link, symbolic) )).
+
+test(pack_rebuild_after_an_install_without_cargo, Out == "installed pack works\n") :-
+    scratch(Scratch),
+    directory_file_path(Scratch, 'cargo-later', Source),
+    clean_pack_copy(Source),
+    directory_file_path(Scratch, 'cargo-later-packs', Packs),
+    make_directory(Packs),
+    path_without_cargo(Scratch, NoCargo),
+    pack_env(Scratch, Env),
+    atom_concat('file://', Source, URL),
+    format(atom(Install),
+           "pack_install('~w', [package_directory('~w'), interactive(false)]), halt",
+           [URL, Packs]),
+    getenv('HOME', Home),
+    run_line("swipl -g \"$GOAL\" -t 'halt(1)'", Scratch,
+             ['PATH'=NoCargo, 'HOME'=Home, 'GOAL'=Install|Env], Status, _, Err),
+    assertion(Status \== exit(0)),
+    assertion(sub_string(Err, _, _, _, "needs Rust's cargo, which is not on PATH")),
+    assertion(sub_string(Err, _, _, _, "pack_rebuild(usock)")),
+    % cargo back on PATH: pack_rebuild, as the message says, makes the pack work
+    in_fresh_swipl(Packs, "pack_rebuild(usock), halt", Env, _),
+    use_installed(Packs, Out).
+
 test(pack_rebuild_never_removes_what_it_cannot_rebuild) :-
     % A pack whose crate is gone (installed from elsewhere) and no cargo on PATH: distclean
     % keeps the vendored libusock.
@@ -765,6 +894,27 @@ test(pack_rebuild_never_removes_what_it_cannot_rebuild) :-
                    [stdout(null), process(P)]),
     process_wait(P, exit(0)),
     assertion(exists_file(Vendored)).
+
+%   pack.pl links to no page that does not exist: every URL or address in it is one of these
+%   (none today: usock has no web page of its own yet), and each term is one that
+%   library(prolog_pack) accepts (its own check, as pack_install/1 runs it).
+allowed_pack_link(_) :- fail.
+
+test(pack_pl_links_to_no_page_that_does_not_exist) :-
+    module_property(usock, file(File)),
+    file_directory_name(File, PrologDir),
+    file_directory_name(PrologDir, PackSource),
+    directory_file_path(PackSource, 'pack.pl', PackPl),
+    read_file_to_terms(PackPl, Terms, []),
+    assertion(memberchk(name(usock), Terms)),
+    forall(member(T, Terms),
+           ( assertion(prolog_pack:valid_info_term(T)),
+             forall(( sub_term(A, T), atom(A), link_like(A) ),
+                    assertion(allowed_pack_link(A))) )).
+
+link_like(A) :- sub_atom(A, _, _, _, '://').
+link_like(A) :- sub_atom(A, _, _, _, '@').
+link_like(A) :- sub_atom(A, _, _, _, 'docs.rs').
 
 pack_version(Version) :-
     module_property(usock, file(File)),
@@ -833,7 +983,7 @@ test(a_live_server_is_in_use_unless_replaced) :-
     atom_concat(H, '/live.sock', Path),
     usock_bind_path(Path, L1, B1, []),
     catch(usock_bind_path(Path, _, _, []), E, true),
-    assertion(E = error(permission_error(bind, unix_socket, _),
+    assertion(E = error(socket_error(eaddrinuse, _),
                         context(usock:usock_bind_path/4, usock(in_use, _, _)))),
     usock_bind_path(Path, L2, B2, [replace(true)]),
     usock_unbind_path(B1),                      % leaves the replacement in place
@@ -867,14 +1017,56 @@ test(connect_errors) :-
     home(Home), usock_dir_path(Home, H),
     atom_concat(H, '/none', None),
     catch(usock_connect(None, _, []), E1, true),
-    assertion(E1 = error(existence_error(socket, _), context(_, usock(system, _, 2)))),
+    assertion(E1 = error(existence_error(file, None), context(_, usock(system, _, 2)))),
     atom_concat(H, '/stale', Stale),
     unix_domain_socket(Old), tcp_bind(Old, Stale), tcp_close_socket(Old),
     catch(usock_connect(Stale, _, []), E2, true),
-    assertion(E2 = error(usock_error(system), context(_, usock(system, _, 111)))),
+    assertion(E2 = error(socket_error(econnrefused, _), context(_, usock(system, _, 111)))),
     length(L, 200), maplist(=(0'x), L), atom_codes(Long, [0'/|L]),
     catch(usock_connect(Long, _, []), E3, true),
     assertion(E3 = error(representation_error(unix_socket_path_length), _)),
+    remove_locks(Home),
+    usock_cleanup(Home).
+
+%   What library(socket) raises for Goal (on a fresh Unix domain socket S), and what usock raises
+%   for the same failure: the formal parts must be the same term, so that a handler written for
+%   tcp_connect/2 or tcp_bind/2 catches usock's.
+socket_formal(S, Goal, Formal) :-
+    unix_domain_socket(S),
+    catch(Goal, error(Formal, _), true),
+    tcp_close_socket(S),
+    nonvar(Formal).
+
+usock_formal(Goal, Formal, Context) :-
+    catch(Goal, error(Formal, Context), true),
+    nonvar(Formal).
+
+test(errors_are_library_socket_s) :-
+    home(Home), usock_dir_path(Home, H),
+    atom_concat(H, '/refused', Refused),
+    unix_domain_socket(Old), tcp_bind(Old, Refused), tcp_close_socket(Old),
+    socket_formal(S1, tcp_connect(S1, Refused), F1),
+    usock_formal(usock_connect(Refused, _, []), U1, C1),
+    assertion(F1 = socket_error(econnrefused, _)),
+    assertion(U1 == F1),
+    assertion(C1 = context(usock:usock_connect/3, usock(system, _, 111))),
+    atom_concat(H, '/nothing', Nothing),
+    socket_formal(S2, tcp_connect(S2, Nothing), F2),
+    usock_formal(usock_connect(Nothing, _, []), U2, _),
+    assertion(U2 == F2),
+    atom_concat(H, '/live', Live),
+    usock_bind_path(Live, L, B, []),
+    socket_formal(S3, tcp_bind(S3, Live), F3),
+    usock_formal(usock_bind_path(Live, _, _, []), U3, C3),
+    assertion(F3 = socket_error(eaddrinuse, _)),
+    assertion(U3 == F3),
+    assertion(C3 = context(usock:usock_bind_path/4, usock(in_use, _, _))),
+    usock_unbind_path(B), tcp_close_socket(L),
+    atom_concat(H, '/no/such/dir/s', Missing),
+    socket_formal(S4, tcp_bind(S4, Missing), F4),
+    usock_formal(usock_bind_path(Missing, _, _, []), U4, _),
+    assertion(F4 = socket_error(enoent, _)),
+    assertion(U4 == F4),
     remove_locks(Home),
     usock_cleanup(Home).
 
