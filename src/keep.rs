@@ -69,7 +69,7 @@ pub(crate) fn check_mark(
     let keep_for = KEEP_FOR.as_secs() as i64;
     if age < keep_for {
         return Err(format!(
-            "marked {age} s ago by usock dir or usock path (PrivateDir::keep), which keeps it from sweeps for a day ({keep_for} s); usock clean removes it"
+            "marked {age} s ago by usock dir or usock path, which keeps it from sweeps for a day ({keep_for} s); usock clean removes it"
         ));
     }
     Ok(Some(mark))

@@ -121,7 +121,7 @@ fn check_fd_name(name: &OsStr) -> Result<(), String> {
         .position(|&b| b == b':' || !(0x20..0x7f).contains(&b))
     {
         Some(at) => Err(format!(
-            "--name \"{shown}\": byte {at} is \"{}\"; a descriptor name in LISTEN_FDNAMES takes printable ASCII but ':'",
+            "--name \"{shown}\": byte {at} is \"{}\"; a descriptor name in LISTEN_FDNAMES takes printable ASCII except ':'",
             [bytes[at]].escape_ascii()
         )),
         None => Ok(()),
