@@ -720,6 +720,37 @@ fn victim_in_user_namespace(map: Option<&str>) {
     assert_eq!(unsafe { libc::geteuid() }, usock::overflow_uid());
 }
 
+/// What a child test prints when this system lets no ordinary user make a user namespace
+/// (a sandbox that forbids nested ones, `kernel.unprivileged_userns_clone=0`): the test that
+/// ran it then skips, saying so.
+const NO_USER_NAMESPACES: &str = "skipped: an ordinary user cannot make a user namespace here";
+
+/// In a child test: can `uid` make a user namespace here? Prints [`NO_USER_NAMESPACES`] if not.
+fn user_namespaces_for(uid: u32) -> bool {
+    let can = in_forked_child(move || {
+        become_user(uid);
+        // SAFETY: a plain system call, in a single-threaded forked child.
+        let made = unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0;
+        // SAFETY: leaves the child at once.
+        unsafe { libc::_exit(if made { 0 } else { 1 }) };
+    });
+    if !can {
+        println!("{NO_USER_NAMESPACES}");
+    }
+    can
+}
+
+/// Runs the child test `name` with `setup`; false (and says so) when it found no user
+/// namespaces to test with.
+fn run_userns_child(name: &str, setup: impl FnOnce(&mut std::process::Command)) -> bool {
+    let out = run_child(name, setup);
+    if out.contains(NO_USER_NAMESPACES) {
+        eprintln!("{name}: {NO_USER_NAMESPACES}");
+        return false;
+    }
+    true
+}
+
 /// `PrivateDir::in_parent(parent)` in a user namespace (see [`victim_in_user_namespace`]):
 /// refused as unsafe, with `wanted` in the message, and nothing made in `parent`.
 fn refused_in_user_namespace(map: Option<&'static str>, parent: &Path, wanted: &str) {
@@ -747,9 +778,11 @@ fn refused_in_user_namespace(map: Option<&'static str>, parent: &Path, wanted: &
 fn an_unmapped_user_namespace_refuses_another_users_parent() {
     let scratch = Scratch::new("userns");
     let evil = scratch.subdir("evil", 0o1777, ATTACKER);
-    run_child("child_unmapped_user_namespace", |cmd| {
+    if !run_userns_child("child_unmapped_user_namespace", |cmd| {
         cmd.env("EVIL", &evil);
-    });
+    }) {
+        return;
+    }
     figure(
         "attack",
         "in a user namespace that maps nobody (unshare -U), another user's sticky world-writable directory (which shows as owned by the overflow uid, as the caller does) given as parent: refused (Unsafe, naming /proc/self/uid_map), nothing made; also when the map covers only the overflow uid",
@@ -763,6 +796,9 @@ fn an_unmapped_user_namespace_refuses_another_users_parent() {
 #[ignore = "run by an_unmapped_user_namespace_refuses_another_users_parent in a child process"]
 fn child_unmapped_user_namespace() {
     if !in_child() {
+        return;
+    }
+    if !user_namespaces_for(VICTIM) {
         return;
     }
     let evil = std::path::PathBuf::from(std::env::var_os("EVIL").unwrap());
@@ -779,9 +815,11 @@ fn child_unmapped_user_namespace() {
 fn a_sweep_in_an_unmapped_user_namespace_removes_nothing() {
     let scratch = Scratch::new("userns-sweep");
     let shared = scratch.subdir("shared", 0o1777, 0);
-    run_child("child_sweep_unmapped", |cmd| {
+    if !run_userns_child("child_sweep_unmapped", |cmd| {
         cmd.env("SHARED", &shared);
-    });
+    }) {
+        return;
+    }
     assert_eq!(
         scratch.entries("shared").len(),
         1,
@@ -793,6 +831,9 @@ fn a_sweep_in_an_unmapped_user_namespace_removes_nothing() {
 #[ignore = "run by a_sweep_in_an_unmapped_user_namespace_removes_nothing in a child process"]
 fn child_sweep_unmapped() {
     if !in_child() {
+        return;
+    }
+    if !user_namespaces_for(VICTIM) {
         return;
     }
     let shared = std::path::PathBuf::from(std::env::var_os("SHARED").unwrap());
@@ -820,7 +861,7 @@ fn child_sweep_unmapped() {
 fn cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded() {
     let scratch = Scratch::new("userns-cleanup");
     let own = scratch.subdir("own", 0o700, NOBODY);
-    run_child("child_cleanup_unmapped", |cmd| {
+    run_userns_child("child_cleanup_unmapped", |cmd| {
         cmd.env("OWN", &own);
     });
 }
@@ -829,6 +870,9 @@ fn cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded() {
 #[ignore = "run by cleanup_in_an_unmapped_user_namespace_removes_only_what_it_recorded in a child process"]
 fn child_cleanup_unmapped() {
     if !in_child() {
+        return;
+    }
+    if !user_namespaces_for(NOBODY) {
         return;
     }
     let own = std::path::PathBuf::from(std::env::var_os("OWN").unwrap());
