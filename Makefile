@@ -279,6 +279,8 @@ check-ports: venv deps-prolog
 # FUZZ_ENGINE=replay takes the stable path anyway. Without /proc/self/fd (which the sequences
 # count descriptors with) the pass is skipped.
 FUZZ_TEST_RUNS ?= 5000
+# A fixed seed: the same code and corpus give the same pass (make fuzz explores at random).
+FUZZ_TEST_SEED ?= 1
 FUZZ_ENGINE ?= auto
 FUZZ_ARGS := -max_len=1024 -print_final_stats=1
 FUZZ_TEST_CORPUS := target/fuzz-test-corpus
@@ -290,7 +292,7 @@ test-fuzz:
 	  echo "Fuzz: the short pass of fuzz/ (it counts open descriptors in /proc/self/fd, which this system lacks)" >> $(abspath $(SKIPPED)); \
 	elif [ "$(FUZZ_ENGINE)" != replay ] && $(CARGO) +nightly --version >/dev/null 2>&1 && command -v cargo-fuzz >/dev/null 2>&1; then \
 	  rm -rf $(FUZZ_TEST_CORPUS) && mkdir -p $(FUZZ_TEST_CORPUS); \
-	  if (cd fuzz && $(CARGO) +nightly fuzz run c_abi $(abspath $(FUZZ_TEST_CORPUS)) corpus-seed -- -runs=$(FUZZ_TEST_RUNS) $(FUZZ_ARGS)) > target/fuzz-test.log 2>&1; then \
+	  if (cd fuzz && $(CARGO) +nightly fuzz run c_abi $(abspath $(FUZZ_TEST_CORPUS)) corpus-seed -- -runs=$(FUZZ_TEST_RUNS) -seed=$(FUZZ_TEST_SEED) $(FUZZ_ARGS)) > target/fuzz-test.log 2>&1; then \
 	    echo "libFuzzer under AddressSanitizer: $$(grep '^Done' target/fuzz-test.log)"; \
 	    echo "fuzz: $$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' target/fuzz-test.log) passed, 0 failed"; \
 	  else tail -n 40 target/fuzz-test.log; echo "fuzz: 0 passed, 1 failed (input saved in fuzz/artifacts/c_abi/, log target/fuzz-test.log)"; exit 1; fi; \

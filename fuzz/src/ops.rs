@@ -582,7 +582,6 @@ fn bind_path(w: &mut World, input: &mut Input) {
         ptr: out,
         path,
         id,
-        ino,
     });
 }
 

@@ -43,8 +43,6 @@ pub struct Bound {
     pub ptr: *mut UsockBoundPath,
     pub path: CString,
     pub id: u32,
-    /// The inode of its socket file when it was bound.
-    pub ino: u64,
     /// The path spelled one way (the same file may be named `wk/a`, `wk//a`, `wk/./a`).
     pub key: PathBuf,
 }
