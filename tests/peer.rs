@@ -470,6 +470,7 @@ fn a_group_policy_for_the_overflow_gid_admits_no_one() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // user namespaces
 fn a_server_in_a_user_namespace_refuses_a_peer_it_cannot_map() {
     if !is_root() {
         return;
@@ -732,8 +733,10 @@ fn child_shared_binds() {
 fn usock_socket() -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
     // SAFETY: plain system call; the result is a new descriptor we own.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
     assert!(fd >= 0);
+    // SAFETY: plain system call on the descriptor just made (macOS has no SOCK_CLOEXEC).
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: socket returned a fresh descriptor nothing else owns.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }

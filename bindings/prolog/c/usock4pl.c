@@ -7,6 +7,9 @@
  *
  * libusock itself stays free of SWI-Prolog symbols; only this glue links against both.
  */
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE /* st_mtimespec and st_ctimespec, also under _POSIX_C_SOURCE */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
