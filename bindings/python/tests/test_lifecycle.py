@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from _support import mode
+
 import usock
 from usock import _lib
 
@@ -29,10 +31,6 @@ def home(tmp_path):
     """A directory only the user can write to (0755), for well-known paths."""
     tmp_path.chmod(0o755)
     return tmp_path
-
-
-def mode(path):
-    return stat.S_IMODE(os.lstat(path).st_mode)
 
 
 def python(code, **kw):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from _support import mode
+
 import usock
 from _readme import block
 
@@ -37,10 +39,6 @@ def app(environ, start_response):
 def needs(module):
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not installed in this environment (make venv installs it)")
-
-
-def mode(path):
-    return stat.S_IMODE(os.lstat(path).st_mode)
 
 
 def start(code, tmp_path, app=None):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from _support import figure_writer, mode
+
 import usock
 from usock import _lib
 
@@ -23,24 +25,7 @@ REPO = Path(__file__).resolve().parents[3]
 NOBODY = 65534
 
 
-@pytest.fixture
-def scratch(tmp_path):
-    """A safe parent: pytest's tmp_path is 0700 under a root-owned tree."""
-    tmp_path.chmod(0o755)
-    return tmp_path
-
-
-def mode(path):
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def figure(category, what, tried, held, test):
-    """A row of SECURITY.md's figures, written when $USOCK_FIGURES names a file (make test sets
-    it); called after the test's assertions held."""
-    target = os.environ.get("USOCK_FIGURES")
-    if target:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(f"{category}\t{what}\t{tried}\t{held}\tbindings/python/tests/test_usock.py::{test}\n")
+figure = figure_writer("test_usock.py")
 
 
 def run_python(code, extra_env=None, **kw):
