@@ -7,7 +7,7 @@
 //! each entry judged on its own.
 
 use std::collections::BTreeSet;
-use std::ffi::{CStr, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -156,10 +156,7 @@ impl PrivateDir {
     /// [`ErrorKind::InUse`] says why the directory must stay; [`ErrorKind::System`] that it
     /// could not be examined. Nothing is changed either way.
     pub(crate) fn check_idle(&self) -> Result<()> {
-        let names = sys::open_dir_read(At::Fd(self.dir.fd()), c".")
-            .and_then(sys::DirHandle::new)
-            .and_then(|mut dir| dir.list())
-            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))?;
+        let names = self.names()?;
         let in_use = |why: String| {
             Error::new(
                 ErrorKind::InUse,
@@ -209,10 +206,7 @@ impl PrivateDir {
     /// refuses such a directory without `--force`. A live server sees a connection that closes
     /// at once.
     pub fn answering_socket(&self) -> Result<Option<PathBuf>> {
-        let names = sys::open_dir_read(At::Fd(self.dir.fd()), c".")
-            .and_then(sys::DirHandle::new)
-            .and_then(|mut dir| dir.list())
-            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))?;
+        let names = self.names()?;
         for name in &names {
             let st = sys::lstat_at(At::Fd(self.dir.fd()), name)
                 .map_err(|e| Error::system(format_args!("cannot stat {}", self.entry(name)), &e))?;
@@ -232,6 +226,15 @@ impl PrivateDir {
             }
         }
         Ok(None)
+    }
+
+    /// The names in the directory, listed through a new descriptor of it (the handle's own
+    /// serves the cleanup's listing).
+    fn names(&self) -> Result<Vec<CString>> {
+        sys::open_dir_read(At::Fd(self.dir.fd()), c".")
+            .and_then(sys::DirHandle::new)
+            .and_then(|mut dir| dir.list())
+            .map_err(|e| Error::system(format_args!("cannot list {}", show(self.path())), &e))
     }
 
     /// `<dir>/<name>`, for messages.
