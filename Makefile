@@ -89,6 +89,8 @@ deps-c:
 # user, `make test` runs everything else and lists what it skipped, and why, at the end.
 IS_ROOT := $(filter 0,$(shell id -u))
 SKIPPED := target/skipped-suites.txt
+# tools/run-snippets.py adds the docs' examples that need root there.
+export USOCK_SKIPPED := $(abspath $(SKIPPED))
 ROOT_ONLY_RUST := attacks cleanup dir faults ffi hardening socket
 # Every other test program runs as an ordinary user too, new ones without editing a list.
 NON_ROOT_RUST  := $(filter-out $(ROOT_ONLY_RUST),$(basename $(notdir $(wildcard tests/*.rs))))
@@ -152,7 +154,7 @@ test-cli: cli venv
 # keeps its own).
 FIGURES := $(TARGET_DIR)/security-figures.tsv
 
-test-rust:
+test-rust: lib
 	@echo "== Rust: unit, integration and doc tests (with the attack and fault battery)$(if $(RUSTFLAGS), [$(RUSTFLAGS)])"
 	@mkdir -p $(TARGET_DIR) && rm -f $(FIGURES)
 ifneq ($(IS_ROOT),)
@@ -162,6 +164,7 @@ else
 	$(CARGO) test --target-dir $(TARGET_DIR) --doc
 	@echo "Rust$(if $(RUSTFLAGS), [$(RUSTFLAGS)]): the battery tests/{$(subst $(space),$(comma),$(ROOT_ONLY_RUST))}.rs, $(words $(ROOT_ONLY_RUST)) test programs: they change owners, drop privileges to other users and mount file systems" >> $(abspath $(SKIPPED))
 endif
+	USOCK_LIBDIR=$(abspath $(REL)) tools/run-snippets.py rust
 
 test-c: deps-c build
 	@echo "== C: tests under AddressSanitizer and UBSan, C++ header check, library checks"
@@ -176,6 +179,7 @@ test-c: deps-c build
 	$(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -o $(OUT)/header_cxx bindings/c/tests/header_cxx.cpp -L$(REL) -lusock $(RPATH)
 	./$(OUT)/header_cxx
 	bindings/c/tests/check-library.sh $(LIB) $(VERSION)
+	USOCK_LIBDIR=$(abspath $(REL)) tools/run-snippets.py c
 
 # Python test tools live in a local virtual environment (.venv), never in the system's Python.
 VENV := .venv
@@ -218,6 +222,7 @@ test-python-asan: venv
 test-prolog: prolog venv
 	@echo "== Prolog: plunit suite of the pack (clients in Prolog and Python, MQI, pack_install)"
 	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_PYTHON=$(abspath $(VENV))/bin/python swipl bindings/prolog/test/run.pl
+	tools/run-snippets.py prolog
 	$(if $(IS_ROOT),,@echo "Prolog: test no_dir: it mounts read-only file systems in a mount namespace" >> $(abspath $(SKIPPED)))
 
 # Python distributions in target/dist: an sdist that carries the crate, and a manylinux_2_17
