@@ -149,6 +149,7 @@ test-cli: cli venv
 	@tools/ensure-deps.sh cli
 	@$(VENV)/bin/python -c 'import gunicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn
 	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
+	USOCK_CLI=$(abspath $(CLI)) tools/run-snippets.py sh
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run
 # keeps its own).

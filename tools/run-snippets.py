@@ -31,8 +31,11 @@ How each is run is chosen by words after the language in the fence's info string
   sh:     script (the default): run with bash -e. The placeholder programs of the docs are
           stand-ins on PATH: my-server --listen P (serves one client), my-client --connect P
           (waits up to 10 s for P, prints the reply), gunicorn/uvicorn (serve HTTP on the
-          socket-activation descriptor 3 until SIGTERM); `usock` is the built command. What
-          is still running when the script ends gets SIGTERM.
+          socket-activation descriptor 3, or --fd N, until SIGTERM; gunicorn checks LISTEN_PID
+          and LISTEN_FDS); curl is the real one, as typed a moment later on a terminal (it
+          waits up to 10 s for --unix-socket's path, no progress meter); `usock` is the built
+          command. What is still running when the script ends gets SIGTERM (usock run passes it
+          on and cleans up).
   Rust:   fragment (the default): the body of a main() that returns Result, compiled with
           rustc against the built crate and run.
   `...` stands for the reader's code: in Prolog a goal (`true`; alone on a line, `true,`), in
@@ -91,7 +94,7 @@ class Block:
         return f"{self.where} ({self.lang})"
 
 
-FENCE = re.compile(r"^( *)```(\w+)([^\n]*)\n(.*?)^\1```[ \t]*$", re.M | re.S)
+FENCE = re.compile(r"^( *)```(\w*)([^\n]*)\n(.*?)^\1```[ \t]*$", re.M | re.S)
 COMMENT = re.compile(r"^\s*<!--\s*snippet:(.*?)-->\s*$")
 
 
@@ -103,7 +106,7 @@ def markdown_blocks(path):
         before = lines[line - 1] if line > 0 else ""
         c = COMMENT.match(before)
         marker = (m.group(3).strip() + " " + (c.group(1).strip() if c else "")).strip()
-        yield Block(f"{path.relative_to(REPO)}:{line + 1}", LANGS.get(m.group(2), m.group(2)),
+        yield Block(f"{path.relative_to(REPO)}:{line + 1}", LANGS.get(m.group(2), m.group(2) or "unlabeled"),
                     textwrap.dedent(m.group(4)), marker)
 
 
@@ -216,19 +219,22 @@ time.sleep(30)
 """
 
 
-def run(cmd, scratch, env=None, stdin=None):
-    """Runs cmd in its own session; kills what is left of it afterwards. (rc, out, err)"""
-    p = subprocess.Popen(cmd, cwd=scratch.work, env=env or scratch.env(), text=True,
-                         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = p.communicate(stdin, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        return 124, out, err + f"\n(timed out after {TIMEOUT} s)"
-    stop_session(p.pid)
-    return p.returncode, out, err
+def run(cmd, scratch):
+    """Runs cmd in its own session; stops what it left running. (rc, stdout, stderr)"""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, cwd=scratch.work, env=scratch.env(), text=True,
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             start_new_session=True)
+        try:
+            rc = p.wait(timeout=TIMEOUT)
+            late = ""
+        except subprocess.TimeoutExpired:
+            rc, late = 124, f"\n(timed out after {TIMEOUT} s)"
+        stop_session(p.pid)
+        p.wait()
+        out.seek(0)
+        err.seek(0)
+        return rc, out.read(), err.read() + late
 
 
 def stop_session(sid):
@@ -494,6 +500,19 @@ while True:
     c.close()
 """
 STAND_INS["gunicorn"] = STAND_INS["uvicorn"] = HTTP_SERVER
+# curl, as typed a moment later on a terminal: it waits up to 10 s for --unix-socket's path (the
+# docs start the server in the background just before) and shows no progress meter.
+CURL = """
+import os, subprocess, sys, time
+args = sys.argv[1:]
+if "--unix-socket" in args:
+    path = args[args.index("--unix-socket") + 1]
+    for _ in range(100):
+        if os.path.exists(path):
+            break
+        time.sleep(0.1)
+os.execv({curl!r}, [{curl!r}, "--silent", "--show-error", *args])
+"""
 
 
 def run_sh(block, scratch):
@@ -501,7 +520,10 @@ def run_sh(block, scratch):
     if not cli.exists():
         return f"{cli} is not built (make cli)"
     (scratch.bin / "usock").symlink_to(cli.resolve())
-    for name, code in STAND_INS.items():
+    curl = shutil.which("curl")
+    if not curl:
+        return "curl is not installed (tools/ensure-deps.sh cli)"
+    for name, code in [*STAND_INS.items(), ("curl", CURL.replace("{curl!r}", repr(curl)))]:
         (scratch.bin / name).write_text(f"#!{sys.executable}\n{code}")
         (scratch.bin / name).chmod(0o755)
     script = scratch.localize(block.code)
