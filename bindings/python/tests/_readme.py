@@ -1,16 +1,17 @@
-"""The Python examples of README.md and bindings/python/README.md, for the tests that run them."""
+"""The Python examples of README.md and bindings/*/README.md, for the tests that run them."""
 
 import re
 import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-READMES = (REPO / "README.md", REPO / "bindings" / "python" / "README.md")
+# Every README that tools/run-snippets.py reads: Python examples are run here, the others there.
+READMES = (REPO / "README.md", *sorted(REPO.glob("bindings/*/README*.md")))
 _BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```$", re.M | re.S)
 
 
 def blocks():
-    """Every ```python block of the two READMEs: (where, code), where is "README.md:LINE"."""
+    """Every ```python block of the READMEs: (where, code), where is "README.md:LINE"."""
     found = []
     for readme in READMES:
         text = readme.read_text()

@@ -1,4 +1,4 @@
-"""Every Python example of README.md and bindings/python/README.md runs, as written, in a child
+"""Every Python example of README.md and bindings/*/README.md runs, as written, in a child
 Python with a fresh 0700 runtime directory ($XDG_RUNTIME_DIR) and a client that connects to each
 socket that appears there; what is left on disk afterwards is checked. A new example without an
 entry in EXAMPLES fails here."""
