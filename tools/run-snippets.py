@@ -18,7 +18,8 @@ How each is run is chosen by words after the language in the fence's info string
   C:      program (complete; the default when it has main()), fragment (the harness puts it
           in main() after its own #includes and returns 0; #include lines go first),
           declarations (compiled after #include <usock.h>, not run: a prototype that differs
-          from the header fails). Compiled with -std=c11 -Wall -Wextra -Wpedantic -Werror
+          from the header fails; `declarations complete`: and every function of the header
+          must be there). Compiled with -std=c11 -Wall -Wextra -Wpedantic -Werror
           against include/usock.h and the built libusock.
           Given: listen_fd (a non-blocking listening socket in a usock directory).
   Prolog: toplevel (the default for a block of ?- queries: each query runs once in order, an
@@ -327,11 +328,21 @@ def run_c(block, scratch):
     if rc != 0:
         return f"does not compile:\n{err}\n--- as compiled:\n{numbered(source)}"
     if not runs:
-        return None
+        return missing_functions(block)
     rc, out, err = run([str(exe)], scratch)
     if rc != 0 or err:
         return f"exit {rc}, stderr:\n{err}\n--- as compiled:\n{numbered(source)}"
     return None
+
+
+def missing_functions(block):
+    """For `declarations complete`: the header's functions the block does not declare."""
+    if "complete" not in block.args:
+        return None
+    header = (REPO / "include" / "usock.h").read_text()
+    functions = set(re.findall(r"^[\w ]+?\**\b(usock_\w+)\(", header, re.M))
+    missing = sorted(f for f in functions if not re.search(rf"\b{f}\(", block.code))
+    return f"the header's {', '.join(missing)} not listed" if missing else None
 
 
 # ----------------------------------------------------------------------------------------------
