@@ -41,10 +41,13 @@ def _connect_to_each_socket():
 threading.Thread(target=_connect_to_each_socket, daemon=True).start()
 '''
 
+# An example that begins with its imports runs in a namespace of its own, as a script would (a
+# missing import fails it); the others see the modules and names imported and defined above.
 RUN_EXAMPLE = '''
 import ast
 _code = compile(EXAMPLE, "README", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-_awaiting = eval(_code, globals())
+_own = EXAMPLE.startswith(("import ", "from ")) and not BEFORE
+_awaiting = eval(_code, {"__name__": "__main__"} if _own else globals())
 if _awaiting is not None:
     asyncio.run(_awaiting)
 '''
@@ -130,7 +133,8 @@ def test_readme_example_runs(where, code, tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(run), TMPDIR=str(run))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(usock.__file__).parent.parent)] + sys.path)
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
-    program = "\n".join([COMMON, textwrap.dedent(before), f"EXAMPLE = {code!r}", RUN_EXAMPLE,
+    program = "\n".join([COMMON, textwrap.dedent(before), f"EXAMPLE = {code!r}", f"BEFORE = {before!r}",
+                         RUN_EXAMPLE,
                          textwrap.dedent(after), "gc.collect()", "print(sorted(os.listdir(RUN)))"])
     out = subprocess.run([sys.executable, "-c", program], env=env, cwd=tmp_path, text=True,
                          capture_output=True, timeout=60)
