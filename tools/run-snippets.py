@@ -58,7 +58,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -241,6 +240,12 @@ def run(cmd, scratch):
 def stop_session(sid):
     """SIGTERM to what the example left running in its session, SIGKILL after 5 s."""
     def members():
+        if not Path("/proc/self").exists():     # no /proc: the session's first process group
+            try:
+                os.killpg(sid, 0)
+                return [-sid]
+            except OSError:
+                return []
         pids = []
         for d in Path("/proc").iterdir():
             if d.name.isdigit():
@@ -594,8 +599,12 @@ def main(argv):
     blocks = all_blocks()
     if argv == ["--list"]:
         for b in blocks:
-            how = ELSEWHERE.get(b.lang) or skip_reason(b) and f"skipped: {skip_reason(b)}" \
-                or f"run: {b.mode or 'default'} {' '.join(b.args)}".rstrip()
+            if b.lang in ELSEWHERE:
+                how = f"run by {ELSEWHERE[b.lang]}"
+            elif skip_reason(b):
+                how = f"skipped: {skip_reason(b)}"
+            else:
+                how = f"run: {' '.join([b.mode or 'default', *b.args])}"
             print(f"{b.where:36} {b.lang:7} {how}")
         return 0
     langs = [LANGS.get(a, a) for a in argv]
