@@ -37,8 +37,9 @@ How each is run is chosen by words after the language in the fence's info string
           waits up to 10 s for --unix-socket's path, no progress meter); `usock` is the built
           command. What is still running when the script ends gets SIGTERM (usock run passes it
           on and cleans up).
-  Rust:   fragment (the default): the body of a main() that returns Result, compiled with
-          rustc against the built crate and run.
+  Rust:   program (the default when it has fn main), fragment (the default otherwise: the
+          body of a main() that returns Result); compiled with rustc -D warnings against the
+          built crate, and run.
   `...` stands for the reader's code: in Prolog a goal (`true`; alone on a line, `true,`), in
   Rust a line of its own is dropped.
 
@@ -556,8 +557,15 @@ def run_sh(block, scratch):
 
 def run_rust(block, scratch):
     body = scratch.localize(re.sub(r"(?m)^\s*\.\.\.\s*$", "", block.code))
-    source = ("#[allow(unused_variables)]\nfn main() -> Result<(), Box<dyn std::error::Error>> {\n"
-              + textwrap.indent(body, "    ") + "    Ok(())\n}\n")
+    mode = block.mode or ("program" if re.search(r"\bfn main\s*\(", body) else "fragment")
+    if mode == "program":
+        source = body
+    elif mode == "fragment":
+        source = ("#[allow(unused_variables)]\n"
+                  "fn main() -> Result<(), Box<dyn std::error::Error>> {\n"
+                  + textwrap.indent(body, "    ") + "    Ok(())\n}\n")
+    else:
+        return f"unknown Rust mode {mode}"
     src = scratch.work / "snippet.rs"
     src.write_text(source)
     rel = LIBDIR
