@@ -1,9 +1,9 @@
 /*
  * usock4pl: the SWI-Prolog foreign part of the usock pack. A thin layer over libusock's C ABI:
  * a private directory is a blob whose release hook (atom garbage collection) and the at_halt
- * hook clean it up if the program did not, exactly once. Binding is done in Prolog with
- * library(socket); this file adds the mode fix-up of the socket file, and the lifecycle calls
- * (well-known paths, connect, sweep, hand-off) over the library's.
+ * hook clean it up if the program did not, exactly once. Sockets are library(socket)'s, made in
+ * Prolog; the library binds their descriptors (usock_bind_fd, usock_bind_path), and this file
+ * adds the lifecycle calls (adopt, connect, sweep, hand-off, peers) over the library's.
  *
  * libusock itself stays free of SWI-Prolog symbols; only this glue links against both.
  */
@@ -440,38 +440,20 @@ static foreign_t pl_dir_path(term_t dir, term_t path) {
     return PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, u->path);
 }
 
-/* '$usock_socket_path'(+Dir, +Name, -Path): Name is text (checked in Prolog); Path an atom.
- * '$usock_socket_path_string'(+Dir, +Name, -Path): the same with Path a string, which creates
- * no atom (for usock_bind/3, which only hands it to tcp_bind/2). */
-static foreign_t socket_path(term_t dir, term_t name, term_t path, int type, int address) {
+/* '$usock_socket_path'(+Dir, +Name, -Path): Name is text (checked in Prolog); Path an atom. */
+static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
     pl_usock *u = NULL;
     char *n;
     if (!get_usock(dir, &u)) return FALSE;
     if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
     char buf[4096]; /* a directory made with long_paths(true) may exceed USOCK_PATH_MAX */
     pthread_mutex_lock(&u->lock);
-    int rc = !u->dir ? 1
-             : address ? usock_socket_address(u->dir, n, buf, sizeof buf)
-                       : usock_socket_path(u->dir, n, buf, sizeof buf);
+    int rc = u->dir ? usock_socket_path(u->dir, n, buf, sizeof buf) : 1;
     if (rc == USOCK_OK) u->sockets = 1;
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
     if (rc != USOCK_OK) return raise_usock(rc, "usock_socket_path", 3, "access", "file");
-    return PL_unify_chars(path, type | REP_MB, (size_t)-1, buf);
-}
-
-static foreign_t pl_socket_path(term_t dir, term_t name, term_t path) {
-    return socket_path(dir, name, path, PL_ATOM, 0);
-}
-
-static foreign_t pl_socket_path_string(term_t dir, term_t name, term_t path) {
-    return socket_path(dir, name, path, PL_STRING, 0);
-}
-
-/* '$usock_socket_address_string'(+Dir, +Name, -Address): where this process binds (the path,
- * or /proc/self/fd/N/name for a path too long for sun_path). */
-static foreign_t pl_socket_address_string(term_t dir, term_t name, term_t path) {
-    return socket_path(dir, name, path, PL_STRING, 1);
+    return PL_unify_chars(path, PL_ATOM | REP_MB, (size_t)-1, buf);
 }
 
 /* '$usock_cleanup'(+Dir) */
@@ -769,67 +751,58 @@ static foreign_t pl_cleanup_all(void) {
     return TRUE;
 }
 
-/* '$usock_adopt'(+Dir, +Name, +Arity): after tcp_bind/2 at usock_socket_path(Dir, Name), give
- * the socket file mode 0600 whatever the umask (before tcp_listen/2) and have cleanup remove it
- * by identity. Arity 3: called by usock_bind/3; 2: by usock_adopt/2 (for errors' context). */
-static foreign_t pl_adopt(term_t dir, term_t name, term_t arity) {
+/* '$usock_adopt'(+Dir, +Name): after the caller bound a socket at usock_socket_path(Dir, Name),
+ * give the socket file mode 0600 whatever the umask and have cleanup remove it by identity. */
+static foreign_t pl_adopt(term_t dir, term_t name) {
     pl_usock *u = NULL;
     char *n;
-    int a;
     if (!get_usock(dir, &u)) return FALSE;
     if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
-    if (!PL_get_integer_ex(arity, &a)) return FALSE;
     pthread_mutex_lock(&u->lock);
     int rc = u->dir ? usock_adopt(u->dir, n) : 1;
     if (rc == USOCK_OK) u->sockets = 1;
     pthread_mutex_unlock(&u->lock);
     if (rc == 1) return cleaned_error(dir);
-    if (rc != USOCK_OK)
-        return raise_usock(rc, a == 3 ? "usock_bind" : "usock_adopt", a, "bind", "file");
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_adopt", 2, "bind", "file");
     return TRUE;
 }
 
-/* '$usock_in_use'(+Path, -Error): the error usock_bind/3 raises when tcp_bind/2 finds the name
- * taken, shaped as the library's own USOCK_ERR_IN_USE. */
-static foreign_t pl_in_use(term_t path, term_t error) {
-    char *p;
-    if (!PL_get_chars(path, &p, CVT_ATOM | CVT_STRING | REP_MB | CVT_EXCEPTION)) return FALSE;
-    char message[USOCK_PATH_MAX + 100];
-    snprintf(message, sizeof message,
-             "cannot bind %s: the name is taken, and what is there was left in place", p);
-    term_t pa = PL_new_term_ref();
-    return PL_unify_chars(pa, PL_ATOM | REP_MB, (size_t)-1, p) &&
-           PL_unify_term(error, PL_FUNCTOR_CHARS, "error", 2,
-                         PL_FUNCTOR_CHARS, "socket_error", 2,
-                           PL_CHARS, "eaddrinuse", PL_CHARS, strerror(EADDRINUSE),
-                         PL_FUNCTOR_CHARS, "context", 2,
-                           PL_FUNCTOR_CHARS, ":", 2,
-                             PL_CHARS, "usock",
-                             PL_FUNCTOR_CHARS, "/", 2, PL_CHARS, "usock_bind", PL_INT, 3,
-                           PL_FUNCTOR_CHARS, "usock", 3,
-                             PL_CHARS, "in_use", PL_UTF8_STRING, message, PL_INT, EADDRINUSE);
-}
-
-/* '$usock_somaxconn'(-N) */
-static foreign_t pl_somaxconn(term_t n) {
-    return PL_unify_integer(n, SOMAXCONN);
+/* '$usock_bind'(+Dir, +Name, +Fd, +Backlog, -Path): usock_bind_fd on the library(socket)
+ * socket's descriptor (tcp_getopt/2 file_no), which stays the caller's, as Python's binding
+ * does: bound at <Dir>/<Name> (through /proc/thread-self/fd for a long path), mode 0600,
+ * listening with Backlog (0: SOMAXCONN). Path, a string, is the socket's real path. */
+static foreign_t pl_bind(term_t dir, term_t name, term_t fd, term_t backlog, term_t path) {
+    pl_usock *u = NULL;
+    char *n;
+    int f, bl;
+    if (!get_usock(dir, &u)) return FALSE;
+    if (!get_c_text(name, &n, "usock_socket_name")) return FALSE;
+    if (!PL_get_integer_ex(fd, &f) || !PL_get_integer_ex(backlog, &bl)) return FALSE;
+    char buf[4096]; /* a directory made with long_paths(true) may exceed USOCK_PATH_MAX */
+    pthread_mutex_lock(&u->lock);
+    int rc = u->dir ? usock_bind_fd(u->dir, n, f, bl) : 1;
+    if (rc == USOCK_OK) {
+        u->sockets = 1;
+        rc = usock_socket_path(u->dir, n, buf, sizeof buf); /* fits: the bind checked it */
+    }
+    pthread_mutex_unlock(&u->lock);
+    if (rc == 1) return cleaned_error(dir);
+    if (rc != USOCK_OK) return raise_usock(rc, "usock_bind", 3, "bind", "file");
+    return PL_unify_chars(path, PL_STRING | REP_MB, (size_t)-1, buf);
 }
 
 install_t install_usock4pl(void) {
     PL_register_foreign("$usock_create_dir", 3, pl_create_dir, 0);
     PL_register_foreign("$usock_dir_path", 2, pl_dir_path, 0);
     PL_register_foreign("$usock_socket_path", 3, pl_socket_path, 0);
-    PL_register_foreign("$usock_socket_path_string", 3, pl_socket_path_string, 0);
     PL_register_foreign("$usock_cleanup", 1, pl_cleanup, 0);
     PL_register_foreign("$usock_cleanup_all", 0, pl_cleanup_all, 0);
-    PL_register_foreign("$usock_adopt", 3, pl_adopt, 0);
-    PL_register_foreign("$usock_in_use", 2, pl_in_use, 0);
-    PL_register_foreign("$usock_somaxconn", 1, pl_somaxconn, 0);
+    PL_register_foreign("$usock_adopt", 2, pl_adopt, 0);
+    PL_register_foreign("$usock_bind", 5, pl_bind, 0);
     PL_register_foreign("$usock_take_over", 3, pl_take_over, 0);
     PL_register_foreign("$usock_hand_off", 2, pl_hand_off, 0);
     PL_register_foreign("$usock_connect", 4, pl_connect, 0);
     PL_register_foreign("$usock_create_shared_dir", 4, pl_create_shared_dir, 0);
-    PL_register_foreign("$usock_socket_address_string", 3, pl_socket_address_string, 0);
     PL_register_foreign("$usock_peer_of", 2, pl_peer_of, 0);
     PL_register_foreign("$usock_policy_new", 3, pl_policy_new, 0);
     PL_register_foreign("$usock_policy_check", 3, pl_policy_check, 0);

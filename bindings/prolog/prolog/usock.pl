@@ -123,9 +123,8 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %     - long_paths(+Boolean)
 %       Allow socket paths longer than `sun_path` under a deep parent (Linux): usock_bind/3
 %       binds them through `/proc/thread-self/fd`, and its path(P) gives the real path, which
-%       usock_connect/3 reaches (library(socket)'s tcp_connect/2 cannot take such a path;
-%       within this process it can connect to the address tcp_bind/2 was given). Default
-%       `false`.
+%       usock_connect/3 reaches (library(socket)'s tcp_connect/2 cannot take such a path).
+%       Default `false`.
 %     - share_group(+Gid)
 %       Give the directory to group Gid with mode 0710: its members can reach sockets whose
 %       names they know (sockets get the group too, with mode 0660, so a member by a
@@ -197,14 +196,14 @@ usock_socket_path(Dir, Name, Path) :-
 
 %!  usock_bind(+Dir, -Socket, +Options) is det.
 %
-%   Socket is a library(socket) Unix domain stream socket bound in Dir with tcp_bind/2,
-%   its file set to mode 0600 whatever the umask, and listening. Use tcp_accept/3 on it.
-%   Options:
+%   Socket is a library(socket) Unix domain stream socket bound in Dir by libusock's
+%   usock_bind_fd (as the Python binding binds), its file set to mode 0600 whatever the umask,
+%   and listening. Use tcp_accept/3 on it. Options:
 %
 %     - name(+Name)
 %       Socket name in the directory; default `sock`.
 %     - backlog(+Count)
-%       Listen backlog; default the system's `SOMAXCONN`.
+%       Listen backlog; default (and 0) the system's `SOMAXCONN`.
 %     - path(-Path)
 %       Unified with the socket's path, to give to clients.
 %
@@ -218,38 +217,18 @@ usock_bind(Dir, Socket, Options) :-
     check_name(Name),
     (   option(backlog(Backlog), Options)
     ->  must_be(nonneg, Backlog)
-    ;   '$usock_somaxconn'(Backlog)
+    ;   Backlog = 0
     ),
-    '$usock_socket_path_string'(Dir, Name, Path),
-    '$usock_socket_address_string'(Dir, Name, Address),   % Path, or /proc/thread-self/fd/N/Name
     unix_domain_socket(S),
-    Bound = bound(false),                   % nb_setarg/3 survives the exception's undoing
-    catch(( tcp_bind(S, Address),
-            nb_setarg(1, Bound, true),
-            '$usock_adopt'(Dir, Name, 3),
-            tcp_listen(S, Backlog)
-          ),
+    tcp_getopt(S, file_no(Fd)),
+    catch('$usock_bind'(Dir, Name, Fd, Backlog, Path),
           E,
-          ( tcp_close_socket(S),
-            arg(1, Bound, WasBound),
-            bound_error(E, WasBound, Path, Error),
-            throw(Error)
-          )),
+          ( tcp_close_socket(S), throw(E) )),
     Socket = S,
     (   option(path(P), Options)
     ->  atom_string(P, Path)
     ;   true
     ).
-
-bound_error(error(socket_error(eaddrinuse, _), _), false, Path, Error) :-
-    !,
-    '$usock_in_use'(Path, Error).
-bound_error(E, true, Path, E) :-
-    !,
-    % Bound but not usable: remove the socket we made (only that: it was bound a moment ago in a
-    % directory nobody else can write to).
-    catch(delete_file(Path), _, true).
-bound_error(E, false, _, E).
 
 %!  usock_adopt(+Dir, +Name) is det.
 %
@@ -263,7 +242,7 @@ bound_error(E, false, _, E).
 
 usock_adopt(Dir, Name) :-
     check_name(Name),
-    '$usock_adopt'(Dir, Name, 2).
+    '$usock_adopt'(Dir, Name).
 
 %!  usock_cleanup(+Dir) is det.
 %

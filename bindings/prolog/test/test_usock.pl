@@ -316,6 +316,28 @@ test(in_use_leaves_file) :-
     delete_file(Path),
     usock_cleanup(Dir).
 
+test(bind_errors_are_the_library_s) :-
+    % usock_bind/3 binds through libusock's usock_bind_fd, as Python does: its errors are the
+    % library's, naming what holds the name, and each names usock_bind/3.
+    usock_create_dir(Dir, []),
+    usock_socket_path(Dir, notes, Path),
+    setup_call_cleanup(open(Path, write, Out), format(Out, "keep", []), close(Out)),
+    catch(usock_bind(Dir, _, [name(notes)]), InUse, true),
+    assertion(InUse = error(socket_error(eaddrinuse, _),
+                            context(usock:usock_bind/3, usock(in_use, _, _)))),
+    InUse = error(_, context(_, usock(_, Msg, _))),
+    assertion(sub_string(Msg, _, _, _, "taken by a regular file")),
+    read_file_to_string(Path, Text, []),
+    assertion(Text == "keep"),
+    length(Cs, 120), maplist(=(0'n), Cs), atom_codes(Long, Cs),
+    catch(usock_bind(Dir, _, [name(Long)]), TooLong, true),
+    assertion(TooLong = error(representation_error(unix_socket_path_length),
+                              context(usock:usock_bind/3, usock(too_long, _, _)))),
+    delete_file(Path),
+    usock_dir_path(Dir, D),
+    assertion(empty_dir(D)),
+    usock_cleanup(Dir).
+
 test(changed, [error(usock_error(changed), context(usock:usock_cleanup/1, usock(changed, Msg, 0)))]) :-
     usock_create_dir(Dir, []),
     usock_dir_path(Dir, D),

@@ -193,9 +193,10 @@ def test_a_group_policy_admits_a_supplementary_member(open_listener):
 def test_a_uid_list_never_admits_the_overflow_uid(open_listener):
     listener, path = open_listener
     policy = usock.AcceptPolicy(uids=[usock.OVERFLOW_UID, OTHER])
-    admitted, outcomes = serve(listener, policy, [client(path, NOBODY), client(path, OTHER)])
+    admitted, outcomes = serve(listener, policy,
+                               [client(path, usock.OVERFLOW_UID), client(path, OTHER)])
     assert outcomes == ["closed", "answered"]
-    assert policy.refused == (1, NOBODY)
+    assert policy.refused == (1, usock.OVERFLOW_UID)
 
 
 @root_only

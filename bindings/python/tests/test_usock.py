@@ -769,6 +769,36 @@ def test_version_matches_the_header():
     assert usock.version() == ".".join(parts)
 
 
+def test_the_default_socket_name_is_the_one_the_library_binds(scratch):
+    # libusock exports no constant for the name it uses when given none: the package keeps one
+    # copy (listen() builds its path from it), checked here against what the library does.
+    from usock._args import DEFAULT_NAME
+    with usock.private_dir(scratch) as d:
+        assert d.socket_path() == os.path.join(d.path, DEFAULT_NAME)
+        with d.bind():
+            assert os.listdir(d.path) == [DEFAULT_NAME]
+    with usock.listen(parent=scratch) as server:
+        assert os.listdir(server.dir.path) == [DEFAULT_NAME]
+        assert server.path == os.path.join(server.dir.path, DEFAULT_NAME)
+        assert stat.S_ISSOCK(os.lstat(server.path).st_mode)
+
+
+def test_public_names_present_themselves_as_usock():
+    # The package is split into modules; users import from usock, and reprs, tracebacks,
+    # help() and pickles by reference name usock.X, as when it was one module.
+    import pickle
+    for name in usock.__all__:
+        obj = getattr(usock, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "usock", name
+            assert pickle.loads(pickle.dumps(obj)) is obj, name
+    assert not [n for n in dir(usock) if n.startswith(("errors", "dirs", "peers"))]
+    with pytest.raises(FileNotFoundError) as info:
+        usock.connect("/nonexistent/usock-test.sock")
+    assert type(info.value).__module__ == "usock"
+    assert type(info.value).__name__ == "FileNotFoundError"
+
+
 def test_missing_library_says_how_to_fix_it(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", "import usock"],
