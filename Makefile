@@ -201,14 +201,17 @@ test-python: lib venv
 # The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
 # rustc's -Zsanitizer=address; GCC's runtime preloaded into the interpreter). Python's own
 # allocations are not leak-checked.
-ASAN_LIB := target/asan/x86_64-unknown-linux-gnu/release-debug/libusock.so
+# The host's target triple (an explicit --target keeps the sanitizer flags off the build
+# scripts), asked of rustc, so that this runs on aarch64 as on x86_64.
+HOST_TRIPLE = $(shell rustc -vV | sed -n 's/^host: //p')
+ASAN_LIB = target/asan/$(HOST_TRIPLE)/release-debug/libusock.so
 test-python-asan: venv
 	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
 	  echo "== Python under AddressSanitizer: skipped, no nightly Rust (rustup toolchain install nightly)"; \
 	else \
 	  echo "== Python: pytest suite against libusock built with AddressSanitizer"; \
 	  RUSTFLAGS="-Zsanitizer=address" $(CARGO) +nightly build --quiet --profile release-debug --lib \
-	    --target x86_64-unknown-linux-gnu --target-dir target/asan && \
+	    --target $(HOST_TRIPLE) --target-dir target/asan && \
 	  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    USOCK_LIBRARY=$(abspath $(ASAN_LIB)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests && \
 	  n=$$(grep -c '^def test_' bindings/python/tests/test_usock.py) && \
