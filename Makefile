@@ -104,7 +104,8 @@ prolog: deps-prolog lib
 	@$(MAKE) --no-print-directory -s -C bindings/prolog
 
 # The SWI-Prolog pack as an archive for pack_install/1: the pack's files with the crate it
-# builds libusock from (bindings/prolog/crate holds links to the repository's sources; the
+# builds libusock from (bindings/prolog/crate links to bindings/crate, which holds links to the
+# repository's sources and is the Python package's crate too; the
 # archive holds the files), nothing built.
 PACK_TGZ := target/usock-$(VERSION).tgz
 prolog-pack:
