@@ -40,7 +40,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build build-debug lib cli prolog prolog-pack sdist wheel test-python-dist header demo test test-begin test-rust test-c test-python test-python-asan test-prolog test-cli test-fuzz test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build build-debug lib cli prolog prolog-pack sdist wheel test-python-dist header demo check test test-begin test-rust test-c test-python test-python-asan test-prolog test-cli test-fuzz test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 comma := ,
 space := $() $()
@@ -106,7 +106,8 @@ prolog: deps-prolog lib
 	@$(MAKE) --no-print-directory -s -C bindings/prolog
 
 # The SWI-Prolog pack as an archive for pack_install/1: the pack's files with the crate it
-# builds libusock from (bindings/prolog/crate holds links to the repository's sources; the
+# builds libusock from (bindings/prolog/crate links to bindings/crate, which holds links to the
+# repository's sources and is the Python package's crate too; the
 # archive holds the files), nothing built.
 PACK_TGZ := target/usock-$(VERSION).tgz
 prolog-pack:
@@ -131,6 +132,17 @@ test: test-begin deps-c deps-prolog test-rust test-c test-python test-python-asa
 	  echo "== all suites run here passed; $$(wc -l < $(SKIPPED)) skipped (run as root to include them):"; \
 	  sed 's/^/   - /' $(SKIPPED); \
 	else echo "== all suites passed"; fi
+
+# The contributor's loop (under three minutes here once built): clippy with warnings denied,
+# the Rust battery, the C suite and the Python suite, on the native build. `make test` stays the
+# full contract that CI runs (the portable path, the other systems, the sanitizer build, the
+# distributions, Prolog, the command, the fuzz pass).
+check: test-begin deps-c
+	@echo "== clippy (library, tests, the command), warnings denied"
+	$(CARGO) clippy --quiet --all-targets -- -D warnings
+	$(CARGO) clippy --quiet --manifest-path bindings/cli/Cargo.toml --target-dir target/cli -- -D warnings
+	@$(MAKE) --no-print-directory test-rust test-c test-python
+	@echo "== make check passed (make test runs the rest)"
 
 # The Rust battery, the C suite and the Python suite again, on the portable path.
 test-portable:
@@ -206,14 +218,17 @@ test-python: lib venv
 # The Python suite again, against a libusock instrumented with AddressSanitizer (nightly
 # rustc's -Zsanitizer=address; GCC's runtime preloaded into the interpreter). Python's own
 # allocations are not leak-checked.
-ASAN_LIB := target/asan/x86_64-unknown-linux-gnu/release-debug/libusock.so
+# The host's target triple (an explicit --target keeps the sanitizer flags off the build
+# scripts), asked of rustc, so that this runs on aarch64 as on x86_64.
+HOST_TRIPLE = $(shell rustc -vV | sed -n 's/^host: //p')
+ASAN_LIB = target/asan/$(HOST_TRIPLE)/release-debug/libusock.so
 test-python-asan: venv
 	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
 	  echo "== Python under AddressSanitizer: skipped, no nightly Rust (rustup toolchain install nightly)"; \
 	else \
 	  echo "== Python: pytest suite against libusock built with AddressSanitizer"; \
 	  RUSTFLAGS="-Zsanitizer=address" $(CARGO) +nightly build --quiet --profile release-debug --lib \
-	    --target x86_64-unknown-linux-gnu --target-dir target/asan && \
+	    --target $(HOST_TRIPLE) --target-dir target/asan && \
 	  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    USOCK_LIBRARY=$(abspath $(ASAN_LIB)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests && \
 	  n=$$(grep -c '^def test_' bindings/python/tests/test_usock.py) && \

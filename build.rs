@@ -1,25 +1,13 @@
-//! Generates the C header into OUT_DIR (never into the source tree) and gives the shared
-//! library its soname (its install name on macOS). `tests/header.rs` compares OUT_DIR's header with `include/usock.h`.
+//! Gives the shared library its soname (its install name on macOS): all that linking needs.
+//! The C header is not generated here (that would make every consumer compile cbindgen):
+//! `make header` regenerates it, and `tests/header.rs` checks the committed one is fresh.
 
 use std::env;
-use std::path::PathBuf;
 
 fn main() {
-    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("set by cargo");
 
-    println!("cargo:rerun-if-changed=src/ffi");
-    println!("cargo:rerun-if-changed=cbindgen.toml");
-
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("cbindgen.toml is valid");
-    cbindgen::Builder::new()
-        .with_crate(&crate_dir)
-        .with_config(config)
-        .generate()
-        .expect("cbindgen can read src/ffi")
-        .write_to_file(out_dir.join("usock.h"));
+    println!("cargo:rerun-if-changed=build.rs");
 
     // Programs linked against this major version keep working across minor ones. Chosen by the
     // target's system, not by cfg!() (which describes the machine running this script); the

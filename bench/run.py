@@ -66,7 +66,7 @@ def measure(parent):
 
 
 def syscalls(parent, mode, program=C_CYCLES):
-    """System calls per cycle: strace -c of 1000 cycles less that of 0 (start-up, warm-up)."""
+    """System calls per cycle: strace -c -f of 1000 cycles less that of 0 (start-up, warm-up)."""
     def total(n):
         with tempfile.NamedTemporaryFile("r") as f:
             run(["strace", "-f", "-c", "-o", f.name, program, mode, parent, str(n)])
@@ -108,6 +108,95 @@ def cold_start(pairs=30):
     return statistics.median(usock_ms), statistics.median(recipe_ms), ratio
 
 
+def interleaved(parent):
+    """The private-directory cycle and the well-known-path cycle against their bare recipes,
+    all four in turn in one process (`cycles interleaved`), ROUNDS runs: per run the median of
+    per-round ratios and the µs per cycle of each side; plus the system calls per cycle."""
+    wk_parent = tempfile.mkdtemp(prefix="usock-bench-wk-", dir=parent)  # 0700: a well-known path's directory
+    try:
+        runs = {"private": [], "well-known": []}
+        for _ in range(ROUNDS):
+            for line in run([C_CYCLES, "interleaved", parent, wk_parent, "3000"]).splitlines():
+                pair, ratio, usock_us, bare_us = line.split()
+                runs[pair].append((float(ratio), float(usock_us), float(bare_us)))
+        calls = {
+            "private": (syscalls(parent, "usock"), syscalls(parent, "limit")),
+            "well-known": (syscalls(wk_parent, "wk-usock"), syscalls(wk_parent, "wk-limit")),
+        }
+        return runs, calls
+    finally:
+        shutil.rmtree(wk_parent)
+
+
+# Calls of today's cycles that could go without dropping a check (bench/NOTES.md says which and
+# why): per cycle, (calibration entry, count).
+REMOVABLE = {
+    "private": [("getpid", 1)],
+    "well-known": [("fstat", 1), ("fstatat relative", 1), ("getpid", 1)],
+    "well-known, with the lock's release left to close": [("flock(LOCK_UN) before close", 2)],
+}
+
+
+def removable_lines(runs, calib):
+    lines = ["Calls that could go without dropping a check (see the notes at the end), at their "
+             "cost measured here (`calibrate`), against the usock cycle above:", ""]
+    for what, calls in REMOVABLE.items():
+        pair = "private" if what == "private" else "well-known"
+        usock_us = statistics.median(u for _, u, _ in runs[pair])
+        cost = sum(float(calib[k]) * n for k, n in calls)
+        names = " + ".join(f"`{k}` ×{n}" for k, n in calls)
+        lines.append(f"- {what}: {names}: {cost:.2f} µs, {100 * cost / usock_us:.1f}% of {usock_us:.1f} µs")
+    return lines + [""]
+
+
+def interleaved_lines(title, runs, calls):
+    labels = {
+        "private": ("one private-directory cycle (`usock_create_dir`, `usock_bind`, `close`, `usock_cleanup`)",
+                    "the bare recipe (random name, `mkdir` 0700, `socket`, `bind`, `listen`, `close`, `unlink`, `rmdir`)",
+                    1.3),
+        "well-known": ("one well-known-path cycle (`socket`, `usock_bind_path`, `usock_unbind_path`, `close`)",
+                       "`unlink`, `socket`, `bind`, `listen`, `close`, `unlink`",
+                       1.8),
+    }
+    lines = [f"## usock against the bare recipe, interleaved in one process on {title}", "",
+             "`target/c/cycles interleaved`: the four cycles in turn, one each, 3000 times in one process; "
+             f"the ratio is the median over rounds of 100 turns; {ROUNDS} such runs (median, min and max of "
+             "their ratios). System calls per cycle: `strace -c -f` of 1000 cycles less that of none.", "",
+             "| cycle | against | ratio (median) | min | max | µs usock | µs bare | system calls usock | bare | goal | |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for pair, (what, against, goal) in labels.items():
+        ratios = [r for r, _, _ in runs[pair]]
+        med = statistics.median(ratios)
+        usock_us = statistics.median(u for _, u, _ in runs[pair])
+        bare_us = statistics.median(b for _, _, b in runs[pair])
+        usock_calls, bare_calls = (sum(c.values()) for c in calls[pair])
+        lines.append(f"| {what} | {against} | {med:.2f}× | {min(ratios):.2f}× | {max(ratios):.2f}× "
+                     f"| {usock_us:.1f} | {bare_us:.1f} | {usock_calls:.0f} | {bare_calls:.0f} | ≤ {goal}× "
+                     f"| {'met' if med <= goal else '**missed**'} |")
+    lines += ["", "| system call | private: usock | private: bare | well-known: usock | well-known: bare |",
+              "|---|---:|---:|---:|---:|"]
+    (pu, pb), (wu, wb) = calls["private"], calls["well-known"]
+    names = set(pu) | set(pb) | set(wu) | set(wb)
+    for name in sorted(names, key=lambda n: (-pu.get(n, 0) - wu.get(n, 0), n)):
+        lines.append(f"| `{name}` | {pu.get(name, 0):.0f} | {pb.get(name, 0):.0f} | {wu.get(name, 0):.0f} "
+                     f"| {wb.get(name, 0):.0f} |")
+    lines.append(f"| **total** | **{sum(pu.values()):.0f}** | **{sum(pb.values()):.0f}** "
+                 f"| **{sum(wu.values()):.0f}** | **{sum(wb.values()):.0f}** |")
+    return lines + [""]
+
+
+def commit():
+    try:
+        rev = run(["git", "rev-parse", "--short", "HEAD"])
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "Cargo.toml", "build.rs"])
+        return rev + (" with uncommitted changes to the library" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+LOAD_AT_START = " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "unknown"
+
+
 def stats(values):
     return statistics.median(values), min(values), max(values)
 
@@ -119,6 +208,16 @@ def main():
     parents = []
     if os.path.isdir("/dev/shm"):
         parents.append(("/dev/shm", "tmpfs (`/dev/shm`)"))
+
+    # usock against the bare recipes, in one process: `USOCK_BENCH_ONLY=interleaved` prints
+    # this part alone (the C `cycles` program is all it needs).
+    print(f"bench: interleaved cycles on {parents[0][0]} ({ROUNDS} runs)", flush=True)
+    mixed = interleaved(parents[0][0])
+    if os.environ.get("USOCK_BENCH_ONLY") == "interleaved":
+        calib = dict(line.split("\t") for line in run([C_CALIBRATE, parents[0][0]]).splitlines())
+        print("\n".join(interleaved_lines(parents[0][1], *mixed) + removable_lines(mixed[0], calib)))
+        return
+
     auto = run([PYTHON, "-c", "import usock, os\nwith usock.private_dir() as d: print(os.path.dirname(d.path))"])
     parents.append((auto, f"the default location (`{auto}`, usock's automatic choice here)"))
 
@@ -164,11 +263,11 @@ def main():
             crowded[key].append(float(run([C_CYCLES, key, crowded_dir, "2000"])))
     shutil.rmtree(crowded_dir)
 
-    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps, accepts)
+    write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps, accepts, mixed)
     print(f"bench: wrote {out_path}")
 
 
-def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps, accepts):
+def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib, threads, cleanup, crowded, cold, sweeps, accepts, mixed):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -182,6 +281,7 @@ def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib,
         "",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}",
+        f"- Library built from commit {commit()}; load average at the start {LOAD_AT_START}",
         f"- Rounds: {ROUNDS} per contender, interleaved; each round times thousands of cycles "
         "(40 for the shell recipe) after a warm-up, and reports µs per cycle.",
         "",
@@ -189,6 +289,8 @@ def write(out_path, parents, results, sys_limit, sys_usock, sys_portable, calib,
         "everything. All contenders use the same parent directory in the same run.",
         "",
     ]
+    lines += interleaved_lines(parents[0][1], *mixed)
+    lines += removable_lines(mixed[0], calib)
     medians = {}
     for parent, title in parents:
         lines += [f"## µs per cycle on {title}", "",

@@ -96,7 +96,8 @@
 #define USOCK_ERR_PANIC -10
 
 /**
- * `usock_create_dir` flag: allow socket paths longer than `sun_path` (Linux; see there).
+ * `usock_create_dir` flag: allow socket paths longer than `sun_path` (Linux and FreeBSD; see
+ * there).
  */
 #define USOCK_LONG_PATHS 1
 

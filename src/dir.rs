@@ -20,7 +20,7 @@ use crate::sys::{self, At, FileKind, Stat};
 pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
 
 /// Can socket paths longer than `sun_path` be bound here: through `/proc/thread-self/fd` on Linux
-/// (natively), with `bindat` on FreeBSD? Elsewhere such paths stay [`ErrorKind::TooLong`].
+/// (natively), with `bindat` on FreeBSD. Elsewhere such paths stay [`ErrorKind::TooLong`].
 pub(crate) const LONG_PATHS: bool = cfg!(any(
     all(target_os = "linux", not(usock_portable)),
     target_os = "freebsd"
@@ -38,7 +38,8 @@ impl DirOptions {
     /// them through `/proc/thread-self/fd/<dir>/<name>` (the calling thread's descriptor table;
     /// `/proc/self/task/<tid>/fd` before Linux 3.17), so the name must fit in `sun_path` after
     /// that prefix, and [`connect`](crate::connect) reaches them through a descriptor of their
-    /// directory. Linux only; elsewhere the flag changes nothing
+    /// directory. On FreeBSD they are bound with `bindat` and reached with `connectat`. Linux
+    /// and FreeBSD only; elsewhere the flag changes nothing
     /// and such paths are [`ErrorKind::TooLong`].
     pub fn long_paths(mut self, on: bool) -> DirOptions {
         self.long_paths = on;
@@ -105,7 +106,8 @@ pub struct PrivateDir {
     pub(crate) socket_mode: u32,
     /// The group of socket files in a directory shared with a group: that group.
     pub(crate) socket_group: Option<u32>,
-    /// Socket paths longer than `sun_path` are bound through `/proc/thread-self/fd` (Linux).
+    /// Socket paths longer than `sun_path` are bound through `/proc/thread-self/fd` (Linux) or
+    /// with `bindat` (FreeBSD).
     pub(crate) long_paths: bool,
     pub(crate) done: bool,
 }
@@ -352,7 +354,7 @@ impl PrivateDir {
     ) -> PrivateDir {
         let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
         // A directory too deep for its default socket path was made (or is taken over) with
-        // long paths; only Linux can have one.
+        // long paths; only Linux and FreeBSD can have one.
         let long_paths =
             LONG_PATHS && path.as_os_str().len() + 1 + DEFAULT_SOCKET_NAME.len() > MAX_SOCKET_PATH;
         PrivateDir {

@@ -118,7 +118,8 @@ pub unsafe extern "C" fn usock_socket_path(
     }
 }
 
-/// `usock_create_dir` flag: allow socket paths longer than `sun_path` (Linux; see there).
+/// `usock_create_dir` flag: allow socket paths longer than `sun_path` (Linux and FreeBSD; see
+/// there).
 pub const USOCK_LONG_PATHS: u32 = 1;
 
 /// Writes the address to bind or connect to socket `name` *in this process* into `buf`: its

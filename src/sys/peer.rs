@@ -128,9 +128,9 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
     }
 }
 
-/// `getpeereid`: uid and gid only, on every BSD; the floor where nothing better answers.
-#[cfg(not(target_os = "linux"))]
-#[allow(dead_code)]
+/// `getpeereid`: uid and gid only; NetBSD's floor when `LOCAL_PEEREID` does not answer (the
+/// other systems' own calls always report at least as much).
+#[cfg(target_os = "netbsd")]
 fn getpeereid(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
     let (mut uid, mut gid) = (0, 0);
     // SAFETY: both out-pointers are valid.

@@ -121,10 +121,10 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %       enough for a socket path. Without it, the first usable of `$XDG_RUNTIME_DIR`,
 %       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen.
 %     - long_paths(+Boolean)
-%       Allow socket paths longer than `sun_path` under a deep parent (Linux): usock_bind/3
-%       binds them through `/proc/thread-self/fd`, and its path(P) gives the real path, which
-%       usock_connect/3 reaches (library(socket)'s tcp_connect/2 cannot take such a path).
-%       Default `false`.
+%       Allow socket paths longer than `sun_path` under a deep parent (Linux and FreeBSD):
+%       usock_bind/3 binds them through `/proc/thread-self/fd` (FreeBSD: with `bindat`),
+%       and its path(P) gives the real path, which usock_connect/3 reaches (library(socket)'s
+%       tcp_connect/2 cannot take such a path). Default `false`.
 %     - share_group(+Gid)
 %       Give the directory to group Gid with mode 0710: its members can reach sockets whose
 %       names they know (sockets get the group too, with mode 0660, so a member by a

@@ -243,7 +243,8 @@ def test_a_shared_directory_lets_members_in(public):
         sock.close()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="long paths are Linux only")
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="checks the /proc address of long paths, which is Linux's")
 def test_long_paths_bind_and_connect_beyond_sun_path(public):
     deep = public
     while len(str(deep)) < 190:

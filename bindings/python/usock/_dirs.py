@@ -25,7 +25,7 @@ class PrivateDir(_SoleOwner):
     ``parent`` is the directory to create it in, or ``None`` for the automatic location
     (``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp``: the first that is safe and
     leaves room for a socket path). The directory has an unpredictable name and mode 0700.
-    ``long_paths=True`` (Linux) allows socket paths longer than ``sun_path`` under a deep
+    ``long_paths=True`` (Linux and FreeBSD) allows socket paths longer than ``sun_path`` under a deep
     parent: :meth:`bind` binds them through ``/proc/thread-self/fd``, :func:`connect` reaches them,
     and :meth:`socket_address` gives the address other code in this process can bind to.
 
