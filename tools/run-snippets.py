@@ -132,7 +132,8 @@ def man_blocks(path):
 
 
 def all_blocks():
-    docs = [REPO / "README.md"] + sorted(REPO.glob("bindings/*/README*.md"))
+    # bindings/crate/README.md is a link to README.md (the crate the packages build), not a README.
+    docs = [REPO / "README.md"] + sorted(p for p in REPO.glob("bindings/*/README*.md") if not p.is_symlink())
     found = [b for d in docs for b in markdown_blocks(d)]
     for man in sorted(REPO.glob("bindings/*/*.1")):
         found.extend(man_blocks(man))

@@ -6,7 +6,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 # Every README that tools/run-snippets.py reads: Python examples are run here, the others there.
-READMES = (REPO / "README.md", *sorted(REPO.glob("bindings/*/README*.md")))
+# (bindings/crate/README.md is a link to README.md, not a README of its own.)
+READMES = (
+    REPO / "README.md",
+    *sorted(p for p in REPO.glob("bindings/*/README*.md") if not p.is_symlink()),
+)
 _BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```$", re.M | re.S)
 
 
