@@ -197,6 +197,12 @@ else
     ok connect_server_uid_n_accepts_that_server
   else fail connect_server_uid_n_accepts_that_server "rc=$rc $out / rc2=$rc2 $out2 / rc3=$rc3 $out3"; fi
   status_is connect_server_uid_root_refuses_a_user_server 13 "not uid 0;" -- "$work/usock" connect --server-uid root "$work/users/s.sock"
+  # A server running as the overflow uid proves nothing: refused even when named.
+  mkdir -m 755 "$work/nobody" && chown 65534:65534 "$work/nobody"
+  setpriv --reuid 65534 --regid 65534 --clear-groups "$SYSPY" "$work/server.py" eof "$work/nobody/s.sock" & pids+=($!)
+  wait_for "$work/nobody/s.sock"
+  status_is connect_refuses_a_server_running_as_the_overflow_uid_even_when_named 13 "runs as uid 65534, the overflow uid" -- \
+    "$work/usock" connect --server-uid 65534 "$work/nobody/s.sock"
   # The socket 0700 to a client of a third uid: permission denied, before any uid check.
   chmod 700 "$work/users/s.sock"
   status_is connect_permission_denied_is_23 23 "permission denied" -- as $other "$work/usock" connect --server-uid any "$work/users/s.sock"
