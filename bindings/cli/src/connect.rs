@@ -127,6 +127,8 @@ enum End {
     Gone,
     /// Standard input, standard output or the socket failed: what, and how.
     Io(&'static str, io::Error),
+    /// The library refused (the private directory for datagram replies).
+    Library(usock::Error),
 }
 
 impl End {
@@ -146,6 +148,7 @@ impl End {
                 eprintln!("usock: {what}: {e}");
                 exit::code(usock::ErrorKind::System)
             }
+            End::Library(e) => exit::failure(&e),
         }
     }
 }
@@ -178,9 +181,13 @@ fn stream(fd: OwnedFd) -> Result<(), End> {
             pending = read_input_chunk()?;
             if pending.is_empty() {
                 input_open = false;
-                socket
-                    .shutdown(Shutdown::Write)
-                    .map_err(|e| End::Io("cannot shut down the socket's write side", e))?;
+                match socket.shutdown(Shutdown::Write) {
+                    // macOS says ENOTCONN when the server has closed already: its EOF follows.
+                    Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => {
+                        return Err(End::Io("cannot shut down the socket's write side", e));
+                    }
+                    _ => {}
+                }
             }
         }
         if sock.writable && !pending.is_empty() {
@@ -218,18 +225,8 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// dropped. The directory is removed on return.
 fn datagrams(path: &Path, fd: OwnedFd, linger: Duration) -> Result<(), End> {
     drop(fd);
-    let dir = PrivateDir::create(None).map_err(|e| {
-        End::Io(
-            "cannot make a private directory for replies",
-            io::Error::other(e.message().to_owned()),
-        )
-    })?;
-    let socket = dir.datagram(None).map_err(|e| {
-        End::Io(
-            "cannot bind a socket for replies",
-            io::Error::other(e.message().to_owned()),
-        )
-    })?;
+    let dir = PrivateDir::create(None).map_err(End::Library)?;
+    let socket = dir.datagram(None).map_err(End::Library)?;
     connect_datagram(&socket, path)?;
     socket
         .set_nonblocking(true)
