@@ -150,7 +150,7 @@ test-cli: cli venv
 	@tools/ensure-deps.sh python-systemd || echo "usock: python3-systemd is missing; the listen_fds() test of usock connect skips"
 	@$(VENV)/bin/python -c 'import gunicorn, uvicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn uvicorn
 	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
-	USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_connect.sh $(abspath $(CLI)) $(abspath $(VENV))
+	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_connect.sh $(abspath $(CLI)) $(abspath $(VENV))
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run
 # keeps its own).

@@ -16,7 +16,21 @@ chmod 755 "$work"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
+# The checks that are guarantees of SECURITY.md: kind, what was tried, and how often. When
+# $USOCK_FIGURES names a file (make test sets it), each of them that held writes its row there.
+declare -A FIGURE=(
+  [connect_refuses_a_server_of_another_user]=$'attack\tusock connect to a server of another uid (real uids; the client root, then a third user; the socket 0777 so only the uid check stands): refused, status 13, the uid named, no reply read\t2'
+  [connect_refuses_a_server_running_as_the_overflow_uid_even_when_named]=$'attack\tusock connect --server-uid 65534 to a server running as the overflow uid: refused, status 13\t1'
+  [connect_server_closing_early_is_status_24_with_sigpipe_default]=$'fault\tusock connect to a server that closes with input unread (SIGPIPE default): status 24, a message, no panic\t1'
+  [connect_server_closing_early_is_status_24_with_sigpipe_ignored]=$'fault\tusock connect to a server that closes with input unread (SIGPIPE inherited ignored): status 24, a message, no panic\t1'
+)
+ok() {
+  passed=$((passed + 1)); echo "ok   $1"
+  if [ -n "${USOCK_FIGURES:-}" ] && [ -n "${FIGURE[$1]:-}" ]; then
+    local kind what n; IFS=$'\t' read -r kind what n <<<"${FIGURE[$1]}"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$what" "$n" "$n" "bindings/cli/tests/test_connect.sh::$1" >> "$USOCK_FIGURES"
+  fi
+}
 fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 skip() { # skip NAME REASON
   skipped=$((skipped + 1)); echo "skip $1: $2"
