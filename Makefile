@@ -155,12 +155,16 @@ cli:
 	$(CARGO) build --release --quiet --manifest-path bindings/cli/Cargo.toml --target-dir target/cli
 
 # Its tests run real programs: shell scripts, gunicorn (installed into the virtual environment)
-# queried with curl, servers killed and signalled.
+# queried with curl, servers killed and signalled; usock connect against Python servers, other
+# users' servers, gunicorn, uvicorn and python3-systemd's listen_fds() (skipped, and listed,
+# where python3-systemd cannot be installed).
 test-cli: cli venv
 	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check"
 	@tools/ensure-deps.sh cli
-	@$(VENV)/bin/python -c 'import gunicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn
+	@tools/ensure-deps.sh python-systemd || echo "usock: python3-systemd is missing; the listen_fds() test of usock connect skips"
+	@$(VENV)/bin/python -c 'import gunicorn, uvicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn uvicorn
 	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
+	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_connect.sh $(abspath $(CLI)) $(abspath $(VENV))
 	USOCK_CLI=$(abspath $(CLI)) tools/run-snippets.py sh
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run

@@ -11,14 +11,26 @@ Exit codes:
   2    bad usage
   11   invalid argument (USOCK_ERR_INVALID)
   12   path too long for sun_path (USOCK_ERR_TOO_LONG)
-  13   a directory or peer failed a safety check (USOCK_ERR_UNSAFE)
+  13   a directory or peer failed a safety check (USOCK_ERR_UNSAFE; usock connect: the
+       server runs as another user than --server-uid allows)
   14   no usable parent directory (USOCK_ERR_NO_DIR)
   15   name or path in use (USOCK_ERR_IN_USE)
   16   random names kept colliding (USOCK_ERR_EXHAUSTED)
   17   cleanup found something usock did not make and left it (USOCK_ERR_CHANGED)
   18   a system call failed (USOCK_ERR_SYSTEM)
+  21   usock connect: nothing at the path (ENOENT)
+  22   usock connect: nobody listening there, or not a socket (ECONNREFUSED)
+  23   usock connect: permission denied (EACCES, EPERM)
+  24   usock connect: the server closed the connection before it took all of standard input
   126  usock run: the command cannot be executed
   127  usock run: the command was not found";
+
+/// `usock connect`'s own codes, for what the library reports as one `USOCK_ERR_SYSTEM` but a
+/// script wants to tell apart (in the table above).
+pub const NOTHING_THERE: u8 = 21;
+pub const REFUSED: u8 = 22;
+pub const DENIED: u8 = 23;
+pub const CLOSED_EARLY: u8 = 24;
 
 /// The exit code for an error of `kind`: 10 + |status|.
 pub fn code(kind: ErrorKind) -> ExitCode {

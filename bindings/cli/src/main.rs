@@ -1,6 +1,7 @@
 //! `usock`: private places for Unix domain sockets from the shell, and a socket-activation
 //! front for any server. A thin layer over the usock library: every check is the library's.
 
+mod connect;
 mod exit;
 mod run;
 
@@ -111,6 +112,35 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Connect to the socket at PATH, check who serves it, then copy standard input to it and
+    /// it to standard output: a checked `nc -U` for scripts.
+    ///
+    /// The server must run as you or root (--server-uid says otherwise), by its credentials at
+    /// listen(); anyone else is refused (exit 13) before a byte is sent. Stream and seqpacket:
+    /// EOF on standard input shuts down the socket's write side, and the server's EOF ends the
+    /// command (exit 0). Seqpacket and datagram: each read of standard input (at most 64 KiB;
+    /// one line typed, or one write into a pipe) is one packet. Datagram: a datagram carries no
+    /// credentials, so --server-uid any is required; replies come to a socket in a private
+    /// directory of its own (removed on exit), and the command ends --linger seconds after
+    /// standard input ended and the last reply came. Paths longer than sun_path work (Linux,
+    /// FreeBSD; datagram: Linux).
+    #[command(after_help = EXIT_CODES)]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// A datagram socket (SOCK_DGRAM); needs --server-uid any.
+        #[arg(short = 'd', long, conflicts_with = "seqpacket")]
+        datagram: bool,
+        /// A sequenced-packet socket (SOCK_SEQPACKET).
+        #[arg(long)]
+        seqpacket: bool,
+        /// Who must serve: self (you), root, a uid, or any (no check). Default: you or root.
+        #[arg(long, value_name = "self|root|UID|any", value_parser = connect::parse_server_uid)]
+        server_uid: Option<connect::ServerUid>,
+        /// Datagram: seconds to wait for replies after standard input ends and after each reply.
+        #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = connect::parse_seconds)]
+        linger: Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +167,24 @@ fn main() -> ExitCode {
                 note_fallback();
             }
             run::run(run::Place::new(name, parent, path, replace), command)
+        }
+        Command::Connect {
+            path,
+            datagram,
+            seqpacket,
+            server_uid,
+            linger,
+        } => {
+            let ty = match (datagram, seqpacket) {
+                (true, _) => usock::SocketType::Datagram,
+                (_, true) => usock::SocketType::SeqPacket,
+                _ => usock::SocketType::Stream,
+            };
+            let server = server_uid.unwrap_or(connect::ServerUid::SelfOrRoot);
+            Ok(connect::connect(
+                &path,
+                &connect::Options { ty, server, linger },
+            ))
         }
     };
     result.unwrap_or_else(|e| failure(&e))
