@@ -78,6 +78,7 @@ def serve(record):
 
 def main():
     out = sys.argv[1]
+    open(os.path.join(out, f"{os.getpid()}.start"), "w").close()
     record = {
         "env": {k: v for k, v in os.environ.items() if k.startswith(("LISTEN_", "USOCK_", "PROBE_"))},
         "pid": os.getpid(),
