@@ -143,10 +143,13 @@ cli:
 # Its tests run real programs: shell scripts, gunicorn (installed into the virtual environment)
 # queried with curl, servers killed and signalled.
 test-cli: cli venv
-	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check"
+	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check, usock run against systemd-socket-activate"
 	@tools/ensure-deps.sh cli
 	@$(VENV)/bin/python -c 'import gunicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn
 	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
+	@tools/ensure-deps.sh oracle || echo "CLI: the oracle tests of usock run against systemd-socket-activate (not installed)" >> $(abspath $(SKIPPED))
+	USOCK_CLI=$(abspath $(CLI)) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/cli/tests/test_run_oracle.py
+	$(if $(IS_ROOT),,@echo "CLI: the --allow tests of usock run, which switch to another uid (pytest lists them above as skipped)" >> $(abspath $(SKIPPED)))
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run
 # keeps its own).

@@ -7,6 +7,7 @@
 #   tools/ensure-deps.sh bench    # strace, to count system calls
 #   tools/ensure-deps.sh ports    # Debian's packaged Rust with std sources and clippy (check-ports)
 #   tools/ensure-deps.sh cli      # curl, which the usock command's tests query a server with
+#   tools/ensure-deps.sh oracle   # systemd-socket-activate, the oracle of usock run's tests
 set -euo pipefail
 
 missing=()
@@ -25,6 +26,7 @@ for what in "$@"; do
     python) python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
     bench)  need strace strace ;;
     cli)    need curl curl ;;
+    oracle) need systemd-socket-activate systemd ;;
     ports)  for p in rustc-web cargo-web rust-web-src rust-web-clippy; do
               dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
             done ;;

@@ -185,9 +185,17 @@ fn main() -> ExitCode {
         Command::Check { path: Some(path) } => Ok(check(&path)),
         Command::Check { path: None } => Ok(check_automatic()),
         Command::Run { .. } => {
-            let sub = matches.subcommand_matches("run").expect("the run subcommand");
+            let sub = matches
+                .subcommand_matches("run")
+                .expect("the run subcommand");
             let (options, command) = run_options(cli.command, sub);
-            if options.layout.parent.is_none() && options.layout.specs.iter().any(|s| matches!(s, run::Spec::Name(_))) {
+            if options.layout.parent.is_none()
+                && options
+                    .layout
+                    .specs
+                    .iter()
+                    .any(|s| matches!(s, run::Spec::Name(_)))
+            {
                 note_fallback();
             }
             run::run(options, command)
@@ -223,12 +231,28 @@ fn run_options(
     else {
         unreachable!("run_options is called for usock run")
     };
-    let at = |id: &str| sub.indices_of(id).map(Iterator::collect::<Vec<_>>).unwrap_or_default();
+    let at = |id: &str| {
+        sub.indices_of(id)
+            .map(Iterator::collect::<Vec<_>>)
+            .unwrap_or_default()
+    };
     let mut specs: Vec<(usize, run::Spec)> = Vec::new();
     let listening = !listen.is_empty();
-    specs.extend(at("listen").into_iter().zip(listen.into_iter().map(run::Spec::Listen)));
-    specs.extend(at("path").into_iter().zip(path.into_iter().map(run::Spec::Path)));
-    specs.extend(at("name").into_iter().zip(name.into_iter().map(run::Spec::Name)));
+    specs.extend(
+        at("listen")
+            .into_iter()
+            .zip(listen.into_iter().map(run::Spec::Listen)),
+    );
+    specs.extend(
+        at("path")
+            .into_iter()
+            .zip(path.into_iter().map(run::Spec::Path)),
+    );
+    specs.extend(
+        at("name")
+            .into_iter()
+            .zip(name.into_iter().map(run::Spec::Name)),
+    );
     specs.sort_by_key(|(i, _)| *i);
     let mut specs: Vec<run::Spec> = specs.into_iter().map(|(_, s)| s).collect();
     if specs.is_empty() {

@@ -19,8 +19,8 @@ use std::process::ExitCode;
 
 use usock::{AcceptPolicy, Allow};
 
-pub use crate::sockets::{Layout, Spec};
 use crate::sockets::{self, Made, Socket, Usage};
+pub use crate::sockets::{Layout, Spec};
 
 /// What `usock run` was asked for, besides the sockets.
 pub struct Options {
@@ -75,7 +75,10 @@ pub fn run(mut opts: Options, command: Vec<OsString>) -> usock::Result<ExitCode>
 /// Checks the options before anything is made; the accept policy when `--accept`.
 fn usage(opts: &mut Options) -> Result<Option<AcceptPolicy>, Usage> {
     if opts.now && opts.accept {
-        return Err("--now and --accept cannot be combined: --accept starts a command per connection".into());
+        return Err(
+            "--now and --accept cannot be combined: --accept starts a command per connection"
+                .into(),
+        );
     }
     if opts.accept && opts.layout.ty == usock::SocketType::Datagram {
         return Err("datagram sockets do not accept connections: --datagram and --accept cannot be combined".into());
@@ -136,7 +139,10 @@ fn serve(
     let dir = made.dir.as_ref().map(|d| d.path().to_owned());
     let all: Vec<Socket> = inherited.into_iter().chain(own).collect();
     if opts.inetd && !opts.accept && all.len() != 1 {
-        eprintln!("usock: --inetd without --accept passes exactly one socket; there are {}", all.len());
+        eprintln!(
+            "usock: --inetd without --accept passes exactly one socket; there are {}",
+            all.len()
+        );
         return ExitCode::from(2);
     }
     if let Some(policy) = policy {
@@ -172,9 +178,10 @@ impl Env {
         };
         if !opts.inetd {
             set("LISTEN_FDS", OsStr::new(&passed.len().to_string()));
-            if let Some(names) = fd_names(opts.fdnames.as_deref(), &passed) {
-                set("LISTEN_FDNAMES", &names);
-            }
+            set(
+                "LISTEN_FDNAMES",
+                &fd_names(opts.fdnames.as_deref(), &passed),
+            );
         }
         let paths: Vec<(usize, &PathBuf)> = passed
             .iter()
@@ -202,7 +209,7 @@ impl Env {
 /// `LISTEN_FDNAMES`: with `--fdname`, what `systemd-socket-activate` sets (the names given,
 /// one name repeated for every descriptor, a warning when the counts differ); without, each
 /// socket's own name.
-fn fd_names(given: Option<&[OsString]>, passed: &[&Socket]) -> Option<OsString> {
+fn fd_names(given: Option<&[OsString]>, passed: &[&Socket]) -> OsString {
     let names: Vec<OsString> = match given {
         Some([one]) => vec![one.clone(); passed.len()],
         Some(names) => {
@@ -217,7 +224,7 @@ fn fd_names(given: Option<&[OsString]>, passed: &[&Socket]) -> Option<OsString> 
         }
         None => passed.iter().map(|s| s.name.clone()).collect(),
     };
-    Some(names.join(OsStr::new(":")))
+    names.join(OsStr::new(":"))
 }
 
 /// `-E VAR=VALUE`, or `-E VAR`: usock's own value of VAR, empty when unset (as systemd).

@@ -157,8 +157,9 @@ pub fn inherited() -> Result<Vec<Socket>, Usage> {
         return Ok(Vec::new());
     }
     let count: RawFd = match var("LISTEN_FDS").map(|n| n.parse()) {
+        None => 0,
         Some(Ok(n)) if (0..=4096).contains(&n) => n,
-        _ => return Err("LISTEN_FDS is not a count of descriptors".into()),
+        Some(_) => return Err("LISTEN_FDS is not a count of descriptors".into()),
     };
     let names = var("LISTEN_FDNAMES").unwrap_or_default();
     let mut names = names.split(':').filter(|_| !names.is_empty());
@@ -229,7 +230,12 @@ fn make_dir(layout: &Layout) -> usock::Result<PrivateDir> {
 
 /// A well-known path's socket, named in `LISTEN_FDNAMES` after its file name (`unknown` when
 /// that is not a valid descriptor name).
-fn bind_path(path: &Path, ty: SocketType, mode: BindMode, made: &mut Made) -> usock::Result<Socket> {
+fn bind_path(
+    path: &Path,
+    ty: SocketType,
+    mode: BindMode,
+    made: &mut Made,
+) -> usock::Result<Socket> {
     let (bound, fd) = BoundPath::bind(path, ty, None, mode)?;
     let path = bound.path().to_owned();
     made.paths.push(bound);
