@@ -369,3 +369,36 @@ def test_allow_against_a_real_other_user(tmp, allow, admitted):
         assert f"uid {OTHER_UID}" in err and "1 connection(s) refused" in err, err
         assert len(list(out.glob("*.start"))) == 1  # only root's connection started the command
     assert not os.path.exists(os.path.dirname(sock))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_accept_instances_end_with_the_runner(tmp, how):
+    """SIGTERM to usock run --accept reaches every running instance, and usock exits 143 once
+    they ended; after a SIGKILL of usock run, its instances get SIGKILL (parent-death signal)."""
+    os.chmod(tmp, 0o700)
+    out = Path(tmp) / "out"
+    out.mkdir()
+    r = subprocess.Popen([USOCK, "run", "-a", "-l", f"{tmp}/t.sock", *PROBE, str(out)], stderr=subprocess.PIPE)
+    wait_until(lambda: os.path.exists(f"{tmp}/t.sock"), "t.sock")
+    held = []
+    for _ in range(2):
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(f"{tmp}/t.sock")  # each instance waits for our EOF
+        held.append(c)
+    wait_until(lambda: len(list(out.glob("*.start"))) == 2, "two instances")
+    pids = [int(p.stem) for p in out.glob("*.start")]
+    r.send_signal(getattr(signal, how))
+    status = r.wait(timeout=10)
+    if how == "SIGTERM":
+        assert status == 128 + signal.SIGTERM
+        assert not os.path.exists(f"{tmp}/t.sock")
+    wait_until(lambda: not any(alive(p) for p in pids), "the instances to end")
+    assert list(out.glob("*.json")) == []  # none of them got to finish its work
