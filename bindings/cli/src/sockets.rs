@@ -236,7 +236,13 @@ fn bind_path(
     mode: BindMode,
     made: &mut Made,
 ) -> usock::Result<Socket> {
-    let (bound, fd) = BoundPath::bind(path, ty, None, mode)?;
+    // `./x.sock` binds as `x.sock` (the library makes it absolute): no `/./` in the paths
+    // the command sees.
+    let path: PathBuf = path
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect();
+    let (bound, fd) = BoundPath::bind(&path, ty, None, mode)?;
     let path = bound.path().to_owned();
     made.paths.push(bound);
     let name = path

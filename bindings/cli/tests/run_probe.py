@@ -85,8 +85,9 @@ def main():
         "fds": {str(fd): d for fd in range(64) if (d := describe(fd)) is not None},
     }
     record["served"] = serve(record) if "--no-serve" not in sys.argv else None
-    with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
+    with open(os.path.join(out, f"{os.getpid()}.tmp"), "w") as f:
         json.dump(record, f)
+    os.rename(f.name, os.path.join(out, f"{os.getpid()}.json"))  # whole, for the reader
 
 
 main()

@@ -92,10 +92,14 @@ class Run:
         fds = {k: v for k, v in rec["fds"].items() if int(k) > 2 or v.get("kind") == "socket"}
         return {"env": env, "fds": fds, "served": rec["served"]}
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
+    def finish(self):
+        """The status once the command ended by itself (the runner with it)."""
+        return self.stop(signal=None)
+
+    def stop(self, signal=signal.SIGTERM):
+        if signal is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal)
+        self.proc.wait(timeout=20)
         self.err = self.proc.stderr.read().decode()
         return self.proc.returncode
 
@@ -145,7 +149,7 @@ def test_several_sockets_names_setenv_and_first_connection_start(tmp):
             extra = stat.S_IMODE(os.stat(r.d / "a.sock").st_mode)
         reply = talk(r.d / "b.sock", b"hello")
         rec = r.records()
-        status = r.stop()
+        status = r.finish()
         left = sorted(p.name for p in r.d.glob("*.sock"))
         return rec, reply, status, extra, left
 
@@ -172,7 +176,7 @@ def test_datagram_and_seqpacket(tmp, kind):
         r.start([option, "-l", "D/k.sock"])
         reply = talk(r.d / "k.sock", b"payload", sock_type)
         rec = r.records()
-        r.stop()
+        r.finish()
         return rec, reply
 
     res = both(tmp, scenario)
@@ -242,7 +246,7 @@ def test_a_socket_inherited_through_listen_fds_comes_first(tmp):
         wait_until(lambda: os.path.exists(r.d / "own.sock"), "own.sock")
         reply = talk(r.d / "inh.sock", b"to the inherited one")
         rec = r.records()
-        r.stop()
+        r.finish()
         return rec, reply
 
     res = both(tmp, scenario)
@@ -293,8 +297,8 @@ def test_bad_usage_is_status_2(tmp):
 
 def test_now_starts_at_once(tmp):
     os.chmod(tmp, 0o700)
-    p = usock("--now", "-l", f"{tmp}/n.sock", "sh", "-c", 'echo "$LISTEN_FDS"')
-    assert (p.returncode, p.stdout) == (0, "1\n")
+    p = usock("--now", "-l", "./n.sock", "sh", "-c", 'echo "$LISTEN_FDS $USOCK_PATH"', cwd=tmp)
+    assert (p.returncode, p.stdout) == (0, f"1 {tmp}/n.sock\n"), p.stderr  # a relative path too
     assert not os.path.exists(f"{tmp}/n.sock")
 
 
