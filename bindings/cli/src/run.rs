@@ -337,8 +337,10 @@ fn accept_until_stopped(
             if p.revents == 0 {
                 continue;
             }
-            let Some(conn) = admit(&listeners[i].fd, policy) else {
-                continue;
+            let conn = match admit(&listeners[i].fd, policy) {
+                Ok(Some(conn)) => conn,
+                Ok(None) => continue,
+                Err(code) => return code,
             };
             match launches[i].spawn(&[conn.as_raw_fd()], opts.inetd) {
                 Ok(pid) => fleet.live.push(pid),
@@ -349,27 +351,39 @@ fn accept_until_stopped(
 }
 
 /// Accepts one connection on `listener` and returns it when the policy admits its peer; a
-/// refused one is closed at once and reported.
-fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Option<OwnedFd> {
-    let listener = UnixListener::from(listener.try_clone().ok()?);
+/// refused one is closed at once and reported. A listener that cannot accept at all (an
+/// inherited datagram socket) ends the loop with status 18, as it ends
+/// `systemd-socket-activate`.
+fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, ExitCode> {
+    let cannot = |e: std::io::Error| {
+        eprintln!("usock: cannot accept a connection: {e}");
+        ExitCode::from(18)
+    };
+    let listener = UnixListener::from(listener.try_clone().map_err(cannot)?);
     let conn = match listener.accept() {
         Ok((conn, _)) => OwnedFd::from(conn),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-        Err(e) => {
-            eprintln!("usock: cannot accept a connection: {e}");
-            return None;
-        }
+        Err(e) if passing(&e) => return Ok(None),
+        Err(e) => return Err(cannot(e)),
     };
     match policy.screen(conn.as_fd()) {
         Ok(_) => {
             set_nonblocking(conn.as_raw_fd(), false);
-            Some(conn)
+            Ok(Some(conn))
         }
         Err(e) => {
             eprintln!("usock: refused: {}", e.message());
-            None
+            Ok(None)
         }
     }
+}
+
+/// An accept error that is about one connection, not the listener: nothing waiting any more,
+/// a connection aborted before it was taken, or a signal.
+fn passing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED)
+    ) || e.kind() == std::io::ErrorKind::WouldBlock
 }
 
 fn set_nonblocking(fd: RawFd, on: bool) {

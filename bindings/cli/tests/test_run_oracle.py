@@ -406,3 +406,19 @@ def test_accept_instances_end_with_the_runner(tmp, how):
         assert not os.path.exists(f"{tmp}/t.sock")
     wait_until(lambda: not any(alive(p) for p in pids), "the instances to end")
     assert list(out.glob("*.json")) == []  # none of them got to finish its work
+
+
+def test_accept_on_an_inherited_socket_that_cannot_accept_ends_with_18(tmp):
+    """An inherited datagram socket under --accept: accept() fails; usock run reports it and
+    exits 18 (systemd-socket-activate exits too), instead of looping on it."""
+    os.chmod(tmp, 0o700)
+    inh = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    inh.bind(f"{tmp}/dg.sock")
+    r = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", USOCK, "run", "-a",
+                          "-l", f"{tmp}/s.sock", "true"], preexec_fn=lambda: os.dup2(inh.fileno(), 3),
+                         close_fds=False, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: os.path.exists(f"{tmp}/s.sock"), "s.sock")
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"x", f"{tmp}/dg.sock")
+    assert r.wait(timeout=10) == 18
+    assert "cannot accept" in r.stderr.read()
+    assert not os.path.exists(f"{tmp}/s.sock")
