@@ -104,16 +104,32 @@ class Run:
         return self.proc.returncode
 
 
+def connect(path, kind=socket.SOCK_STREAM, timeout=10.0):
+    """A socket connected to `path`, once it is there and listening (a socket is bound, then
+    listened on: a connection in between is refused)."""
+    end = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, kind)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+            return s
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.02)
+
+
 def talk(path, data, kind=socket.SOCK_STREAM, timeout=10.0):
     """Connects to `path` once it is there, sends `data`, half-closes, returns the reply."""
-    wait_until(lambda: os.path.exists(path), f"socket {path}")
-    s = socket.socket(socket.AF_UNIX, kind)
-    s.settimeout(timeout)
     if kind == socket.SOCK_DGRAM:
+        wait_until(lambda: os.path.exists(path), f"socket {path}")
+        s = socket.socket(socket.AF_UNIX, kind)
         s.sendto(data, str(path))
         s.close()
         return None
-    s.connect(str(path))
+    s = connect(path, kind, timeout)
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
     reply = b""
@@ -220,9 +236,7 @@ def test_inetd_with_cat(tmp):
 def test_inetd_probe_sees_the_connection_on_standard_input_and_output(tmp):
     def scenario(r):
         r.start(["--inetd", "-a", "-l", "D/i.sock"], command=PROBE + [str(r.out), "--no-serve"])
-        s = socket.socket(socket.AF_UNIX)
-        wait_until(lambda: os.path.exists(r.d / "i.sock"), "i.sock")
-        s.connect(str(r.d / "i.sock"))
+        s = connect(r.d / "i.sock")
         rec = r.records()
         s.close()
         r.stop()
@@ -309,11 +323,9 @@ def test_accept_stops_at_max_instances(tmp):
     r = subprocess.Popen([USOCK, "run", "-a", "--max-instances", "1", "-l", f"{tmp}/m.sock", *PROBE, str(out)],
                          stderr=subprocess.PIPE)
     wait_until(lambda: os.path.exists(f"{tmp}/m.sock"), "m.sock")
-    held = socket.socket(socket.AF_UNIX)
-    held.connect(f"{tmp}/m.sock")  # the first instance waits for our EOF
+    held = connect(f"{tmp}/m.sock")  # the first instance waits for our EOF
     wait_until(lambda: len(list(out.glob("*.start"))) == 1, "the first instance")
-    second = socket.socket(socket.AF_UNIX)
-    second.connect(f"{tmp}/m.sock")
+    second = connect(f"{tmp}/m.sock")
     second.sendall(b"later")
     second.shutdown(socket.SHUT_WR)
     time.sleep(0.7)
@@ -328,7 +340,11 @@ def test_accept_stops_at_max_instances(tmp):
 
 def connect_as(uid, gid, path, data):
     """A client process running as uid/gid: what it got back ("" when closed at once)."""
-    code = ("import socket,sys\ns=socket.socket(socket.AF_UNIX);s.settimeout(10);s.connect(sys.argv[1])\n"
+    code = ("import socket,sys,time\n"
+            "for _ in range(500):\n"
+            " s=socket.socket(socket.AF_UNIX);s.settimeout(10)\n"
+            " try: s.connect(sys.argv[1]); break\n"
+            " except ConnectionRefusedError: s.close(); time.sleep(0.02)\n"
             "try:\n s.sendall(sys.argv[2].encode());s.shutdown(socket.SHUT_WR);print(s.recv(100).decode())\n"
             "except OSError as e: print('error', e.errno)\n")
 
@@ -356,7 +372,9 @@ def test_allow_against_a_real_other_user(tmp, allow, admitted):
                          preexec_fn=lambda: os.setgroups([0, OTHER_UID]))
     wait_until(lambda: glob.glob(f"{tmp}/usock-*/s"), "the shared socket")
     sock = glob.glob(f"{tmp}/usock-*/s")[0]
-    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
+    # The socket is bound 0600 first, then given to the group (before it listens).
+    shared = lambda: (stat.S_IMODE(os.stat(sock).st_mode), os.stat(sock).st_gid) == (0o660, OTHER_UID)
+    wait_until(shared, "the socket to be 0660 and the group's")
     assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o710
     got = connect_as(OTHER_UID, OTHER_UID, sock, "other")
     if admitted:
@@ -394,9 +412,7 @@ def test_accept_instances_end_with_the_runner(tmp, how):
     wait_until(lambda: os.path.exists(f"{tmp}/t.sock"), "t.sock")
     held = []
     for _ in range(2):
-        c = socket.socket(socket.AF_UNIX)
-        c.connect(f"{tmp}/t.sock")  # each instance waits for our EOF
-        held.append(c)
+        held.append(connect(f"{tmp}/t.sock"))  # each instance waits for our EOF
     wait_until(lambda: len(list(out.glob("*.start"))) == 2, "two instances")
     pids = [int(p.stem) for p in out.glob("*.start")]
     r.send_signal(getattr(signal, how))
