@@ -1,6 +1,7 @@
 //! `usock`: private places for Unix domain sockets from the shell, and a socket-activation
 //! front for any server. A thin layer over the usock library: every check is the library's.
 
+mod accept;
 mod exit;
 mod run;
 mod sockets;

@@ -11,9 +11,8 @@
 //! every other descriptor above 2, and calls `execve`.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -146,7 +145,7 @@ fn serve(
         return ExitCode::from(2);
     }
     if let Some(policy) = policy {
-        return accepting(opts, command, all, dir.as_deref(), &policy, waited);
+        return crate::accept::accepting(opts, command, all, dir.as_deref(), &policy, waited);
     }
     let env = Env::new(opts, &all, dir.as_deref(), None);
     let launch = match Launch::prepare(command, &env, opts) {
@@ -162,14 +161,19 @@ fn serve(
 }
 
 /// The variables the command gets on top of usock's environment, in order; `-E` last.
-struct Env {
+pub(crate) struct Env {
     vars: Vec<(OsString, OsString)>,
 }
 
 impl Env {
     /// For `sockets` from descriptor 3; `conn_of`: in accept mode, the listener whose
     /// connection is passed (then one descriptor).
-    fn new(opts: &Options, sockets: &[Socket], dir: Option<&Path>, conn_of: Option<usize>) -> Env {
+    pub(crate) fn new(
+        opts: &Options,
+        sockets: &[Socket],
+        dir: Option<&Path>,
+        conn_of: Option<usize>,
+    ) -> Env {
         let mut vars: Vec<(OsString, OsString)> = Vec::new();
         let mut set = |k: &str, v: &OsStr| vars.push((k.into(), v.to_owned()));
         let passed: Vec<&Socket> = match conn_of {
@@ -264,186 +268,14 @@ fn wait_for_traffic(fds: &[RawFd], waited: &Waited) -> Option<libc::c_int> {
 }
 
 /// poll(2) on `fds` for `ms` milliseconds: how many are ready (0 on a timeout or an error).
-fn poll(fds: &mut [libc::pollfd], ms: libc::c_int) -> usize {
+pub(crate) fn poll(fds: &mut [libc::pollfd], ms: libc::c_int) -> usize {
     // SAFETY: fds is a valid array of pollfd of the length given.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     n.max(0) as usize
 }
 
-/// `--accept`: one command per admitted connection, at most `--max-instances` at a time, until
-/// SIGTERM, SIGHUP or SIGINT, which goes on to the running commands; usock then waits for them
-/// and exits with 128+n.
-fn accepting(
-    opts: &Options,
-    command: &[OsString],
-    listeners: Vec<Socket>,
-    dir: Option<&Path>,
-    policy: &AcceptPolicy,
-    waited: &Waited,
-) -> ExitCode {
-    let mut launches = Vec::new();
-    for i in 0..listeners.len() {
-        match Launch::prepare(command, &Env::new(opts, &listeners, dir, Some(i)), opts) {
-            Ok(launch) => launches.push(launch),
-            Err(code) => return code,
-        }
-    }
-    let mut fleet = Fleet::default();
-    let outcome = accept_until_stopped(&listeners, &launches, opts, policy, waited, &mut fleet);
-    drop(listeners);
-    fleet.finish(waited);
-    let (refused, _) = policy.refused();
-    if refused > 0 {
-        eprintln!("usock: {refused} connection(s) refused by the --allow policy");
-    }
-    outcome
-}
-
-/// The accept loop: returns the exit status once a stop signal came (or a command could
-/// not be started).
-fn accept_until_stopped(
-    listeners: &[Socket],
-    launches: &[Launch],
-    opts: &Options,
-    policy: &AcceptPolicy,
-    waited: &Waited,
-    fleet: &mut Fleet,
-) -> ExitCode {
-    let mut polled: Vec<libc::pollfd> = sockets::raw(listeners)
-        .into_iter()
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    for s in listeners {
-        set_nonblocking(s.fd.as_raw_fd(), true);
-    }
-    loop {
-        fleet.reap();
-        if let Some(sig) = waited.take_stop() {
-            fleet.forward(sig);
-            return ExitCode::from(128 + sig.0 as u8);
-        }
-        if fleet.live.len() >= opts.max_instances {
-            poll(&mut [], 100);
-            continue;
-        }
-        if poll(&mut polled, 100) == 0 {
-            continue;
-        }
-        for (i, p) in polled.iter().enumerate() {
-            if p.revents == 0 {
-                continue;
-            }
-            let conn = match admit(&listeners[i].fd, policy) {
-                Ok(Some(conn)) => conn,
-                Ok(None) => continue,
-                Err(code) => return code,
-            };
-            match launches[i].spawn(&[conn.as_raw_fd()], opts.inetd) {
-                Ok(pid) => fleet.live.push(pid),
-                Err(code) => return code,
-            }
-        }
-    }
-}
-
-/// Accepts one connection on `listener` and returns it when the policy admits its peer; a
-/// refused one is closed at once and reported. A listener that cannot accept at all (an
-/// inherited datagram socket) ends the loop with status 18, as it ends
-/// `systemd-socket-activate`.
-fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, ExitCode> {
-    let cannot = |e: std::io::Error| {
-        eprintln!("usock: cannot accept a connection: {e}");
-        ExitCode::from(18)
-    };
-    let listener = UnixListener::from(listener.try_clone().map_err(cannot)?);
-    let conn = match listener.accept() {
-        Ok((conn, _)) => OwnedFd::from(conn),
-        Err(e) if passing(&e) => return Ok(None),
-        Err(e) => return Err(cannot(e)),
-    };
-    match policy.screen(conn.as_fd()) {
-        Ok(_) => {
-            set_nonblocking(conn.as_raw_fd(), false);
-            Ok(Some(conn))
-        }
-        Err(e) => {
-            eprintln!("usock: refused: {}", e.message());
-            Ok(None)
-        }
-    }
-}
-
-/// An accept error that is about one connection, not the listener: nothing waiting any more,
-/// a connection aborted before it was taken, or a signal.
-fn passing(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED)
-    ) || e.kind() == std::io::ErrorKind::WouldBlock
-}
-
-fn set_nonblocking(fd: RawFd, on: bool) {
-    // SAFETY: fcntl on our descriptor.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        libc::fcntl(fd, libc::F_SETFL, flags);
-    }
-}
-
-/// The commands started in accept mode and still running.
-#[derive(Default)]
-struct Fleet {
-    live: Vec<libc::pid_t>,
-}
-
-impl Fleet {
-    /// Reaps the commands that ended; a failure is reported on standard error.
-    fn reap(&mut self) {
-        self.live.retain(|&pid| match reap(pid, libc::WNOHANG) {
-            None => true,
-            Some(status) => {
-                if status != 0 {
-                    eprintln!("usock: command pid {pid} ended with status {status}");
-                }
-                false
-            }
-        });
-    }
-
-    fn forward(&self, (sig, sender): (libc::c_int, Sender)) {
-        if passed_on(sig, sender) {
-            for &pid in &self.live {
-                // SAFETY: plain kill of our child, not yet reaped.
-                unsafe { libc::kill(pid, sig) };
-            }
-        }
-    }
-
-    /// Waits for every command, passing on the signals that come meanwhile.
-    fn finish(mut self, waited: &Waited) {
-        loop {
-            self.reap();
-            if self.live.is_empty() {
-                return;
-            }
-            if let Some(signal) = waited.next() {
-                self.forward(signal);
-            }
-        }
-    }
-}
-
 /// Everything `execve` needs, made before `fork`.
-struct Launch {
+pub(crate) struct Launch {
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
@@ -456,7 +288,11 @@ const LISTEN_PID: &[u8] = b"LISTEN_PID=";
 const PID_DIGITS: usize = 20;
 
 impl Launch {
-    fn prepare(command: &[OsString], extra: &Env, opts: &Options) -> Result<Launch, ExitCode> {
+    pub(crate) fn prepare(
+        command: &[OsString],
+        extra: &Env,
+        opts: &Options,
+    ) -> Result<Launch, ExitCode> {
         let cstring = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| ExitCode::from(2));
         let program = find_program(&command[0]).ok_or_else(|| {
             eprintln!(
@@ -531,7 +367,7 @@ impl Launch {
 
     /// Forks and starts the command with `fds` from descriptor 3 (with `inetd`: the one of
     /// them as standard input and output). Returns its pid once `execve` succeeded.
-    fn spawn(&self, fds: &[RawFd], inetd: bool) -> Result<libc::pid_t, ExitCode> {
+    pub(crate) fn spawn(&self, fds: &[RawFd], inetd: bool) -> Result<libc::pid_t, ExitCode> {
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
@@ -650,7 +486,7 @@ fn wait_and_forward(pid: libc::pid_t, waited: &Waited) -> ExitCode {
 /// usock: Ctrl-C in a terminal reaches the whole foreground process group, the command
 /// included, and a second one is a hard stop for some servers (gunicorn). Where the sender
 /// cannot be told, SIGINT is never passed on.
-fn passed_on(sig: libc::c_int, sender: Sender) -> bool {
+pub(crate) fn passed_on(sig: libc::c_int, sender: Sender) -> bool {
     match sig {
         libc::SIGTERM | libc::SIGHUP => true,
         libc::SIGINT => sender == Sender::Process,
@@ -660,7 +496,7 @@ fn passed_on(sig: libc::c_int, sender: Sender) -> bool {
 
 /// Who sent a signal, as far as the system tells.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sender {
+pub(crate) enum Sender {
     /// kill, sigqueue or a thread kill from a process.
     Process,
     /// The kernel (a terminal's Ctrl-C), or a system that does not say.
@@ -669,7 +505,7 @@ enum Sender {
 
 /// The signals `usock run` takes by `sigwait` rather than by their action: blocked from the
 /// start of `usock run` (the child unblocks everything before `execve`).
-struct Waited {
+pub(crate) struct Waited {
     set: libc::sigset_t,
 }
 
@@ -706,7 +542,7 @@ impl Waited {
 
     /// A pending SIGTERM, SIGHUP or SIGINT, taken, with who sent it (a pending SIGCHLD taken
     /// on the way is of no use: commands are reaped by polling).
-    fn take_stop(&self) -> Option<(libc::c_int, Sender)> {
+    pub(crate) fn take_stop(&self) -> Option<(libc::c_int, Sender)> {
         self.pending_stop()?;
         loop {
             match self.next() {
@@ -719,7 +555,7 @@ impl Waited {
     /// The next signal of the set and who sent it: by `sigwaitinfo`'s `si_code` where it
     /// tells a process from the kernel (Linux, FreeBSD).
     #[cfg(any(target_os = "linux", target_os = "freebsd"))]
-    fn next(&self) -> Option<(libc::c_int, Sender)> {
+    pub(crate) fn next(&self) -> Option<(libc::c_int, Sender)> {
         // SAFETY: a zeroed siginfo_t is a valid out-buffer; set is valid.
         let (sig, info) = unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -731,7 +567,7 @@ impl Waited {
     /// The next signal of the set; who sent it is not known (macOS and OpenBSD have no
     /// `sigwaitinfo`; NetBSD's `si_code` for a terminal's signal is not one usock relies on).
     #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
-    fn next(&self) -> Option<(libc::c_int, Sender)> {
+    pub(crate) fn next(&self) -> Option<(libc::c_int, Sender)> {
         let mut sig: libc::c_int = 0;
         // SAFETY: set is a valid set; sig a valid out-pointer.
         let r = unsafe { libc::sigwait(&self.set, &mut sig) };
@@ -988,7 +824,7 @@ fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
 
 /// Waits for `pid` (with `flags`); its status as an exit code once it has ended (18 when it
 /// cannot be waited for).
-fn reap(pid: libc::pid_t, flags: libc::c_int) -> Option<u8> {
+pub(crate) fn reap(pid: libc::pid_t, flags: libc::c_int) -> Option<u8> {
     let mut status = 0;
     loop {
         // SAFETY: status is a valid out-pointer.
