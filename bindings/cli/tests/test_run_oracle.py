@@ -438,3 +438,17 @@ def test_accept_on_an_inherited_socket_that_cannot_accept_ends_with_18(tmp):
     assert r.wait(timeout=10) == 18
     assert "cannot accept" in r.stderr.read()
     assert not os.path.exists(f"{tmp}/s.sock")
+
+
+@needs_root
+def test_group_by_name_shares_the_directory(tmp):
+    """--group takes a group name (looked up) as well as a gid: directory 0710 and socket 0660,
+    both the group's; an unknown group is bad usage."""
+    import grp
+    gid = grp.getgrnam("daemon").gr_gid
+    p = usock("--group", "daemon", "--parent", tmp, "--name", "s", "sh", "-c",
+              'stat -c "%a %g" "$USOCK_DIR" "$USOCK_PATH"', preexec_fn=lambda: os.setgroups([0, gid]))
+    assert (p.returncode, p.stdout.split("\n")[:2]) == (0, [f"710 {gid}", f"660 {gid}"]), p.stderr
+    p = usock("--group", "no-such-group-here", "--parent", tmp, "true")
+    assert p.returncode == 2 and "no such group" in p.stderr
+    assert os.listdir(tmp) == []
