@@ -159,13 +159,16 @@ cli:
 # users' servers, gunicorn, uvicorn and python3-systemd's listen_fds() (skipped, and listed,
 # where python3-systemd cannot be installed).
 test-cli: cli venv
-	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check"
+	@echo "== The usock command: shell scripts, socket activation of gunicorn, signals, clean, check, usock run against systemd-socket-activate"
 	@tools/ensure-deps.sh cli
 	@tools/ensure-deps.sh python-systemd || echo "usock: python3-systemd is missing; the listen_fds() test of usock connect skips"
 	@$(VENV)/bin/python -c 'import gunicorn, uvicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn uvicorn
 	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
 	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_connect.sh $(abspath $(CLI)) $(abspath $(VENV))
 	USOCK_CLI=$(abspath $(CLI)) tools/run-snippets.py sh
+	@tools/ensure-deps.sh oracle || echo "CLI: the oracle tests of usock run against systemd-socket-activate (not installed)" >> $(abspath $(SKIPPED))
+	USOCK_CLI=$(abspath $(CLI)) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/cli/tests/test_run_oracle.py
+	$(if $(IS_ROOT),,@echo "CLI: the --allow tests of usock run, which switch to another uid (pytest lists them above as skipped)" >> $(abspath $(SKIPPED)))
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run
 # keeps its own).

@@ -8,6 +8,7 @@
 #   tools/ensure-deps.sh ports    # Debian's packaged Rust with std sources and clippy (check-ports)
 #   tools/ensure-deps.sh cli      # curl, which the usock command's tests query a server with
 #   tools/ensure-deps.sh python-systemd  # python3-systemd for /usr/bin/python3 (optional: a test skips)
+#   tools/ensure-deps.sh oracle   # systemd-socket-activate, the oracle of usock run's tests
 set -euo pipefail
 
 missing=()
@@ -27,6 +28,7 @@ for what in "$@"; do
     bench)  need strace strace ;;
     cli)    need curl curl ;;
     python-systemd) /usr/bin/python3 -c 'import systemd.daemon' 2>/dev/null || missing+=(python3-systemd) ;;
+    oracle) need systemd-socket-activate systemd ;;
     ports)  for p in rustc-web cargo-web rust-web-src rust-web-clippy; do
               dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
             done ;;

@@ -1,15 +1,19 @@
 //! `usock`: private places for Unix domain sockets from the shell, and a socket-activation
 //! front for any server. A thin layer over the usock library: every check is the library's.
 
+mod accept;
 mod connect;
 mod exit;
 mod run;
+mod sockets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use std::os::unix::ffi::OsStrExt;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use exit::{EXIT_CODES, failure};
 
@@ -84,32 +88,86 @@ enum Command {
         /// socket path (its parent is checked).
         path: Option<PathBuf>,
     },
-    /// Bind a listening socket, then run CMD with it as descriptor 3 (socket activation:
-    /// LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES; also USOCK_PATH and USOCK_DIR), wait, clean up,
-    /// and exit with CMD's status (128+n when signal n killed it).
+    /// Bind listening sockets, then run CMD with them from descriptor 3 (socket activation:
+    /// LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES; also USOCK_PATH, USOCK_PATH_<fd> and USOCK_DIR),
+    /// wait, clean up, and exit with CMD's status (128+n when signal n killed it). The options
+    /// of systemd-socket-activate, with the same spelling and meaning.
+    ///
+    /// Sockets: those passed to usock run itself (LISTEN_FDS, LISTEN_PID) first, then each
+    /// -l/--listen, --path and --name in command-line order; with none of these three, one
+    /// socket `sock` in a private directory. -l and --path follow usock's well-known-path rules
+    /// (directory writable by you alone, a live server refused, a stale socket replaced, mode
+    /// 0600, removed at the end); --name sockets go in a private directory (0700, or 0710 with
+    /// --group). With some -l and no --now, CMD starts on the first connection or datagram;
+    /// otherwise at once.
     ///
     /// SIGTERM and SIGHUP sent to `usock run` are passed to CMD, and so is a SIGINT that a
     /// process sent (Linux, FreeBSD); Ctrl-C in a terminal reaches CMD by itself. CMD gets
     /// SIGKILL if `usock run` dies (Linux, FreeBSD). A CMD that daemonizes and exits makes
     /// `usock run` clean up while the daemon still serves: run servers in the foreground.
+    ///
+    /// With --accept, usock accepts: one CMD per admitted connection (as descriptor 3 with
+    /// LISTEN_FDS=1, or standard input and output with --inetd), at most --max-instances at a
+    /// time; it runs until SIGTERM, SIGHUP or SIGINT, passes it on to every running CMD, waits
+    /// for them and exits with 128+n. A CMD that fails is reported on standard error.
     #[command(after_help = EXIT_CODES)]
     Run {
-        /// The socket's name in the private directory, and in LISTEN_FDNAMES: printable ASCII
-        /// without ':', at most 255 bytes.
-        #[arg(long, default_value = "sock")]
-        name: std::ffi::OsString,
-        /// The parent to make the private directory in.
-        #[arg(long, conflicts_with = "path")]
-        parent: Option<PathBuf>,
-        /// Listen at this well-known path instead of a private directory (its directory must be
-        /// writable by you alone; a stale socket there is replaced).
+        /// Listen on this socket path (absolute, or relative to the current directory), as
+        /// systemd-socket-activate -l; may be repeated. Ports, host:port, @abstract and vsock:
+        /// addresses are refused (status 2).
+        #[arg(short = 'l', long, value_name = "PATH")]
+        listen: Vec<std::ffi::OsString>,
+        /// Listen at this well-known path, as -l (may be repeated), but start CMD at once.
         #[arg(long)]
-        path: Option<PathBuf>,
-        /// With --path: take over from a live server there (rename over it).
-        #[arg(long, requires = "path")]
+        path: Vec<PathBuf>,
+        /// A socket of this name in the private directory (may be repeated), also its name in
+        /// LISTEN_FDNAMES: printable ASCII without ':', at most 255 bytes.
+        #[arg(long)]
+        name: Vec<std::ffi::OsString>,
+        /// The parent to make the private directory in.
+        #[arg(long)]
+        parent: Option<PathBuf>,
+        /// Share the private directory with this group (a name or a gid): directory 0710,
+        /// sockets 0660.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<std::ffi::OsString>,
+        /// With -l or --path: take over from a live server there (rename over it).
+        #[arg(long)]
         replace: bool,
+        /// Datagram sockets (SOCK_DGRAM) instead of stream sockets.
+        #[arg(short = 'd', long, conflicts_with = "seqpacket")]
+        datagram: bool,
+        /// SOCK_SEQPACKET sockets instead of stream sockets.
+        #[arg(long)]
+        seqpacket: bool,
+        /// Accept connections: one CMD per connection.
+        #[arg(short = 'a', long)]
+        accept: bool,
+        /// The socket (with --accept: the connection) as standard input and output, without
+        /// LISTEN_* variables.
+        #[arg(long)]
+        inetd: bool,
+        /// Start CMD at once even with -l (refused with --accept).
+        #[arg(long)]
+        now: bool,
+        /// Set VAR for CMD (VAR alone: usock's own value of VAR, empty when unset); may be
+        /// repeated.
+        #[arg(short = 'E', long, value_name = "VAR[=VALUE]")]
+        setenv: Vec<std::ffi::OsString>,
+        /// Names for LISTEN_FDNAMES, in descriptor order (one name: every descriptor), as
+        /// systemd-socket-activate sets them; may be repeated.
+        #[arg(long, value_name = "NAME[:NAME...]")]
+        fdname: Vec<std::ffi::OsString>,
+        /// With --accept: at most N commands at a time; at the bound, usock stops accepting
+        /// until one ends.
+        #[arg(long, value_name = "N", default_value_t = 64, requires = "accept")]
+        max_instances: usize,
+        /// With --accept: who may connect: self-or-root (default), self, uid:N[,N...],
+        /// group:NAME. A refused peer is closed at once and reported on standard error.
+        #[arg(long, value_name = "WHO", requires = "accept")]
+        allow: Option<String>,
         /// The command and its arguments.
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        #[arg(required = true, trailing_var_arg = true)]
         command: Vec<std::ffi::OsString>,
     },
     /// Connect to the socket at PATH, check who serves it, then copy standard input to it and
@@ -144,7 +202,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Dir { parent } => make(parent, None),
         Command::Path { name, parent } => make(parent, Some(name)),
@@ -156,17 +215,21 @@ fn main() -> ExitCode {
         } => sweep(parent.or(parent_arg), grace),
         Command::Check { path: Some(path) } => Ok(check(&path)),
         Command::Check { path: None } => Ok(check_automatic()),
-        Command::Run {
-            name,
-            parent,
-            path,
-            replace,
-            command,
-        } => {
-            if parent.is_none() && path.is_none() {
+        Command::Run { .. } => {
+            let sub = matches
+                .subcommand_matches("run")
+                .expect("the run subcommand");
+            let (options, command) = run_options(cli.command, sub);
+            if options.layout.parent.is_none()
+                && options
+                    .layout
+                    .specs
+                    .iter()
+                    .any(|s| matches!(s, run::Spec::Name(_)))
+            {
                 note_fallback();
             }
-            run::run(run::Place::new(name, parent, path, replace), command)
+            run::run(options, command)
         }
         Command::Connect {
             path,
@@ -188,6 +251,93 @@ fn main() -> ExitCode {
         }
     };
     result.unwrap_or_else(|e| failure(&e))
+}
+
+/// `usock run`'s options; its sockets in command-line order (clap keeps each option's values
+/// apart, their indices tell the order).
+fn run_options(
+    command: Command,
+    sub: &clap::ArgMatches,
+) -> (run::Options, Vec<std::ffi::OsString>) {
+    let Command::Run {
+        listen,
+        path,
+        name,
+        parent,
+        group,
+        replace,
+        datagram,
+        seqpacket,
+        accept,
+        inetd,
+        now,
+        setenv,
+        fdname,
+        max_instances,
+        allow,
+        command,
+    } = command
+    else {
+        unreachable!("run_options is called for usock run")
+    };
+    let at = |id: &str| {
+        sub.indices_of(id)
+            .map(Iterator::collect::<Vec<_>>)
+            .unwrap_or_default()
+    };
+    let mut specs: Vec<(usize, run::Spec)> = Vec::new();
+    let listening = !listen.is_empty();
+    specs.extend(
+        at("listen")
+            .into_iter()
+            .zip(listen.into_iter().map(run::Spec::Listen)),
+    );
+    specs.extend(
+        at("path")
+            .into_iter()
+            .zip(path.into_iter().map(run::Spec::Path)),
+    );
+    specs.extend(
+        at("name")
+            .into_iter()
+            .zip(name.into_iter().map(run::Spec::Name)),
+    );
+    specs.sort_by_key(|(i, _)| *i);
+    let mut specs: Vec<run::Spec> = specs.into_iter().map(|(_, s)| s).collect();
+    if specs.is_empty() {
+        specs.push(run::Spec::Name("sock".into()));
+    }
+    let ty = match (datagram, seqpacket) {
+        (true, _) => usock::SocketType::Datagram,
+        (_, true) => usock::SocketType::SeqPacket,
+        _ => usock::SocketType::Stream,
+    };
+    let fdnames = (!fdname.is_empty()).then(|| {
+        fdname
+            .iter()
+            .flat_map(|f| f.as_encoded_bytes().split(|&b| b == b':'))
+            .map(|n| std::ffi::OsStr::from_bytes(n).to_owned())
+            .collect()
+    });
+    let options = run::Options {
+        layout: run::Layout {
+            specs,
+            parent,
+            group: None,
+            replace,
+            ty,
+        },
+        listen: listening,
+        now,
+        accept,
+        inetd,
+        setenv,
+        fdnames,
+        max_instances,
+        allow,
+        group,
+    };
+    (options, command)
 }
 
 /// `usock dir` and `usock path`: the directory stays, held by nothing, marked to be kept from

@@ -1,140 +1,286 @@
-//! `usock run`: bind a listening socket, start a command with it as descriptor 3 under the
-//! socket-activation protocol, pass on SIGTERM, SIGHUP and a SIGINT that a process sent, wait,
-//! clean up, and exit with the command's status.
+//! `usock run`: bind listening sockets, start a command with them from descriptor 3 under the
+//! socket-activation protocol (or, with `--accept`, one command per connection), pass on
+//! SIGTERM, SIGHUP and a SIGINT that a process sent, wait, clean up, and exit with the
+//! command's status. The options and their meaning are `systemd-socket-activate`'s.
 //!
 //! `std::process::Command` cannot do it: the environment is fixed before `fork`, and
 //! `LISTEN_PID` must be the pid of the command itself. So the command is started by hand: every
 //! allocation (argument vector, environment, the path found on `PATH`) happens before `fork`, and
 //! the child only asks for a signal when usock dies, fills the digits of `LISTEN_PID` into a
-//! buffer made for them, resets its signals, moves the socket to descriptor 3, closes every other
-//! descriptor above 2, and calls `execve`. This is the one file of the command with `unsafe` in it.
+//! buffer made for them, resets its signals, moves the sockets to descriptors 3 and up, closes
+//! every other descriptor above 2, and calls `execve`.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use usock::{BindMode, BoundPath, PrivateDir, SocketType};
+use usock::{AcceptPolicy, Allow};
 
-/// Where `usock run` listens: a private directory (in `parent`) or a well-known `path`.
-pub struct Place {
-    name: OsString,
-    parent: Option<PathBuf>,
-    path: Option<PathBuf>,
-    replace: bool,
+use crate::sockets::{self, Made, Socket, Usage};
+pub use crate::sockets::{Layout, Spec};
+
+/// What `usock run` was asked for, besides the sockets.
+pub struct Options {
+    pub layout: Layout,
+    /// Whether some `-l`/`--listen` was given: then the command starts on the first
+    /// connection or datagram, unless `now`.
+    pub listen: bool,
+    pub now: bool,
+    pub accept: bool,
+    pub inetd: bool,
+    /// `-E`/`--setenv` assignments (`VAR` alone takes usock's own value, or empty).
+    pub setenv: Vec<OsString>,
+    /// `--fdname`: every name given, in order (each option split at `:`).
+    pub fdnames: Option<Vec<OsString>>,
+    pub max_instances: usize,
+    /// `--allow`, as given.
+    pub allow: Option<String>,
+    /// `--group`, as given.
+    pub group: Option<OsString>,
 }
 
-impl Place {
-    pub fn new(
-        name: OsString,
-        parent: Option<PathBuf>,
-        path: Option<PathBuf>,
-        replace: bool,
-    ) -> Place {
-        Place {
-            name,
-            parent,
-            path,
-            replace,
-        }
-    }
-}
-
-/// What is bound, kept until the command is done, then cleaned up.
-enum Bound {
-    Dir(PrivateDir),
-    Path(BoundPath),
-}
-
-impl Bound {
-    fn clean(self) -> usock::Result<()> {
-        match self {
-            Bound::Dir(dir) => dir.cleanup(),
-            Bound::Path(bound) => bound.unbind(),
-        }
-    }
-}
-
-pub fn run(place: Place, command: Vec<OsString>) -> usock::Result<ExitCode> {
-    if let Err(why) = check_fd_name(&place.name) {
-        eprintln!("usock: {why}");
-        return Ok(ExitCode::from(2));
-    }
-    // Before anything is made: a SIGTERM, SIGHUP or SIGINT that comes during the setup waits
-    // for us instead of killing usock with its directory left behind.
-    let waited = Waited::block();
-    let (bound, socket, socket_path, dir_path) = bind(&place)?;
-    let status = match Launch::prepare(&command, &place.name, &socket_path, &dir_path) {
-        Ok(launch) => launch.start_and_wait(socket, &waited),
-        Err(code) => {
-            drop(socket);
-            code
+pub fn run(mut opts: Options, command: Vec<OsString>) -> usock::Result<ExitCode> {
+    let policy = match usage(&mut opts) {
+        Ok(policy) => policy,
+        Err(why) => {
+            eprintln!("usock: {why}");
+            return Ok(ExitCode::from(2));
         }
     };
-    if let Err(e) = bound.clean() {
-        eprintln!("usock: {}", e.message());
-    }
+    // Before anything is made: a SIGTERM, SIGHUP or SIGINT that comes during the setup waits
+    // for us instead of killing usock with its sockets left behind.
+    let waited = Waited::block();
+    let inherited = match sockets::inherited() {
+        Ok(inherited) => inherited,
+        Err(why) => {
+            eprintln!("usock: {why}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut made = Made::default();
+    let status = match sockets::bind(&opts.layout, &mut made) {
+        Ok(own) => serve(&opts, &command, inherited, own, &made, policy, &waited),
+        Err(e) => {
+            made.clean();
+            return Err(e);
+        }
+    };
+    made.clean();
     Ok(status)
 }
 
-/// Binds where `place` says: what to clean up, the listening socket, its path and directory.
-fn bind(place: &Place) -> usock::Result<(Bound, OwnedFd, PathBuf, PathBuf)> {
-    Ok(match &place.path {
-        Some(path) => {
-            let mode = if place.replace {
-                BindMode::Replace
-            } else {
-                BindMode::Exclusive
-            };
-            let (bound, fd) = BoundPath::bind(path, SocketType::Stream, None, mode)?;
-            let path = bound.path().to_owned();
-            let dir = path.parent().map(Path::to_owned).unwrap_or_default();
-            (Bound::Path(bound), fd, path, dir)
+/// Checks the options before anything is made; the accept policy when `--accept`.
+fn usage(opts: &mut Options) -> Result<Option<AcceptPolicy>, Usage> {
+    if opts.now && opts.accept {
+        return Err(
+            "--now and --accept cannot be combined: --accept starts a command per connection"
+                .into(),
+        );
+    }
+    if opts.accept && opts.layout.ty == usock::SocketType::Datagram {
+        return Err("datagram sockets do not accept connections: --datagram and --accept cannot be combined".into());
+    }
+    if opts.max_instances == 0 {
+        return Err("--max-instances must be at least 1".into());
+    }
+    if let Some(group) = &opts.group {
+        opts.layout.group = Some(sockets::group_id(group)?);
+    }
+    for name in opts.fdnames.iter().flatten() {
+        sockets::check_fd_name("--fdname", name)?;
+    }
+    sockets::check(&opts.layout)?;
+    if !opts.accept {
+        return Ok(None);
+    }
+    let allow = parse_allow(opts.allow.as_deref().unwrap_or("self-or-root"))?;
+    AcceptPolicy::new(allow)
+        .map(Some)
+        .map_err(|e| e.message().to_owned())
+}
+
+/// `--allow`: `self-or-root` (the default), `self`, `uid:N[,N...]`, `group:NAME|GID`.
+fn parse_allow(spec: &str) -> Result<Allow, Usage> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let bad = || format!("--allow {spec}: expected self-or-root, self, uid:N[,N...] or group:NAME");
+    Ok(match spec.split_once(':') {
+        None if spec == "self-or-root" => {
+            let mut uids = vec![euid, 0];
+            uids.dedup();
+            Allow::Uids(uids)
         }
-        None => {
-            let dir = PrivateDir::create(place.parent.as_deref())?;
-            let fd = dir.bind(Some(&place.name), SocketType::Stream, None)?;
-            let path = dir.socket_path(Some(&place.name))?;
-            let dir_path = dir.path().to_owned();
-            (Bound::Dir(dir), fd, path, dir_path)
+        None if spec == "self" => Allow::SameUser,
+        Some(("uid", list)) => Allow::Uids(
+            list.split(',')
+                .map(|u| u.parse().map_err(|_| bad()))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(("group", group)) if !group.is_empty() => {
+            Allow::Group(sockets::group_id(OsStr::new(group))?)
         }
+        _ => return Err(bad()),
     })
 }
 
-/// The longest descriptor name systemd takes (`FDNAME_MAX`).
-const FD_NAME_MAX: usize = 255;
-
-/// systemd's rule for a name in `LISTEN_FDNAMES` (`fdname_is_valid`): printable ASCII without
-/// `:`, the list's separator, and at most 255 bytes. Anything else would corrupt the list.
-fn check_fd_name(name: &OsStr) -> Result<(), String> {
-    let bytes = name.as_bytes();
-    let shown = bytes.escape_ascii();
-    if bytes.len() > FD_NAME_MAX {
-        return Err(format!(
-            "--name is {} bytes, the limit of a descriptor name in LISTEN_FDNAMES is {FD_NAME_MAX}",
-            bytes.len()
-        ));
+/// Starts the command as the options say, once every socket is bound.
+fn serve(
+    opts: &Options,
+    command: &[OsString],
+    inherited: Vec<Socket>,
+    own: Vec<Socket>,
+    made: &Made,
+    policy: Option<AcceptPolicy>,
+    waited: &Waited,
+) -> ExitCode {
+    let dir = made.dir.as_ref().map(|d| d.path().to_owned());
+    let all: Vec<Socket> = inherited.into_iter().chain(own).collect();
+    if opts.inetd && !opts.accept && all.len() != 1 {
+        eprintln!(
+            "usock: --inetd without --accept passes exactly one socket; there are {}",
+            all.len()
+        );
+        return ExitCode::from(2);
     }
-    match bytes
-        .iter()
-        .position(|&b| b == b':' || !(0x20..0x7f).contains(&b))
-    {
-        Some(at) => Err(format!(
-            "--name \"{shown}\": byte {at} is \"{}\"; a descriptor name in LISTEN_FDNAMES takes printable ASCII except ':'",
-            [bytes[at]].escape_ascii()
-        )),
-        None => Ok(()),
+    if let Some(policy) = policy {
+        return crate::accept::accepting(opts, command, all, dir.as_deref(), &policy, waited);
+    }
+    let env = Env::new(opts, &all, dir.as_deref(), None);
+    let launch = match Launch::prepare(command, &env, opts) {
+        Ok(launch) => launch,
+        Err(code) => return code,
+    };
+    if opts.listen && !opts.now {
+        if let Some(sig) = wait_for_traffic(&sockets::raw(&all), waited) {
+            return ExitCode::from(128 + sig as u8);
+        }
+    }
+    launch.start_and_wait(all, opts.inetd, waited)
+}
+
+/// The variables the command gets on top of usock's environment, in order; `-E` last.
+pub(crate) struct Env {
+    vars: Vec<(OsString, OsString)>,
+}
+
+impl Env {
+    /// For `sockets` from descriptor 3; `conn_of`: in accept mode, the listener whose
+    /// connection is passed (then one descriptor).
+    pub(crate) fn new(
+        opts: &Options,
+        sockets: &[Socket],
+        dir: Option<&Path>,
+        conn_of: Option<usize>,
+    ) -> Env {
+        let mut vars: Vec<(OsString, OsString)> = Vec::new();
+        let mut set = |k: &str, v: &OsStr| vars.push((k.into(), v.to_owned()));
+        let passed: Vec<&Socket> = match conn_of {
+            Some(i) => vec![&sockets[i]],
+            None => sockets.iter().collect(),
+        };
+        if !opts.inetd {
+            set("LISTEN_FDS", OsStr::new(&passed.len().to_string()));
+            set(
+                "LISTEN_FDNAMES",
+                &fd_names(opts.fdnames.as_deref(), &passed),
+            );
+        }
+        let paths: Vec<(usize, &PathBuf)> = passed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.path.as_ref().map(|p| (i, p)))
+            .collect();
+        if let Some((_, first)) = paths.first() {
+            set("USOCK_PATH", first.as_os_str());
+        }
+        if !opts.inetd {
+            for (i, path) in &paths {
+                set(&format!("USOCK_PATH_{}", 3 + i), path.as_os_str());
+            }
+        }
+        if let Some(dir) = dir {
+            set("USOCK_DIR", dir.as_os_str());
+        }
+        for assignment in &opts.setenv {
+            vars.push(setenv(assignment));
+        }
+        Env { vars }
     }
 }
 
+/// `LISTEN_FDNAMES`: with `--fdname`, what `systemd-socket-activate` sets (the names given,
+/// one name repeated for every descriptor, a warning when the counts differ); without, each
+/// socket's own name.
+fn fd_names(given: Option<&[OsString]>, passed: &[&Socket]) -> OsString {
+    let names: Vec<OsString> = match given {
+        Some([one]) => vec![one.clone(); passed.len()],
+        Some(names) => {
+            if names.len() != passed.len() {
+                eprintln!(
+                    "usock: {} names given with --fdname for {} descriptors",
+                    names.len(),
+                    passed.len()
+                );
+            }
+            names.to_vec()
+        }
+        None => passed.iter().map(|s| s.name.clone()).collect(),
+    };
+    names.join(OsStr::new(":"))
+}
+
+/// `-E VAR=VALUE`, or `-E VAR`: usock's own value of VAR, empty when unset (as systemd).
+fn setenv(assignment: &OsStr) -> (OsString, OsString) {
+    let bytes = assignment.as_bytes();
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(eq) => (
+            OsStr::from_bytes(&bytes[..eq]).to_owned(),
+            OsStr::from_bytes(&bytes[eq + 1..]).to_owned(),
+        ),
+        None => (
+            assignment.to_owned(),
+            std::env::var_os(assignment).unwrap_or_default(),
+        ),
+    }
+}
+
+/// Waits until one of `fds` has a connection or a datagram (not taken: the command takes it).
+/// A SIGTERM, SIGHUP or SIGINT while waiting is returned: nothing is started.
+fn wait_for_traffic(fds: &[RawFd], waited: &Waited) -> Option<libc::c_int> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        if let Some(sig) = waited.pending_stop() {
+            return Some(sig);
+        }
+        if poll(&mut polled, 100) > 0 {
+            return None;
+        }
+    }
+}
+
+/// poll(2) on `fds` for `ms` milliseconds: how many are ready (0 on a timeout or an error).
+pub(crate) fn poll(fds: &mut [libc::pollfd], ms: libc::c_int) -> usize {
+    // SAFETY: fds is a valid array of pollfd of the length given.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    n.max(0) as usize
+}
+
 /// Everything `execve` needs, made before `fork`.
-struct Launch {
+pub(crate) struct Launch {
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
-    /// Index in `env` of `LISTEN_PID=` followed by room for the digits.
-    listen_pid: usize,
+    /// Index in `env` of `LISTEN_PID=` followed by room for the digits (none with --inetd).
+    listen_pid: Option<usize>,
 }
 
 const LISTEN_PID: &[u8] = b"LISTEN_PID=";
@@ -142,11 +288,10 @@ const LISTEN_PID: &[u8] = b"LISTEN_PID=";
 const PID_DIGITS: usize = 20;
 
 impl Launch {
-    fn prepare(
+    pub(crate) fn prepare(
         command: &[OsString],
-        name: &OsStr,
-        socket_path: &Path,
-        dir_path: &Path,
+        extra: &Env,
+        opts: &Options,
     ) -> Result<Launch, ExitCode> {
         let cstring = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| ExitCode::from(2));
         let program = find_program(&command[0]).ok_or_else(|| {
@@ -161,37 +306,40 @@ impl Launch {
             .iter()
             .map(|a| cstring(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let ours = [
-            "LISTEN_FDS",
-            "LISTEN_PID",
-            "LISTEN_FDNAMES",
-            "USOCK_PATH",
-            "USOCK_DIR",
-        ];
-        let mut env: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| !ours.iter().any(|o| k == OsStr::new(o)))
-            .map(|(k, v)| {
-                let mut kv = k.into_vec();
-                kv.push(b'=');
-                kv.extend(v.into_vec());
-                cstring(OsStr::from_bytes(&kv))
-            })
-            .collect::<Result<_, _>>()?;
-        let assign = |k: &str, v: &[u8]| {
+        let ours = |k: &OsStr| {
+            let k = k.as_bytes();
+            k.starts_with(b"LISTEN_")
+                || k.starts_with(b"USOCK_PATH_")
+                || k == b"USOCK_PATH"
+                || k == b"USOCK_DIR"
+                || extra.vars.iter().any(|(e, _)| e.as_bytes() == k)
+        };
+        let assign = |k: &OsStr, v: &OsStr| {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
-            kv.extend_from_slice(v);
+            kv.extend_from_slice(v.as_bytes());
             cstring(OsStr::from_bytes(&kv))
         };
-        env.push(assign("LISTEN_FDS", b"1")?);
-        env.push(assign("LISTEN_FDNAMES", name.as_bytes())?);
-        env.push(assign("USOCK_PATH", socket_path.as_os_str().as_bytes())?);
-        env.push(assign("USOCK_DIR", dir_path.as_os_str().as_bytes())?);
-        // "LISTEN_PID=" and 20 bytes the child overwrites with its pid and a NUL.
-        let mut placeholder = LISTEN_PID.to_vec();
-        placeholder.extend(std::iter::repeat_n(b'0', PID_DIGITS));
-        env.push(CString::new(placeholder).expect("no NUL"));
-        let listen_pid = env.len() - 1;
+        let mut env: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| !ours(k))
+            .map(|(k, v)| assign(&k, &v))
+            .collect::<Result<_, _>>()?;
+        let mut listen_pid = None;
+        if !opts.inetd && !extra.vars.iter().any(|(k, _)| k == "LISTEN_PID") {
+            // "LISTEN_PID=" and 20 bytes the child overwrites with its pid and a NUL.
+            let mut placeholder = LISTEN_PID.to_vec();
+            placeholder.extend(std::iter::repeat_n(b'0', PID_DIGITS));
+            env.push(CString::new(placeholder).expect("no NUL"));
+            listen_pid = Some(env.len() - 1);
+        }
+        let mut seen: Vec<&OsStr> = Vec::new();
+        // The last assignment of a name wins (-E after usock's own, as systemd).
+        for (k, v) in extra.vars.iter().rev() {
+            if !seen.contains(&k.as_os_str()) {
+                seen.push(k);
+                env.push(assign(k, v)?);
+            }
+        }
         Ok(Launch {
             program,
             argv,
@@ -200,52 +348,76 @@ impl Launch {
         })
     }
 
-    /// Forks, starts the command in the child, and waits for it in the parent, passing on the
-    /// signals `waited` says. Returns the command's status as an exit code. Call it from the
-    /// main thread: on Linux the command's parent-death signal comes when the thread that
-    /// forked it ends, not the process.
-    fn start_and_wait(self, socket: OwnedFd, waited: &Waited) -> ExitCode {
-        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        let pid_slot = self.env[self.listen_pid].as_ptr() as *mut u8;
-        let (err_read, err_write) = match error_pipe() {
-            Ok(pipe) => pipe,
-            Err(code) => return code,
-        };
+    /// Starts the command with `sockets`, waits for it, passing on the signals `waited` says,
+    /// and returns its status as an exit code. Call it from the main thread: on Linux the
+    /// command's parent-death signal comes when the thread that forked it ends, not the
+    /// process.
+    fn start_and_wait(&self, sockets: Vec<Socket>, inetd: bool, waited: &Waited) -> ExitCode {
         // A stop signal that came during the setup: the command is not started at all.
         if let Some(sig) = waited.pending_stop() {
             return ExitCode::from(128 + sig as u8);
         }
+        let pid = match self.spawn(&sockets::raw(&sockets), inetd) {
+            Ok(pid) => pid,
+            Err(code) => return code,
+        };
+        drop(sockets); // the command has them now
+        wait_and_forward(pid, waited)
+    }
+
+    /// Forks and starts the command with `fds` from descriptor 3 (with `inetd`: the one of
+    /// them as standard input and output). Returns its pid once `execve` succeeded.
+    pub(crate) fn spawn(&self, fds: &[RawFd], inetd: bool) -> Result<libc::pid_t, ExitCode> {
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let digits = self.listen_pid.map_or(std::ptr::null_mut(), |i| {
+            // SAFETY: the entry is LISTEN_PID= and PID_DIGITS bytes of room.
+            unsafe { (self.env[i].as_ptr() as *mut u8).add(LISTEN_PID.len()) }
+        });
+        let (err_read, err_write) = error_pipe()?;
+        // Above every descriptor in play: the child copies the sockets there first.
+        let base = fds
+            .iter()
+            .chain([&err_write.as_raw_fd(), &(2 + fds.len() as RawFd)])
+            .max()
+            .copied()
+            .unwrap_or(2)
+            + 1;
         // SAFETY: getpid cannot fail.
         let runner = unsafe { libc::getpid() };
         // SAFETY: the child calls only async-signal-safe functions on memory prepared above.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             eprintln!("usock: cannot fork: {}", std::io::Error::last_os_error());
-            return ExitCode::from(18);
+            return Err(ExitCode::from(18));
         }
         if pid == 0 {
+            let place = Placement {
+                fds: fds.as_ptr(),
+                count: fds.len(),
+                base,
+                inetd,
+            };
             // SAFETY: in the child; see child() for what it does.
             unsafe {
                 child(
                     runner,
-                    socket.as_raw_fd(),
+                    &place,
                     err_write.as_raw_fd(),
-                    pid_slot.add(LISTEN_PID.len()),
+                    digits,
                     self.program.as_ptr(),
                     argv.as_ptr(),
                     envp.as_ptr(),
                 )
             }
         }
-        drop(socket); // the command has it now
         drop(err_write);
-        if let Some(code) = self.exec_failure(err_read, pid) {
-            return code;
+        match self.exec_failure(err_read, pid) {
+            Some(code) => Err(code),
+            None => Ok(pid),
         }
-        wait_and_forward(pid, waited)
     }
 
     /// The status to exit with when the child reported on `err_read` that `execve` failed.
@@ -298,7 +470,7 @@ fn error_pipe() -> Result<(OwnedFd, OwnedFd), ExitCode> {
 fn wait_and_forward(pid: libc::pid_t, waited: &Waited) -> ExitCode {
     loop {
         if let Some(status) = reap(pid, libc::WNOHANG) {
-            return status;
+            return ExitCode::from(status);
         }
         let Some((sig, sender)) = waited.next() else {
             continue;
@@ -314,7 +486,7 @@ fn wait_and_forward(pid: libc::pid_t, waited: &Waited) -> ExitCode {
 /// usock: Ctrl-C in a terminal reaches the whole foreground process group, the command
 /// included, and a second one is a hard stop for some servers (gunicorn). Where the sender
 /// cannot be told, SIGINT is never passed on.
-fn passed_on(sig: libc::c_int, sender: Sender) -> bool {
+pub(crate) fn passed_on(sig: libc::c_int, sender: Sender) -> bool {
     match sig {
         libc::SIGTERM | libc::SIGHUP => true,
         libc::SIGINT => sender == Sender::Process,
@@ -324,7 +496,7 @@ fn passed_on(sig: libc::c_int, sender: Sender) -> bool {
 
 /// Who sent a signal, as far as the system tells.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sender {
+pub(crate) enum Sender {
     /// kill, sigqueue or a thread kill from a process.
     Process,
     /// The kernel (a terminal's Ctrl-C), or a system that does not say.
@@ -333,7 +505,7 @@ enum Sender {
 
 /// The signals `usock run` takes by `sigwait` rather than by their action: blocked from the
 /// start of `usock run` (the child unblocks everything before `execve`).
-struct Waited {
+pub(crate) struct Waited {
     set: libc::sigset_t,
 }
 
@@ -368,10 +540,22 @@ impl Waited {
         }
     }
 
+    /// A pending SIGTERM, SIGHUP or SIGINT, taken, with who sent it (a pending SIGCHLD taken
+    /// on the way is of no use: commands are reaped by polling).
+    pub(crate) fn take_stop(&self) -> Option<(libc::c_int, Sender)> {
+        self.pending_stop()?;
+        loop {
+            match self.next() {
+                Some((libc::SIGCHLD, _)) | None => continue,
+                stop => return stop,
+            }
+        }
+    }
+
     /// The next signal of the set and who sent it: by `sigwaitinfo`'s `si_code` where it
     /// tells a process from the kernel (Linux, FreeBSD).
     #[cfg(any(target_os = "linux", target_os = "freebsd"))]
-    fn next(&self) -> Option<(libc::c_int, Sender)> {
+    pub(crate) fn next(&self) -> Option<(libc::c_int, Sender)> {
         // SAFETY: a zeroed siginfo_t is a valid out-buffer; set is valid.
         let (sig, info) = unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -383,7 +567,7 @@ impl Waited {
     /// The next signal of the set; who sent it is not known (macOS and OpenBSD have no
     /// `sigwaitinfo`; NetBSD's `si_code` for a terminal's signal is not one usock relies on).
     #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
-    fn next(&self) -> Option<(libc::c_int, Sender)> {
+    pub(crate) fn next(&self) -> Option<(libc::c_int, Sender)> {
         let mut sig: libc::c_int = 0;
         // SAFETY: set is a valid set; sig a valid out-pointer.
         let r = unsafe { libc::sigwait(&self.set, &mut sig) };
@@ -415,13 +599,23 @@ fn sender(code: libc::c_int) -> Sender {
     }
 }
 
+/// Where the child puts the sockets: `count` descriptors at `fds` go to 3 and up (with
+/// `inetd`: the one to 0 and 1), through copies from `base` up, above all of them.
+struct Placement {
+    fds: *const libc::c_int,
+    count: usize,
+    base: libc::c_int,
+    inetd: bool,
+}
+
 /// The child, between `fork` and `execve`: async-signal-safe calls only.
 ///
 /// # Safety
-/// Call only in the child of `fork`, with pointers prepared before it.
+/// Call only in the child of `fork`, with pointers prepared before it (`digits`: null, or the
+/// room after `LISTEN_PID=`).
 unsafe fn child(
     runner: libc::pid_t,
-    socket: libc::c_int,
+    place: &Placement,
     err_write: libc::c_int,
     digits: *mut u8,
     program: *const libc::c_char,
@@ -440,25 +634,44 @@ unsafe fn child(
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
-        write_pid(digits);
-
-        // The socket to descriptor 3, without close-on-exec; the error pipe above every other.
-        let mut report = err_write;
-        if report == 3 {
-            report = libc::fcntl(report, libc::F_DUPFD_CLOEXEC, 4);
+        if !digits.is_null() {
+            write_pid(digits);
         }
-        if socket == 3 {
-            libc::fcntl(3, libc::F_SETFD, 0);
-        } else {
-            libc::dup2(socket, 3); // dup2 clears close-on-exec on the copy
-        }
-        close_from(4, report);
-
+        let report = place_sockets(place, err_write);
         libc::execve(program, argv, envp);
         let errno = *errno_location();
         let bytes = errno.to_ne_bytes();
         libc::write(report, bytes.as_ptr().cast(), 4);
         libc::_exit(127);
+    }
+}
+
+/// Moves the sockets where `place` says (dup2 clears close-on-exec on the copies) and the
+/// error pipe `err_write` above them, closes every other descriptor above 2, and returns the
+/// error pipe's new number.
+///
+/// # Safety
+/// Only in the child before `execve`, with `place.fds` valid for `place.count`.
+unsafe fn place_sockets(place: &Placement, err_write: libc::c_int) -> libc::c_int {
+    unsafe {
+        let n = place.count as libc::c_int;
+        let report = place.base + n;
+        libc::dup2(err_write, report);
+        libc::fcntl(report, libc::F_SETFD, libc::FD_CLOEXEC);
+        for i in 0..n {
+            libc::dup2(*place.fds.add(i as usize), place.base + i);
+        }
+        if place.inetd {
+            libc::dup2(place.base, 0);
+            libc::dup2(place.base, 1);
+            close_from(3, report);
+        } else {
+            for i in 0..n {
+                libc::dup2(place.base + i, 3 + i);
+            }
+            close_from(3 + n, report);
+        }
+        report
     }
 }
 
@@ -609,8 +822,9 @@ fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     }
 }
 
-/// Waits for `pid` (with `flags`); its status as an exit code once it has ended.
-fn reap(pid: libc::pid_t, flags: libc::c_int) -> Option<ExitCode> {
+/// Waits for `pid` (with `flags`); its status as an exit code once it has ended (18 when it
+/// cannot be waited for).
+pub(crate) fn reap(pid: libc::pid_t, flags: libc::c_int) -> Option<u8> {
     let mut status = 0;
     loop {
         // SAFETY: status is a valid out-pointer.
@@ -622,19 +836,19 @@ fn reap(pid: libc::pid_t, flags: libc::c_int) -> Option<ExitCode> {
             return None;
         }
         if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Some(ExitCode::from(18));
+            return Some(18);
         }
     }
     if libc::WIFEXITED(status) {
-        Some(ExitCode::from(libc::WEXITSTATUS(status) as u8))
+        Some(libc::WEXITSTATUS(status) as u8)
     } else if libc::WIFSIGNALED(status) {
-        Some(ExitCode::from(128 + libc::WTERMSIG(status) as u8))
+        Some(128 + libc::WTERMSIG(status) as u8)
     } else {
         None
     }
 }
 
-fn wait_for(pid: libc::pid_t) -> Option<ExitCode> {
+fn wait_for(pid: libc::pid_t) -> Option<u8> {
     reap(pid, 0)
 }
 

@@ -97,6 +97,11 @@ check usock_run_child_has_an_empty_signal_mask test "$mask" = "0000000000000000 
 check usock_run_exits_with_the_commands_status test $rc -eq 7
 "$USOCK" run --parent "$work" -- no-such-command-here 2>/dev/null; rc=$?
 check usock_run_command_not_found_is_127 test $rc -eq 127
+# A mistyped option is bad usage, not a command: nothing is run (the README's newcomer got 127).
+"$USOCK" run --parent "$work" --paht x -- touch "$work/ran" 2>/dev/null; rc=$?
+check usock_run_mistyped_option_is_bad_usage test $rc -eq 2 -a ! -e "$work/ran"
+"$USOCK" run --parent "$work" sh -c 'test "$1$2" = "-b--c"' sh -b --c; rc=$?
+check usock_run_command_keeps_its_own_options test $rc -eq 0
 
 # 4. gunicorn by socket activation (it takes descriptor 3 from LISTEN_FDS and LISTEN_PID by
 #    itself), queried with curl; stopped with SIGTERM to usock run.

@@ -1,0 +1,185 @@
+//! `usock run --accept`: usock accepts, checks each peer with the library's accept policy, and
+//! starts one command per admitted connection, at most `--max-instances` at a time.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::ExitCode;
+
+use usock::AcceptPolicy;
+
+use crate::run::{Env, Launch, Options, Sender, Waited, passed_on, poll, reap};
+use crate::sockets::{self, Socket};
+
+/// `--accept`: one command per admitted connection, at most `--max-instances` at a time, until
+/// SIGTERM, SIGHUP or SIGINT, which goes on to the running commands; usock then waits for them
+/// and exits with 128+n.
+pub fn accepting(
+    opts: &Options,
+    command: &[OsString],
+    listeners: Vec<Socket>,
+    dir: Option<&Path>,
+    policy: &AcceptPolicy,
+    waited: &Waited,
+) -> ExitCode {
+    let mut launches = Vec::new();
+    for i in 0..listeners.len() {
+        match Launch::prepare(command, &Env::new(opts, &listeners, dir, Some(i)), opts) {
+            Ok(launch) => launches.push(launch),
+            Err(code) => return code,
+        }
+    }
+    let mut fleet = Fleet::default();
+    let outcome = accept_until_stopped(&listeners, &launches, opts, policy, waited, &mut fleet);
+    drop(listeners);
+    fleet.finish(waited);
+    let (refused, _) = policy.refused();
+    if refused > 0 {
+        eprintln!("usock: {refused} connection(s) refused by the --allow policy");
+    }
+    outcome
+}
+
+/// The accept loop: returns the exit status once a stop signal came (or a command could
+/// not be started).
+fn accept_until_stopped(
+    listeners: &[Socket],
+    launches: &[Launch],
+    opts: &Options,
+    policy: &AcceptPolicy,
+    waited: &Waited,
+    fleet: &mut Fleet,
+) -> ExitCode {
+    let mut polled: Vec<libc::pollfd> = sockets::raw(listeners)
+        .into_iter()
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    for s in listeners {
+        set_nonblocking(s.fd.as_raw_fd(), true);
+    }
+    loop {
+        fleet.reap();
+        if let Some(sig) = waited.take_stop() {
+            fleet.forward(sig);
+            return ExitCode::from(128 + sig.0 as u8);
+        }
+        if fleet.live.len() >= opts.max_instances {
+            poll(&mut [], 100);
+            continue;
+        }
+        if poll(&mut polled, 100) == 0 {
+            continue;
+        }
+        for (i, p) in polled.iter().enumerate() {
+            if p.revents == 0 {
+                continue;
+            }
+            let conn = match admit(&listeners[i].fd, policy) {
+                Ok(Some(conn)) => conn,
+                Ok(None) => continue,
+                Err(code) => return code,
+            };
+            match launches[i].spawn(&[conn.as_raw_fd()], opts.inetd) {
+                Ok(pid) => fleet.live.push(pid),
+                Err(code) => return code,
+            }
+        }
+    }
+}
+
+/// Accepts one connection on `listener` and returns it when the policy admits its peer; a
+/// refused one is closed at once and reported. A listener that cannot accept at all (an
+/// inherited datagram socket) ends the loop with status 18, as it ends
+/// `systemd-socket-activate`.
+fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, ExitCode> {
+    let cannot = |e: std::io::Error| {
+        eprintln!("usock: cannot accept a connection: {e}");
+        ExitCode::from(18)
+    };
+    let listener = UnixListener::from(listener.try_clone().map_err(cannot)?);
+    let conn = match listener.accept() {
+        Ok((conn, _)) => OwnedFd::from(conn),
+        Err(e) if passing(&e) => return Ok(None),
+        Err(e) => return Err(cannot(e)),
+    };
+    match policy.screen(conn.as_fd()) {
+        Ok(_) => {
+            set_nonblocking(conn.as_raw_fd(), false);
+            Ok(Some(conn))
+        }
+        Err(e) => {
+            eprintln!("usock: refused: {}", e.message());
+            Ok(None)
+        }
+    }
+}
+
+/// An accept error that is about one connection, not the listener: nothing waiting any more,
+/// a connection aborted before it was taken, or a signal.
+fn passing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED)
+    ) || e.kind() == std::io::ErrorKind::WouldBlock
+}
+
+fn set_nonblocking(fd: RawFd, on: bool) {
+    // SAFETY: fcntl on our descriptor.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        libc::fcntl(fd, libc::F_SETFL, flags);
+    }
+}
+
+/// The commands started in accept mode and still running.
+#[derive(Default)]
+struct Fleet {
+    live: Vec<libc::pid_t>,
+}
+
+impl Fleet {
+    /// Reaps the commands that ended; a failure is reported on standard error.
+    fn reap(&mut self) {
+        self.live.retain(|&pid| match reap(pid, libc::WNOHANG) {
+            None => true,
+            Some(status) => {
+                if status != 0 {
+                    eprintln!("usock: command pid {pid} ended with status {status}");
+                }
+                false
+            }
+        });
+    }
+
+    fn forward(&self, (sig, sender): (libc::c_int, Sender)) {
+        if passed_on(sig, sender) {
+            for &pid in &self.live {
+                // SAFETY: plain kill of our child, not yet reaped.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+
+    /// Waits for every command, passing on the signals that come meanwhile.
+    fn finish(mut self, waited: &Waited) {
+        loop {
+            self.reap();
+            if self.live.is_empty() {
+                return;
+            }
+            if let Some(signal) = waited.next() {
+                self.forward(signal);
+            }
+        }
+    }
+}
