@@ -217,7 +217,18 @@ for kind in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET, socket.SOCK_DGRAM):
         break
     except OSError:
         s.close()
-time.sleep(30)
+# Reads what the server says, so that closing leaves nothing unread (a server would see a reset).
+s.settimeout(0.2)
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    try:
+        if s.recv(4096) == b"" and s.type != socket.SOCK_DGRAM:
+            break
+    except (socket.timeout, BlockingIOError):
+        pass
+    except OSError:
+        break
+time.sleep(max(0, end - time.monotonic()))
 """
 
 
@@ -470,16 +481,21 @@ def run_prolog(block, scratch):
 # Shell
 
 STAND_INS = {
-    # my-server --listen PATH: binds PATH, answers one client, exits.
+    # my-server --listen PATH: binds PATH, answers every client until my-client came, exits (the
+    # scratch's own client may come first).
     "my-server": """
 import socket, sys
 assert sys.argv[1] == "--listen", sys.argv
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[2])
 s.listen()
-c, _ = s.accept()
-c.recv(100)
-c.sendall(b"hello\\n")
+while True:
+    c, _ = s.accept()
+    said = c.recv(100)
+    c.sendall(b"hello\\n")
+    c.close()
+    if said.startswith(b"my-client"):
+        break
 """,
     # my-client --connect PATH: waits up to 10 s for a server there, prints its reply.
     "my-client": """
@@ -495,7 +511,7 @@ for _ in range(100):
         time.sleep(0.1)
 else:
     sys.exit(f"my-client: nobody answers at {sys.argv[2]}")
-s.sendall(b"ping\\n")
+s.sendall(b"my-client\\n")
 print(s.recv(100).decode(), end="")
 """,
 }

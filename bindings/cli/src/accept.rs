@@ -145,15 +145,19 @@ fn set_nonblocking(fd: RawFd, on: bool) {
 #[derive(Default)]
 struct Fleet {
     live: Vec<libc::pid_t>,
+    /// The stop signal passed on to the commands: ending by it is no failure to report.
+    passed_on: Option<libc::c_int>,
 }
 
 impl Fleet {
     /// Reaps the commands that ended; a failure is reported on standard error.
     fn reap(&mut self) {
+        let passed_on = self.passed_on;
         self.live.retain(|&pid| match reap(pid, libc::WNOHANG) {
             None => true,
             Some(status) => {
-                if status != 0 {
+                let stopped = passed_on.is_some_and(|sig| i32::from(status) == 128 + sig);
+                if status != 0 && !stopped {
                     eprintln!("usock: command pid {pid} ended with status {status}");
                 }
                 false
@@ -161,8 +165,9 @@ impl Fleet {
         });
     }
 
-    fn forward(&self, (sig, sender): (libc::c_int, Sender)) {
+    fn forward(&mut self, (sig, sender): (libc::c_int, Sender)) {
         if passed_on(sig, sender) {
+            self.passed_on = Some(sig);
             for &pid in &self.live {
                 // SAFETY: plain kill of our child, not yet reaped.
                 unsafe { libc::kill(pid, sig) };
