@@ -167,7 +167,7 @@ test-cli: cli venv
 	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_connect.sh $(abspath $(CLI)) $(abspath $(VENV))
 	USOCK_CLI=$(abspath $(CLI)) tools/run-snippets.py sh
 	@tools/ensure-deps.sh oracle || echo "CLI: the oracle tests of usock run against systemd-socket-activate (not installed)" >> $(abspath $(SKIPPED))
-	USOCK_CLI=$(abspath $(CLI)) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/cli/tests/test_run_oracle.py
+	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_CLI=$(abspath $(CLI)) $(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider bindings/cli/tests/test_run_oracle.py
 	$(if $(IS_ROOT),,@echo "CLI: the --allow tests of usock run, which switch to another uid (pytest lists them above as skipped)" >> $(abspath $(SKIPPED)))
 
 # Figures for SECURITY.md: each battery test that held appends a row here (the portable run

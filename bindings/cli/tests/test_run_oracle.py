@@ -144,6 +144,31 @@ def both(tmp, scenario):
     return {who: scenario(Run(who, tmp)) for who in ("systemd", "usock")}
 
 
+# Rows for SECURITY.md (conftest.py writes them when the test passed): kind, guarantee, times.
+SECURITY_ROWS = {
+    "test_several_sockets_names_setenv_and_first_connection_start": (
+        "attack", "usock run -l/--path: every well-known socket checked, 0600, removed at exit "
+        "(systemd-socket-activate leaves its sockets, 0644)", 1),
+    "test_allow_against_a_real_other_user[None-False]": (
+        "attack", "usock run --accept, default policy: a peer of another real uid is closed before "
+        "a byte is read, reported with its uid and counted", 1),
+    "test_allow_against_a_real_other_user[self-False]": (
+        "attack", "usock run --accept --allow self: a peer of another real uid is refused", 1),
+    "test_group_by_name_shares_the_directory": (
+        "attack", "usock run --group NAME: directory 0710 and socket 0660 of that group; an "
+        "unknown group is bad usage with nothing made", 1),
+    "test_accept_stops_at_max_instances": (
+        "fault", "usock run --accept: --max-instances bounds the commands running at once", 1),
+    "test_accept_instances_end_with_the_runner[SIGTERM]": (
+        "fault", "usock run --accept: SIGTERM reaches every instance, the sockets are removed", 1),
+    "test_accept_instances_end_with_the_runner[SIGKILL]": (
+        "fault", "usock run --accept: SIGKILL of the runner takes every instance with it", 1),
+    "test_bad_usage_is_status_2": (
+        "attack", "usock run: a port, host:port, @abstract, vsock: or a bad --fdname is bad usage "
+        "(2) before anything is made", 1),
+}
+
+
 @pytest.fixture
 def tmp():
     d = tempfile.mkdtemp(prefix="usock-oracle-")
