@@ -297,7 +297,7 @@ test-fuzz:
 	    echo "fuzz: $$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' target/fuzz-test.log) passed, 0 failed"; \
 	  else tail -n 40 target/fuzz-test.log; echo "fuzz: 0 passed, 1 failed (input saved in fuzz/artifacts/c_abi/, log target/fuzz-test.log)"; exit 1; fi; \
 	else \
-	  echo "stable replay (no nightly Rust or cargo-fuzz): seed corpus and $$(( $(FUZZ_TEST_RUNS) / 2 )) fixed variations"; \
+	  echo "stable replay (FUZZ_ENGINE=replay, or no nightly Rust or cargo-fuzz): seed corpus and $$(( $(FUZZ_TEST_RUNS) / 2 )) fixed variations"; \
 	  $(CARGO) run --release --quiet --no-default-features --manifest-path fuzz/Cargo.toml --bin replay -- \
 	    fuzz/corpus-seed --generated $$(( $(FUZZ_TEST_RUNS) / 2 )); \
 	fi
