@@ -325,25 +325,22 @@ test-fuzz:
 	    echo "fuzz: $$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' target/fuzz-test.log) passed, 0 failed"; \
 	  else tail -n 40 target/fuzz-test.log; echo "fuzz: 0 passed, 1 failed (input saved in fuzz/artifacts/c_abi/, log target/fuzz-test.log)"; exit 1; fi; \
 	else \
-	  echo "stable replay (no nightly Rust or cargo-fuzz): seed corpus and $$(( $(FUZZ_TEST_RUNS) / 2 )) fixed variations"; \
+	  echo "stable replay (FUZZ_ENGINE=replay, or no nightly Rust or cargo-fuzz): seed corpus and $$(( $(FUZZ_TEST_RUNS) / 2 )) fixed variations"; \
 	  $(CARGO) run --release --quiet --no-default-features --manifest-path fuzz/Cargo.toml --bin replay -- \
 	    fuzz/corpus-seed --generated $$(( $(FUZZ_TEST_RUNS) / 2 )); \
 	fi
 
 # Fuzzing the C ABI: random sequences of every export on one handle (fuzz/src/, run by the
 # libFuzzer target fuzz/fuzz_targets/c_abi.rs under AddressSanitizer; nightly Rust and
-# cargo-fuzz, installed here if missing). A fixed number of executions, single process, timed,
-# recorded for SECURITY.md in target/fuzz-figures.tsv. The log is target/fuzz.log.
-FUZZ_RUNS ?= 200000
+# cargo-fuzz, installed here if missing). tools/fuzz-campaign.sh builds it, then runs a fixed
+# number of executions in FUZZ_JOBS processes (libFuzzer's -fork; 1: a single process), timed,
+# and records the figure for SECURITY.md in target/fuzz-figures.tsv. The log is target/fuzz.log.
+# Ten million executions take hours (the rate is in the log's "exec/s").
+FUZZ_RUNS ?= 10000000
+FUZZ_JOBS ?= 2
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	@mkdir -p fuzz/corpus/c_abi target
-	@start=$$(date +%s); \
-	  (cd fuzz && $(CARGO) +nightly fuzz run c_abi corpus/c_abi corpus-seed -- -runs=$(FUZZ_RUNS) $(FUZZ_ARGS)) > target/fuzz.log 2>&1; \
-	  rc=$$?; secs=$$(( $$(date +%s) - start )); echo "fuzz: $(FUZZ_RUNS) runs asked, exit $$rc, $$secs s" >> target/fuzz.log; \
-	  grep -E '^(Done|==[0-9]+==ERROR|SUMMARY|thread .* panicked)' target/fuzz.log; tail -n 1 target/fuzz.log; \
-	  runs=$$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' target/fuzz.log); test "$$rc" = 0 && test -n "$$runs" && \
-	  printf 'fuzz\tC ABI fuzzed with libFuzzer under AddressSanitizer (%s s here): random sequences of all 28 exports on one handle (create, shared directories, bind, adopt, connect, well-known paths, sweep, hand-off and take-over, policies), fuzzed paths, names, flags, types, backlogs, descriptors and buffer sizes; no crash, leak or undocumented status, out-parameters untouched on failure, no descriptor leaked, nothing left behind\t%s\t%s\tfuzz/fuzz_targets/c_abi.rs\n' $$secs $$runs $$runs > target/fuzz-figures.tsv
+	CARGO=$(CARGO) tools/fuzz-campaign.sh $(FUZZ_RUNS) $(FUZZ_JOBS) target/fuzz.log target/fuzz-figures.tsv
 
 # Benchmarks (not part of make test): usock against the bare system calls and today's recipes
 # in C, Rust, Python and Prolog, written to BENCHMARKS.md.

@@ -1,8 +1,13 @@
-//! The scratch parents: one directory per process under /tmp with a random name, holding a
-//! short, a medium and a deep parent (so that socket paths fit, fit only for short names, or
-//! never fit in `sun_path`) and a directory for well-known paths. Everything a sequence makes
-//! goes in there (or, for automatic parents, is removed by its cleanup), and the whole tree is
-//! removed when the process exits.
+//! The scratch parents: one directory per process with a random name, holding a short, a
+//! medium and a deep parent (so that socket paths fit, fit only for short names, or never fit
+//! in `sun_path`) and a directory for well-known paths. Everything a sequence makes goes in
+//! there (or, for automatic parents, is removed by its cleanup), and the whole tree is removed
+//! when the process exits.
+//!
+//! The base is in /dev/shm where that works (a tmpfs on Linux), else in /tmp: every
+//! sequence makes and removes directories and sockets, which costs several times more on a
+//! journaling file system (on ext4 `mkdir` was the costliest call of a sequence). The parents
+//! are padded to the same lengths either way, so the same inputs meet the same limits.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -18,8 +23,9 @@ pub struct Scratch {
     pub well_known: CString,
 }
 
-const MEDIUM: usize = 55;
-const DEEP: usize = 90;
+/// The lengths of the medium and the deep parent's paths.
+const MEDIUM: usize = 78;
+const DEEP: usize = 113;
 
 pub fn scratch() -> &'static Scratch {
     static SCRATCH: OnceLock<Scratch> = OnceLock::new();
@@ -28,6 +34,7 @@ pub fn scratch() -> &'static Scratch {
         let _ = SCRATCH_BASE.set(base.clone());
         // SAFETY: remove_at_exit is an extern "C" fn with no arguments, safe at exit.
         unsafe { libc::atexit(remove_at_exit) };
+        let pad = |len: usize| len - base.as_os_str().len() - 1;
         let sub = |name: String| {
             let path = base.join(name);
             std::fs::create_dir(&path).unwrap();
@@ -36,27 +43,30 @@ pub fn scratch() -> &'static Scratch {
         };
         Scratch {
             short: sub("p".into()),
-            medium: sub("m".repeat(MEDIUM)),
-            deep: sub("d".repeat(DEEP)),
+            medium: sub("m".repeat(pad(MEDIUM))),
+            deep: sub("d".repeat(pad(DEEP))),
             well_known: sub("wk".into()),
             base,
         }
     })
 }
 
-/// A fresh directory with a random name (mkdtemp), mode 0755, owned by us.
+/// A fresh directory with a random name (mkdtemp), mode 0755, owned by us: in /dev/shm where
+/// that works, else in /tmp.
 fn make_base() -> PathBuf {
-    let mut template = *b"/tmp/usock-fuzz-XXXXXX\0";
-    // SAFETY: template is a writable NUL-terminated buffer ending in XXXXXX.
-    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-    assert!(
-        !made.is_null(),
-        "mkdtemp: {}",
-        std::io::Error::last_os_error()
-    );
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&template[..template.len() - 1]));
+    let made = [*b"/dev/shm/usfuzz-XXXXXX\0", *b"/tmp/usock-fuzz-XXXXXX\0"]
+        .into_iter()
+        .find_map(mkdtemp);
+    let path = made.unwrap_or_else(|| panic!("mkdtemp: {}", std::io::Error::last_os_error()));
     std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
     path
+}
+
+fn mkdtemp(mut template: [u8; 23]) -> Option<PathBuf> {
+    // SAFETY: template is a writable NUL-terminated buffer ending in XXXXXX.
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    (!made.is_null())
+        .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&template[..template.len() - 1])))
 }
 
 extern "C" fn remove_at_exit() {
