@@ -158,12 +158,9 @@ impl PrivateDir {
     /// `bind()` at `<dir>/<name>`. A name already taken is [`ErrorKind::InUse`], and what is
     /// there is left alone.
     fn bind_at(&self, name: &CString, fd: BorrowedFd<'_>) -> Result<()> {
-        // On Linux the socket's own mode is the one bind() gives its file, less the umask; with
-        // it set first, the file usually needs no chmod afterwards. macOS and FreeBSD refuse
-        // fchmod on a socket (EINVAL) and others ignore it: there the mode is set by name after
-        // bind() (secure_socket_file), as on Linux when the umask took owner bits.
-        #[cfg(all(target_os = "linux", not(usock_portable)))]
-        let _ = sys::fchmod(fd, self.socket_mode);
+        // Where the system allows, the socket's mode is set before bind() gives it a file;
+        // elsewhere, or when the umask took owner bits, secure_socket_file sets it by name.
+        sys::preset_socket_mode(fd, self.socket_mode);
         let direct =
             self.path_c().to_bytes().len() + 1 + name.as_bytes().len() <= crate::MAX_SOCKET_PATH;
         let bound = if direct {

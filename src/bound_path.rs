@@ -225,8 +225,7 @@ impl Target {
         backlog: Option<u32>,
     ) -> Result<Stat> {
         let path = self.entry(name);
-        #[cfg(all(target_os = "linux", not(usock_portable)))]
-        let _ = sys::fchmod(fd, 0o600);
+        sys::preset_socket_mode(fd, 0o600);
         sys::bind_unix(fd, &[path.as_os_str().as_bytes()]).map_err(|e| {
             if e.raw_os_error() == Some(libc::EADDRINUSE) {
                 Error::new(

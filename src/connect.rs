@@ -183,11 +183,7 @@ pub(crate) fn probe(path: &[u8]) -> io::Result<Probe> {
         SocketType::SeqPacket,
         SocketType::Datagram,
     ];
-    let refusals_needed = if cfg!(any(not(target_os = "linux"), usock_portable)) {
-        4
-    } else {
-        1
-    };
+    let refusals_needed = if sys::REFUSAL_IS_CERTAIN { 1 } else { 4 };
     let mut wrong_type = None;
     for ty in TYPES {
         let mut refusals = 0;

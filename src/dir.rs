@@ -21,10 +21,7 @@ pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
 
 /// Can socket paths longer than `sun_path` be bound here: through `/proc/thread-self/fd` on Linux
 /// (natively), with `bindat` on FreeBSD? Elsewhere such paths stay [`ErrorKind::TooLong`].
-pub(crate) const LONG_PATHS: bool = cfg!(any(
-    all(target_os = "linux", not(usock_portable)),
-    target_os = "freebsd"
-));
+pub(crate) const LONG_PATHS: bool = sys::LONG_PATHS;
 
 /// How to make a private directory: [`PrivateDir::create_with`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -446,11 +443,11 @@ impl PrivateDir {
         let name = name::socket_name(name)?;
         let path = self.socket_path_of(&name)?;
         if path.as_os_str().len() > MAX_SOCKET_PATH {
-            #[cfg(all(target_os = "linux", not(usock_portable)))]
-            return Ok(
-                PathBuf::from(sys::fd_path(self.dir.fd())).join(OsStr::from_bytes(name.to_bytes()))
-            );
-            #[cfg(not(all(target_os = "linux", not(usock_portable))))]
+            if let Some(through) =
+                sys::long_address(self.dir.fd(), OsStr::from_bytes(name.to_bytes()))
+            {
+                return Ok(through);
+            }
             return Err(too_long(
                 format_args!(
                     "socket path {} (no other path reaches it here: bind it through usock)",

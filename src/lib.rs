@@ -28,15 +28,6 @@
 //! The same operations are exported as a C ABI (`include/usock.h`), which the Python and
 //! SWI-Prolog bindings call.
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd"
-)))]
-compile_error!("usock supports Linux, macOS, FreeBSD, OpenBSD and NetBSD");
-
 mod bind;
 mod bound_path;
 mod cleanup;

@@ -411,7 +411,7 @@ pub fn candidates() -> Vec<Candidate> {
         ignored: None,
     };
     let mut candidates = Vec::with_capacity(5);
-    if cfg!(target_vendor = "apple") {
+    if sys::HAS_USER_TEMP_DIR {
         candidates.push(Candidate {
             origin: USER_TEMP_DIR,
             path: sys::user_temp_dir(),
