@@ -34,7 +34,7 @@ mod cleanup;
 mod connect;
 mod dir;
 mod error;
-pub mod ffi;
+mod ffi;
 mod handoff;
 mod hooks;
 mod keep;
@@ -76,4 +76,10 @@ pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 pub mod testing {
     pub use crate::hooks::{Point, set_hook};
     pub use crate::name::testing::force_random;
+
+    /// The C ABI's functions, types and constants as Rust items, for tests that call them
+    /// from Rust (the C ABI itself is `include/usock.h`; it is not part of the Rust API).
+    pub mod ffi {
+        pub use crate::ffi::*;
+    }
 }

@@ -5,19 +5,29 @@
 //! Conventions (also in the header): functions return a status, `USOCK_OK` (0) or a negative
 //! `USOCK_ERR_*`; out-parameters are written only on success; a failure leaves a message for the
 //! calling thread in `usock_last_error()`.
+//!
+//! Not part of the Rust API: the crate's users see the safe core; C sees these exports through
+//! `include/usock.h`, and tests reach them as `usock::testing::ffi` (feature `test-hooks`).
 
+// Without test-hooks nothing in Rust names the constants and re-exports: cbindgen reads them for
+// the header. (Builds with test-hooks, such as clippy --all-targets, still see dead code here.)
+#![cfg_attr(not(feature = "test-hooks"), allow(dead_code, unused_imports))]
+
+mod args;
 pub mod boundary;
 mod dir;
 mod handle;
 mod info;
 mod lifecycle;
 mod peer;
+mod share;
 
 pub use dir::*;
 pub use handle::UsockDir;
 pub use info::*;
 pub use lifecycle::*;
 pub use peer::*;
+pub use share::*;
 
 use std::ffi::c_int;
 
