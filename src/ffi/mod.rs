@@ -76,6 +76,7 @@ mod tests {
 
     #[test]
     fn status_codes_match_error_kinds() {
+        // The header's constants, written out for cbindgen, against the table in error.rs.
         let pairs = [
             (USOCK_ERR_INVALID, ErrorKind::Invalid),
             (USOCK_ERR_TOO_LONG, ErrorKind::TooLong),
@@ -91,6 +92,11 @@ mod tests {
         for (code, kind) in pairs {
             assert_eq!(code, kind.code(), "{kind:?}");
         }
+        assert_eq!(
+            pairs.len(),
+            ErrorKind::ALL.len(),
+            "a kind has no USOCK_ERR_ constant"
+        );
     }
 
     #[test]
@@ -112,6 +118,13 @@ mod tests {
             code -= 1;
         }
         assert_eq!(code, USOCK_ERR_PANIC - 1);
+        for kind in ErrorKind::ALL {
+            assert_eq!(
+                usock_status_name(kind.code()),
+                kind.name_c().as_ptr(),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
