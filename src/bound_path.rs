@@ -12,14 +12,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use crate::bind::SocketType;
 use crate::connect::{Probe, probe};
-use crate::dir::too_long;
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::hooks::{self, Point};
+use crate::limits::too_long;
 use crate::lock::{PathLock, lock_name};
 use crate::name;
-use crate::parent::{self, Parent};
+use crate::parent::{self, Parent, check_well_known_dir};
+use crate::socket_type::SocketType;
 use crate::sys::process::Creator;
 use crate::sys::{self, At, FileKind, Stat};
 
@@ -323,22 +323,6 @@ impl Target {
     }
 }
 
-/// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
-/// well-known socket path? Only when nobody but its owner can write to it.
-pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
-    if st.perms() & 0o022 != 0 {
-        return Err(Error::new(
-            ErrorKind::Unsafe,
-            format!(
-                "its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
-                show(dir),
-                st.perms()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn listen_backlog(backlog: Option<u32>) -> libc::c_int {
     match backlog {
         None | Some(0) => libc::SOMAXCONN,
@@ -389,7 +373,7 @@ impl BoundPath {
         } else {
             given.to_owned()
         };
-        let ty = crate::bind::socket_type_of(fd)?;
+        let ty = crate::socket_type::socket_type_of(fd)?;
         let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
         let (id, pin) = {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;

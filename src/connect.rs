@@ -5,10 +5,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::bind::SocketType;
-use crate::dir::{LONG_PATHS, too_long};
 use crate::error::{Error, Result, show};
+use crate::limits::{LONG_PATHS, too_long};
 use crate::peer::Server;
+use crate::socket_type::SocketType;
 use crate::sys::{self, At, FileKind};
 
 /// How [`connect_with`] connects: `ConnectOptions::default()` and the methods below.

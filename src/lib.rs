@@ -28,35 +28,31 @@
 //! The same operations are exported as a C ABI (`include/usock.h`), which the Python and
 //! SWI-Prolog bindings call.
 
-mod bind;
 mod bound_path;
-mod cleanup;
 mod connect;
 mod dir;
 mod error;
 mod ffi;
-mod handoff;
 mod hooks;
-mod keep;
+mod limits;
 mod lock;
 mod name;
 mod owner;
 mod parent;
 mod peer;
-mod share;
-mod sweep;
+mod socket_type;
 mod sys;
 
-pub use bind::SocketType;
 pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
-pub use dir::{
-    AutomaticCandidate, DirOptions, MAX_SOCKET_PATH, PrivateDir, Verdict, explain_automatic,
-};
+pub use dir::keep::KEEP_FOR;
+pub use dir::sweep::{DEFAULT_GRACE, SweepReport, sweep};
+pub use dir::{AutomaticCandidate, DirOptions, PrivateDir, Verdict, explain_automatic};
 pub use error::{Error, ErrorKind, Result};
-pub use keep::KEEP_FOR;
+pub use limits::MAX_SOCKET_PATH;
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
 pub use parent::{CheckStep, ParentCheck};
+pub use socket_type::SocketType;
 
 /// Explains, directory by directory from `/`, whether `path` passes the checks a parent of
 /// [`PrivateDir::in_parent`] must pass, and why not: the walk usock itself makes, with what it
@@ -67,7 +63,6 @@ pub fn explain_parent(path: impl AsRef<std::path::Path>) -> ParentCheck {
 pub use peer::{
     AcceptPolicy, Allow, OVERFLOW_GID, OVERFLOW_UID, Peer, Server, overflow_gid, overflow_uid, peer,
 };
-pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 
 /// Test builds only (feature `test-hooks`): force the random source, hold operations at
 /// chosen points.

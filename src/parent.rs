@@ -117,11 +117,11 @@ pub fn explain(path: &Path, euid: u32) -> ParentCheck {
     let parent = walk.run();
     let (mut room, mut well_known) = (None, None);
     if let Ok(parent) = &parent {
-        room = Some(crate::dir::check_parent_len(&parent.path, false));
+        room = Some(crate::limits::check_parent_len(&parent.path, false));
         well_known = Some(
             sys::fstat(parent.fd.as_fd())
                 .map_err(|e| Error::system("cannot stat it", &e))
-                .and_then(|st| crate::bound_path::check_well_known_dir(&st, &parent.path)),
+                .and_then(|st| check_well_known_dir(&st, &parent.path)),
         );
     }
     ParentCheck {
@@ -440,4 +440,20 @@ impl Candidate {
             _ => self.origin.to_string(),
         }
     }
+}
+
+/// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
+/// well-known socket path? Only when nobody but its owner can write to it.
+pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
+    if st.perms() & 0o022 != 0 {
+        return Err(Error::new(
+            ErrorKind::Unsafe,
+            format!(
+                "its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
+                show(dir),
+                st.perms()
+            ),
+        ));
+    }
+    Ok(())
 }

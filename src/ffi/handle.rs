@@ -68,7 +68,7 @@ impl UsockDir {
         if before & CLOSING != 0 {
             return Closed::AlreadyClosing;
         }
-        if before != 0 && !self.inner.creator.is_current() {
+        if before != 0 && !self.inner.in_creator() {
             return Closed::LeftInChild;
         }
         let mut pause = Duration::from_micros(10);
