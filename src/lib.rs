@@ -28,22 +28,20 @@
 //! The same operations are exported as a C ABI (`include/usock.h`), which the Python and
 //! SWI-Prolog bindings call.
 
-mod bound_path;
 mod connect;
 mod dir;
 mod error;
 mod ffi;
 mod hooks;
 mod limits;
-mod lock;
 mod name;
 mod owner;
 mod parent;
 mod peer;
 mod socket_type;
 mod sys;
+mod wellknown;
 
-pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use dir::keep::KEEP_FOR;
 pub use dir::sweep::{DEFAULT_GRACE, SweepReport, sweep};
@@ -53,6 +51,7 @@ pub use limits::MAX_SOCKET_PATH;
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
 pub use parent::{CheckStep, ParentCheck};
 pub use socket_type::SocketType;
+pub use wellknown::{BindMode, BoundPath};
 
 /// Explains, directory by directory from `/`, whether `path` passes the checks a parent of
 /// [`PrivateDir::in_parent`] must pass, and why not: the walk usock itself makes, with what it

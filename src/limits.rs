@@ -2,6 +2,7 @@
 //! can be bound here, and the message when one does not fit.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::name::{DEFAULT_SOCKET_NAME, DIR_NAME_LEN};
@@ -47,3 +48,7 @@ pub(crate) fn check_parent_len(parent: &Path, long_paths: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// How long a lock (a well-known path's `P.lock`, a private directory's) is tried for while
+/// another process holds it.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(1);

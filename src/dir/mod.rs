@@ -4,13 +4,15 @@
 //! This folder is the directory and what lives in it: this file creates it and owns the
 //! handle's fields (private to `dir/`); [`bind`] binds and adopts sockets in it, [`cleanup`]
 //! removes it, [`keep`] marks it kept, [`handoff`] hands it to another process, [`share`]
-//! shares it with a group, and [`sweep`] removes those left behind in a parent. Below it:
-//! `parent` (the walk), `limits`, `connect` (the probe), `lock` and `sys`.
+//! shares it with a group, [`sweep`] removes those left behind in a parent, and [`lock`]
+//! is the lock every live handle holds. Below it: `parent` (the walk), `limits`, `connect`
+//! (the probe) and `sys`.
 
 mod bind;
 mod cleanup;
 pub(crate) mod handoff;
 pub(crate) mod keep;
+mod lock;
 mod share;
 pub(crate) mod sweep;
 
@@ -506,7 +508,7 @@ fn open_and_lock_new_dir(
         }
     })?;
     crate::hooks::at(crate::hooks::Point::DirMade, path);
-    let locked = crate::lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
+    let locked = lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
     let named = still_named(at, name, &id);
     let undo = |e| {
         if named {

@@ -1,10 +1,12 @@
 //! Well-known paths: a server listening at a path the caller chose (`/run/user/1000/app.sock`),
 //! started, restarted, replaced and stopped without ever deleting another server's socket.
 //!
-//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`crate::lock`]):
+//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`lock`]):
 //! examining what is at `P`, removing a stale socket, binding, renaming a replacement over it,
 //! removing it at the end. The directory of `P` must be one that nobody but the user (and root)
 //! can write to, or another user could take the name first.
+
+mod lock;
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -16,12 +18,12 @@ use crate::connect::{Probe, probe};
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::hooks::{self, Point};
 use crate::limits::too_long;
-use crate::lock::{PathLock, lock_name};
 use crate::name;
 use crate::parent::{self, Parent, check_well_known_dir};
 use crate::socket_type::SocketType;
 use crate::sys::process::Creator;
 use crate::sys::{self, At, FileKind, Stat};
+use lock::{PathLock, lock_name};
 
 /// What to do when a live server already answers at the path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
