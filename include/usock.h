@@ -23,8 +23,6 @@
 #define USOCK_PATH_MAX 108
 #endif
 
-
-
 /**
  * Major version of usock; matches `usock_version()` and Cargo.toml.
  */
@@ -140,6 +138,8 @@
  * `usock_policy_new`: admit the uids in `ids` (never the overflow uid).
  */
 #define USOCK_ALLOW_UIDS 2
+
+
 
 /**
  * The uid an unmapped user of another user namespace appears as, where the system does not

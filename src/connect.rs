@@ -5,10 +5,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::bind::SocketType;
-use crate::dir::{LONG_PATHS, too_long};
 use crate::error::{Error, Result, show};
+use crate::limits::{LONG_PATHS, too_long};
 use crate::peer::Server;
+use crate::socket_type::SocketType;
 use crate::sys::{self, At, FileKind};
 
 /// How [`connect_with`] connects: `ConnectOptions::default()` and the methods below.
@@ -183,11 +183,7 @@ pub(crate) fn probe(path: &[u8]) -> io::Result<Probe> {
         SocketType::SeqPacket,
         SocketType::Datagram,
     ];
-    let refusals_needed = if cfg!(any(not(target_os = "linux"), usock_portable)) {
-        4
-    } else {
-        1
-    };
+    let refusals_needed = if sys::REFUSAL_IS_CERTAIN { 1 } else { 4 };
     let mut wrong_type = None;
     for ty in TYPES {
         let mut refusals = 0;

@@ -6,33 +6,74 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// What went wrong, in the categories a caller handles differently.
-///
-/// The discriminants are the C ABI's status codes (`USOCK_ERR_*`) and are stable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(i32)]
-#[non_exhaustive]
-pub enum ErrorKind {
+/// The one table of status kinds: for each, its doc, variant, C status code, C name, the
+/// fixed description `usock_strerror` returns, and the closest `io::ErrorKind`. [`ErrorKind`], its [`code`](ErrorKind::code),
+/// [`from_code`](ErrorKind::from_code), [`describe`](ErrorKind::describe) and the C names are
+/// generated from it. (The header's `USOCK_ERR_*` constants are written out in `ffi/mod.rs`,
+/// where cbindgen reads them; a test holds them to this table.)
+macro_rules! status_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident = $code:literal, $name:literal, $describe:literal, $io:ident;)*) => {
+        /// What went wrong, in the categories a caller handles differently.
+        ///
+        /// The discriminants are the C ABI's status codes (`USOCK_ERR_*`) and are stable.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(i32)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* $kind = $code,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the order of their codes (-1 down).
+            pub(crate) const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind),*];
+
+            /// [`describe`](ErrorKind::describe) as a C string, for `usock_strerror`.
+            pub(crate) fn describe_c(self) -> &'static CStr {
+                match self {
+                    $(ErrorKind::$kind => $describe,)*
+                }
+            }
+
+            /// The closest [`io::ErrorKind`] (a `System` error takes its errno's instead).
+            fn io_kind(self) -> io::ErrorKind {
+                match self {
+                    $(ErrorKind::$kind => io::ErrorKind::$io,)*
+                }
+            }
+
+            /// The C name of the status code, e.g. `c"USOCK_ERR_TOO_LONG"`, for
+            /// `usock_status_name`.
+            pub(crate) fn name_c(self) -> &'static CStr {
+                match self {
+                    $(ErrorKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+status_kinds! {
     /// A bad argument: an unknown flag or socket type, a bad socket name.
-    Invalid = -1,
+    Invalid = -1, c"USOCK_ERR_INVALID", c"invalid argument", InvalidInput;
     /// The socket path would not fit in `sockaddr_un.sun_path` (NUL included).
-    TooLong = -2,
+    TooLong = -2, c"USOCK_ERR_TOO_LONG", c"socket path too long for sun_path", InvalidInput;
     /// A directory failed a safety check (owner, mode, symlink, sticky bit).
-    Unsafe = -3,
+    Unsafe = -3, c"USOCK_ERR_UNSAFE", c"directory failed a safety check", PermissionDenied;
     /// Automatic choice found no usable parent directory.
-    NoDir = -4,
+    NoDir = -4, c"USOCK_ERR_NO_DIR", c"no usable parent directory found", NotFound;
     /// That socket name is already taken in the directory.
-    InUse = -5,
+    InUse = -5, c"USOCK_ERR_IN_USE", c"socket name already in use", AddrInUse;
     /// Fresh random names kept colliding.
-    Exhausted = -6,
+    Exhausted = -6, c"USOCK_ERR_EXHAUSTED", c"random directory names kept colliding", AlreadyExists;
     /// Cleanup found something usock did not make; it was left in place.
-    Changed = -7,
+    Changed = -7, c"USOCK_ERR_CHANGED", c"cleanup found files usock did not make and left them",
+        Other;
     /// A system call failed; [`Error::raw_os_error`] has the errno.
-    System = -8,
+    System = -8, c"USOCK_ERR_SYSTEM", c"system call failed", Other;
     /// The caller's buffer is too small (C ABI only).
-    Buffer = -9,
+    Buffer = -9, c"USOCK_ERR_BUFFER", c"buffer too small", Other;
     /// An internal error was caught at the C boundary (C ABI only).
-    Panic = -10,
+    Panic = -10, c"USOCK_ERR_PANIC", c"internal error caught at the usock boundary", Other;
 }
 
 impl ErrorKind {
@@ -46,53 +87,12 @@ impl ErrorKind {
         self.describe_c().to_str().expect("descriptions are ASCII")
     }
 
-    /// [`describe`](ErrorKind::describe) as a C string, for `usock_strerror`.
-    pub(crate) fn describe_c(self) -> &'static CStr {
-        match self {
-            ErrorKind::Invalid => c"invalid argument",
-            ErrorKind::TooLong => c"socket path too long for sun_path",
-            ErrorKind::Unsafe => c"directory failed a safety check",
-            ErrorKind::NoDir => c"no usable parent directory found",
-            ErrorKind::InUse => c"socket name already in use",
-            ErrorKind::Exhausted => c"random directory names kept colliding",
-            ErrorKind::Changed => c"cleanup found files usock did not make and left them",
-            ErrorKind::System => c"system call failed",
-            ErrorKind::Buffer => c"buffer too small",
-            ErrorKind::Panic => c"internal error caught at the usock boundary",
-        }
-    }
-
-    /// The C name of the status code, e.g. `c"USOCK_ERR_TOO_LONG"`, for `usock_status_name`.
-    pub(crate) fn name_c(self) -> &'static CStr {
-        match self {
-            ErrorKind::Invalid => c"USOCK_ERR_INVALID",
-            ErrorKind::TooLong => c"USOCK_ERR_TOO_LONG",
-            ErrorKind::Unsafe => c"USOCK_ERR_UNSAFE",
-            ErrorKind::NoDir => c"USOCK_ERR_NO_DIR",
-            ErrorKind::InUse => c"USOCK_ERR_IN_USE",
-            ErrorKind::Exhausted => c"USOCK_ERR_EXHAUSTED",
-            ErrorKind::Changed => c"USOCK_ERR_CHANGED",
-            ErrorKind::System => c"USOCK_ERR_SYSTEM",
-            ErrorKind::Buffer => c"USOCK_ERR_BUFFER",
-            ErrorKind::Panic => c"USOCK_ERR_PANIC",
-        }
-    }
-
     /// The kind with status code `code`, if usock defines one.
     pub fn from_code(code: i32) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 10] = [
-            ErrorKind::Invalid,
-            ErrorKind::TooLong,
-            ErrorKind::Unsafe,
-            ErrorKind::NoDir,
-            ErrorKind::InUse,
-            ErrorKind::Exhausted,
-            ErrorKind::Changed,
-            ErrorKind::System,
-            ErrorKind::Buffer,
-            ErrorKind::Panic,
-        ];
-        ALL.into_iter().find(|kind| kind.code() == code)
+        ErrorKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.code() == code)
     }
 }
 
@@ -221,18 +221,9 @@ impl std::error::Error for Error {}
 
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
-        let kind = match err.kind {
-            ErrorKind::Invalid => io::ErrorKind::InvalidInput,
-            ErrorKind::TooLong => io::ErrorKind::InvalidInput,
-            ErrorKind::Unsafe => io::ErrorKind::PermissionDenied,
-            ErrorKind::NoDir => io::ErrorKind::NotFound,
-            ErrorKind::InUse => io::ErrorKind::AddrInUse,
-            ErrorKind::Exhausted => io::ErrorKind::AlreadyExists,
-            ErrorKind::System => match err.errno {
-                Some(errno) => io::Error::from_raw_os_error(errno).kind(),
-                None => io::ErrorKind::Other,
-            },
-            _ => io::ErrorKind::Other,
+        let kind = match (err.kind, err.errno) {
+            (ErrorKind::System, Some(errno)) => io::Error::from_raw_os_error(errno).kind(),
+            (kind, _) => kind.io_kind(),
         };
         io::Error::new(kind, err)
     }

@@ -28,44 +28,30 @@
 //! The same operations are exported as a C ABI (`include/usock.h`), which the Python and
 //! SWI-Prolog bindings call.
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd"
-)))]
-compile_error!("usock supports Linux, macOS, FreeBSD, OpenBSD and NetBSD");
-
-mod bind;
-mod bound_path;
-mod cleanup;
 mod connect;
 mod dir;
 mod error;
-pub mod ffi;
-mod handoff;
+mod ffi;
 mod hooks;
-mod keep;
-mod lock;
+mod limits;
 mod name;
 mod owner;
 mod parent;
 mod peer;
-mod share;
-mod sweep;
+mod socket_type;
 mod sys;
+mod wellknown;
 
-pub use bind::SocketType;
-pub use bound_path::{BindMode, BoundPath};
 pub use connect::{ConnectOptions, connect, connect_with};
-pub use dir::{
-    AutomaticCandidate, DirOptions, MAX_SOCKET_PATH, PrivateDir, Verdict, explain_automatic,
-};
+pub use dir::keep::KEEP_FOR;
+pub use dir::sweep::{DEFAULT_GRACE, SweepReport, sweep};
+pub use dir::{AutomaticCandidate, DirOptions, PrivateDir, Verdict, explain_automatic};
 pub use error::{Error, ErrorKind, Result};
-pub use keep::KEEP_FOR;
+pub use limits::MAX_SOCKET_PATH;
 pub use name::{DEFAULT_SOCKET_NAME, DIR_PREFIX};
 pub use parent::{CheckStep, ParentCheck};
+pub use socket_type::SocketType;
+pub use wellknown::{BindMode, BoundPath};
 
 /// Explains, directory by directory from `/`, whether `path` passes the checks a parent of
 /// [`PrivateDir::in_parent`] must pass, and why not: the walk usock itself makes, with what it
@@ -76,7 +62,6 @@ pub fn explain_parent(path: impl AsRef<std::path::Path>) -> ParentCheck {
 pub use peer::{
     AcceptPolicy, Allow, OVERFLOW_GID, OVERFLOW_UID, Peer, Server, overflow_gid, overflow_uid, peer,
 };
-pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 
 /// Test builds only (feature `test-hooks`): force the random source, hold operations at
 /// chosen points.
@@ -85,4 +70,10 @@ pub use sweep::{DEFAULT_GRACE, SweepReport, sweep};
 pub mod testing {
     pub use crate::hooks::{Point, set_hook};
     pub use crate::name::testing::force_random;
+
+    /// The C ABI's functions, types and constants as Rust items, for tests that call them
+    /// from Rust (the C ABI itself is `include/usock.h`; it is not part of the Rust API).
+    pub mod ffi {
+        pub use crate::ffi::*;
+    }
 }

@@ -97,7 +97,7 @@ impl AcceptPolicy {
     /// peer's supplementary groups.
     pub fn new(allow: Allow) -> Result<AcceptPolicy> {
         if let Allow::Group(gid) = allow {
-            if cfg!(any(target_os = "openbsd", target_os = "netbsd")) {
+            if !sys::PEER_GROUPS_KNOWN {
                 return Err(Error::invalid(format!(
                     "a group policy (gid {gid}) cannot be enforced here: this system does not tell a socket's peer its supplementary groups, so membership cannot be checked"
                 )));

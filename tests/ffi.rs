@@ -8,7 +8,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;
 
 use common::*;
-use usock::ffi::*;
+use usock::testing::ffi::*;
 
 fn last_error() -> String {
     unsafe { CStr::from_ptr(usock_last_error()) }

@@ -472,7 +472,7 @@ fn cleanup_on_a_read_only_file_system_reports_erofs() {
 #[test]
 #[ignore = "run in a child process"]
 fn child_cleanup_erofs() {
-    use usock::ffi::*;
+    use usock::testing::ffi::*;
     if !in_child() {
         return;
     }

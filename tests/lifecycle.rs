@@ -201,7 +201,7 @@ fn a_live_server_is_never_displaced_without_replace_mode() {
 #[test]
 fn a_refused_well_known_path_is_eaddrinuse_through_the_c_abi() {
     use std::ffi::CString;
-    use usock::ffi::*;
+    use usock::testing::ffi::*;
     let home = home();
     let path = home.path().join("busy.sock");
     let (first, _listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, c_int};
 
-use usock::ffi::*;
+use usock::testing::ffi::*;
 
 pub const OK: c_int = USOCK_OK;
 pub const INVALID: c_int = USOCK_ERR_INVALID;

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::ptr;
 
-use usock::ffi::*;
+use usock::testing::ffi::*;
 
 use crate::check::{self, INVALID, OK, UNSAFE};
 use crate::input::Input;

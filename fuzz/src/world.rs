@@ -6,7 +6,7 @@ use std::ffi::{CStr, CString, c_int};
 use std::path::PathBuf;
 use std::ptr;
 
-use usock::ffi::*;
+use usock::testing::ffi::*;
 
 use crate::check::{self, CHANGED, OK};
 use crate::scratch::{self, exists};

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{c_char, c_int};
 
 use crate::error::{Error, ErrorKind};
 
@@ -11,6 +11,9 @@ use crate::error::{Error, ErrorKind};
 /// panic crosses into C, and turns a panic into the return type's failure value
 /// (`USOCK_ERR_PANIC` for a status, NULL for a pointer) with a message in `usock_last_error()`.
 /// `ffi_boundary!(on_panic = VALUE; body)` chooses another failure value.
+/// `ffi_boundary!(result; body)` is for a body that returns `crate::Result<()>` and uses `?`:
+/// `Ok` becomes `USOCK_OK`, an error its status, with the message, path and errno recorded for
+/// `usock_last_error()`.
 ///
 /// The signature stays outside the macro, where cbindgen can read it; a test checks that every
 /// export's body starts with this macro.
@@ -21,6 +24,17 @@ macro_rules! ffi_boundary {
             Err(payload) => {
                 $crate::ffi::boundary::record_panic(payload);
                 $fallback
+            }
+        }
+    };
+    (result; $($body:tt)*) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
+            || -> $crate::Result<()> { $($body)* },
+        )) {
+            Ok(result) => $crate::ffi::boundary::status(result),
+            Err(payload) => {
+                $crate::ffi::boundary::record_panic(payload);
+                $crate::ffi::boundary::OnPanic::on_panic()
             }
         }
     };
@@ -155,27 +169,10 @@ pub fn last_errno() -> c_int {
     LAST_ERROR.with(|last| last.borrow().errno)
 }
 
-/// An `Invalid` error for a NULL argument that may not be NULL.
-pub fn null_arg(name: &str) -> Error {
-    Error::invalid(format!("argument {name} is NULL"))
-}
-
-/// Reads an optional C string argument: `None` for NULL.
-///
-/// # Safety
-/// A non-NULL `ptr` must point to a NUL-terminated string that lives for `'a`.
-pub unsafe fn opt_cstr<'a>(ptr: *const c_char) -> Option<&'a CStr> {
-    if ptr.is_null() {
-        None
-    } else {
-        // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
-        Some(unsafe { CStr::from_ptr(ptr) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CStr;
 
     fn panicking_status() -> c_int {
         ffi_boundary! {

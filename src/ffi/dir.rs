@@ -1,14 +1,13 @@
 //! Exports for the private directory: create, path, socket path, bind, cleanup.
 
 use std::ffi::{OsStr, c_char, c_int};
-use std::os::fd::{BorrowedFd, IntoRawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::IntoRawFd;
 
 use super::UsockDir;
-use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
-use super::handle::{Closed, enter, hand_out};
-use crate::error::{Error, ErrorKind, show};
+use super::args::{borrow_fd, handle, null_arg, opt_name, opt_path, out, write_path};
+use super::boundary::{fail, ffi_boundary};
+use super::handle::{Closed, hand_out};
+use crate::error::Error;
 use crate::{DirOptions, PrivateDir, SocketType};
 
 /// Creates a private directory for Unix domain sockets and returns a handle to it in `*out_dir`.
@@ -53,20 +52,15 @@ pub unsafe extern "C" fn usock_create_dir(
     flags: u32,
     out_dir: *mut *mut UsockDir,
 ) -> c_int {
-    ffi_boundary! {
-        if out_dir.is_null() {
-            return fail(&null_arg("out_dir"));
-        }
-        if flags & !USOCK_LONG_PATHS != 0 {
-            return fail(&Error::invalid(format!(
-                "unknown flags 0x{flags:x}: only USOCK_LONG_PATHS is defined"
-            )));
-        }
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let out_dir = unsafe { out(out_dir, "out_dir") }?;
+        check_dir_flags(flags)?;
+        // SAFETY: as this function's contract.
+        let parent = unsafe { opt_path(parent) };
         let options = DirOptions::default().long_paths(flags & USOCK_LONG_PATHS != 0);
-        // SAFETY: out_dir is non-NULL and the caller promises it is writable.
-        unsafe { hand_out(PrivateDir::create_with(parent, &options), out_dir) }
+        hand_out(PrivateDir::create_with(parent, &options)?, out_dir);
+        Ok(())
     }
 }
 
@@ -112,7 +106,7 @@ pub unsafe extern "C" fn usock_socket_path(
     buf: *mut c_char,
     buf_len: usize,
 ) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         // SAFETY: as this function's contract.
         unsafe { write_socket_path(dir, name, buf, buf_len, PrivateDir::socket_path) }
     }
@@ -141,7 +135,7 @@ pub unsafe extern "C" fn usock_socket_address(
     buf: *mut c_char,
     buf_len: usize,
 ) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         // SAFETY: as this function's contract.
         unsafe { write_socket_path(dir, name, buf, buf_len, PrivateDir::socket_address) }
     }
@@ -158,45 +152,26 @@ unsafe fn write_socket_path(
     buf: *mut c_char,
     buf_len: usize,
     which: fn(&PrivateDir, Option<&OsStr>) -> crate::Result<std::path::PathBuf>,
-) -> c_int {
-    // SAFETY: the caller passes NULL or a live handle.
-    let dir = match unsafe { enter(dir) } {
-        Ok(dir) => dir,
-        Err(status) => return status,
-    };
+) -> crate::Result<()> {
+    // SAFETY: as this function's contract.
+    let dir = unsafe { handle(dir) }?;
     if buf.is_null() {
-        return fail(&null_arg("buf"));
+        return Err(null_arg("buf"));
     }
-    // SAFETY: the caller passes NULL or a NUL-terminated string.
-    let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
-    match which(&dir, name) {
-        // SAFETY: buf is non-NULL and writable for buf_len bytes, as the caller promises.
-        Ok(path) => unsafe { write_path(&path, buf, buf_len) },
-        Err(err) => fail(&err),
-    }
+    // SAFETY: as this function's contract.
+    let path = which(&dir, unsafe { opt_name(name) })?;
+    // SAFETY: as this function's contract.
+    unsafe { write_path(&path, buf, buf_len) }
 }
 
-/// Copies `path` and its NUL into `buf`, or fails with `USOCK_ERR_BUFFER` writing nothing.
-///
-/// # Safety
-/// `buf` is non-NULL and writable for `buf_len` bytes.
-unsafe fn write_path(path: &Path, buf: *mut c_char, buf_len: usize) -> c_int {
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.len() + 1 > buf_len {
-        return fail(&Error::new(
-            ErrorKind::Buffer,
-            format!(
-                "buffer of {buf_len} bytes is too small for {} ({} bytes with the NUL)",
-                show(path),
-                bytes.len() + 1
-            ),
-        ));
+/// Fails for a flag `usock_create_dir` and `usock_create_shared_dir` do not know.
+pub(super) fn check_dir_flags(flags: u32) -> crate::Result<()> {
+    if flags & !USOCK_LONG_PATHS != 0 {
+        return Err(Error::invalid(format!(
+            "unknown flags 0x{flags:x}: only USOCK_LONG_PATHS is defined"
+        )));
     }
-    // SAFETY: buf is writable for buf_len >= bytes.len() + 1 bytes, as the caller promises.
-    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), bytes.len() + 1) };
-    out[..bytes.len()].copy_from_slice(bytes);
-    out[bytes.len()] = 0;
-    super::USOCK_OK
+    Ok(())
 }
 
 /// Creates a socket of `type`, binds it at `<dir>/<name>` and hands its descriptor to the caller
@@ -227,30 +202,17 @@ pub unsafe extern "C" fn usock_bind(
     backlog: c_int,
     out_fd: *mut c_int,
 ) -> c_int {
-    ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle.
-        let dir = match unsafe { enter(dir) } {
-            Ok(dir) => dir,
-            Err(status) => return status,
-        };
-        if out_fd.is_null() {
-            return fail(&null_arg("out_fd"));
-        }
-        let ty = match SocketType::try_from(r#type) {
-            Ok(ty) => ty,
-            Err(err) => return fail(&err),
-        };
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let dir = unsafe { handle(dir) }?;
+        // SAFETY: as this function's contract.
+        let out_fd = unsafe { out(out_fd, "out_fd") }?;
+        let ty = SocketType::try_from(r#type)?;
+        // SAFETY: as this function's contract.
+        let name = unsafe { opt_name(name) };
         let backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
-        match dir.bind(name, ty, backlog) {
-            Ok(fd) => {
-                // SAFETY: out_fd is non-NULL and the caller promises it is writable.
-                unsafe { *out_fd = fd.into_raw_fd() };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+        out_fd.write(dir.bind(name, ty, backlog)?.into_raw_fd());
+        Ok(())
     }
 }
 
@@ -278,22 +240,15 @@ pub unsafe extern "C" fn usock_bind_fd(
     fd: c_int,
     backlog: c_int,
 ) -> c_int {
-    ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle.
-        let dir = match unsafe { enter(dir) } {
-            Ok(dir) => dir,
-            Err(status) => return status,
-        };
-        if fd < 0 {
-            return fail(&Error::invalid(format!("descriptor {fd} is not a socket")));
-        }
-        // SAFETY: fd is non-negative; it is only borrowed for this call, and a number that is
-        // not an open descriptor makes the system calls fail with EBADF, nothing worse.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let dir = unsafe { handle(dir) }?;
+        // SAFETY: as this function's contract.
+        let fd = unsafe { borrow_fd(fd, || format!("descriptor {fd} is not a socket")) }?;
+        // SAFETY: as this function's contract.
+        let name = unsafe { opt_name(name) };
         let backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
-        status(dir.bind_socket(name, fd, backlog))
+        dir.bind_socket(name, fd, backlog)
     }
 }
 
@@ -312,15 +267,11 @@ pub unsafe extern "C" fn usock_bind_fd(
 /// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) -> c_int {
-    ffi_boundary! {
-        // SAFETY: the caller passes NULL or a live handle.
-        let dir = match unsafe { enter(dir) } {
-            Ok(dir) => dir,
-            Err(status) => return status,
-        };
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let name = unsafe { opt_cstr(name) }.map(|n| OsStr::from_bytes(n.to_bytes()));
-        status(dir.adopt(name))
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let dir = unsafe { handle(dir) }?;
+        // SAFETY: as this function's contract.
+        dir.adopt(unsafe { opt_name(name) })
     }
 }
 
@@ -351,24 +302,24 @@ pub unsafe extern "C" fn usock_adopt(dir: *mut UsockDir, name: *const c_char) ->
 /// `dir` is NULL or a live handle from `usock_create_dir`, which this call consumes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         if dir.is_null() {
-            return super::USOCK_OK;
+            return Ok(());
         }
         // SAFETY: the caller hands over a live handle made by Box::into_raw in usock_create_dir.
         match unsafe { &*dir }.close() {
             Closed::Free => {}
             Closed::AlreadyClosing => {
-                return fail(&Error::invalid(
+                return Err(Error::invalid(
                     "usock_cleanup was called twice on the same handle; the first call frees it",
                 ));
             }
-            Closed::LeftInChild => return super::USOCK_OK,
+            Closed::LeftInChild => return Ok(()),
         }
         // SAFETY: no call is in flight on the handle any more and none can enter: this call owns
         // it, as Box::into_raw in usock_create_dir made it.
         let handle = unsafe { Box::from_raw(dir) };
-        status(handle.inner.cleanup())
+        handle.inner.cleanup()
     }
 }
 
@@ -397,12 +348,8 @@ pub unsafe extern "C" fn usock_cleanup(dir: *mut UsockDir) -> c_int {
 /// `dir` is NULL or a handle from `usock_create_dir` not yet passed to `usock_cleanup`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_dir_idle(dir: *const UsockDir) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         // SAFETY: the caller passes NULL or a live handle.
-        let handle = match unsafe { enter(dir) } {
-            Ok(handle) => handle,
-            Err(status) => return status,
-        };
-        status(handle.check_idle())
+        unsafe { handle(dir) }?.check_idle()
     }
 }

@@ -9,9 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use std::ffi::c_int;
-
-use super::boundary::{fail, null_arg};
+use super::args::Out;
 use crate::PrivateDir;
 use crate::error::Error;
 
@@ -70,7 +68,7 @@ impl UsockDir {
         if before & CLOSING != 0 {
             return Closed::AlreadyClosing;
         }
-        if before != 0 && !self.inner.creator.is_current() {
+        if before != 0 && !self.inner.in_creator() {
             return Closed::LeftInChild;
         }
         let mut pause = Duration::from_micros(10);
@@ -79,21 +77,6 @@ impl UsockDir {
             pause = (pause * 2).min(Duration::from_millis(1));
         }
         Closed::Free
-    }
-}
-
-/// Enters the handle `dir` for one call: the call proceeds while the guard lives. For NULL, or a
-/// handle that `usock_cleanup` is freeing, the failure is recorded for `usock_last_error()` and
-/// its status returned.
-///
-/// # Safety
-/// `dir` is NULL or a handle from `usock_create_dir` not yet passed to `usock_cleanup`.
-pub(crate) unsafe fn enter<'a>(dir: *const UsockDir) -> Result<Entered<'a>, c_int> {
-    // SAFETY: the caller passes NULL or a live handle. It is only read through a shared
-    // reference (binding records sockets behind a lock), so use from several threads is sound.
-    match unsafe { dir.as_ref() } {
-        Some(handle) => handle.enter().map_err(|err| fail(&err)),
-        None => Err(fail(&null_arg("dir"))),
     }
 }
 
@@ -111,22 +94,8 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// Hands a new directory handle to the caller in `*out_dir`, or records the failure: the tail
-/// of every export that makes a handle (create, create shared, take over).
-///
-/// # Safety
-/// `out_dir` is non-NULL and writable.
-pub(crate) unsafe fn hand_out(
-    made: crate::Result<PrivateDir>,
-    out_dir: *mut *mut UsockDir,
-) -> c_int {
-    match made {
-        Ok(inner) => {
-            let handle = Box::into_raw(Box::new(UsockDir::new(inner)));
-            // SAFETY: out_dir is non-NULL and writable, as the caller promises.
-            unsafe { *out_dir = handle };
-            super::USOCK_OK
-        }
-        Err(err) => fail(&err),
-    }
+/// Hands a new directory handle to the caller in `*out_dir`: the tail of every export that
+/// makes a handle (create, create shared, take over).
+pub(crate) fn hand_out(made: PrivateDir, out_dir: Out<'_, *mut UsockDir>) {
+    out_dir.write(Box::into_raw(Box::new(UsockDir::new(made))));
 }

@@ -1,15 +1,16 @@
 //! Exports for servers at well-known paths and for the life of directories across processes:
 //! connect, bind at a path and unbind, sweep, hand off and take over.
 
-use std::ffi::{CString, OsStr, c_char, c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
 use super::UsockDir;
-use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr, status};
-use super::handle::{Closed, enter, hand_out};
+use super::args::{self, borrow_fd, handle, opt_out, opt_parent, out};
+use super::boundary::ffi_boundary;
+use super::handle::{Closed, hand_out};
 use crate::error::Error;
 use crate::{BindMode, BoundPath, ConnectOptions, PrivateDir, Server, SocketType};
 
@@ -44,14 +45,6 @@ pub type UsockSweepFn = Option<
     ),
 >;
 
-fn path_arg<'a>(path: *const c_char, what: &str) -> Result<&'a Path, c_int> {
-    // SAFETY: the caller passes NULL or a NUL-terminated string that outlives the call.
-    match unsafe { opt_cstr(path) } {
-        Some(p) => Ok(Path::new(OsStr::from_bytes(p.to_bytes()))),
-        None => Err(fail(&null_arg(what))),
-    }
-}
-
 /// Connects a new socket of `type` to the socket at `path` and returns its descriptor,
 /// close-on-exec, in `*out_fd`.
 ///
@@ -83,30 +76,24 @@ pub unsafe extern "C" fn usock_connect(
     server: i64,
     out_fd: *mut c_int,
 ) -> c_int {
-    ffi_boundary! {
-        let path = match path_arg(path, "path") {
-            Ok(path) => path,
-            Err(status) => return status,
-        };
-        if out_fd.is_null() {
-            return fail(&null_arg("out_fd"));
-        }
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let path = unsafe { args::path(path, "path") }?;
+        // SAFETY: as this function's contract.
+        let out_fd = unsafe { out(out_fd, "out_fd") }?;
         if flags & !USOCK_CONNECT_NONBLOCK != 0 {
-            return fail(&Error::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown flags 0x{flags:x} for usock_connect: only USOCK_CONNECT_NONBLOCK is defined"
             )));
         }
-        let ty = match SocketType::try_from(r#type) {
-            Ok(ty) => ty,
-            Err(err) => return fail(&err),
-        };
+        let ty = SocketType::try_from(r#type)?;
         let server = match server {
             USOCK_SERVER_ANY => Server::Any,
             USOCK_SERVER_SELF_OR_ROOT => Server::SelfOrRoot,
             uid => match u32::try_from(uid) {
                 Ok(uid) if uid != u32::MAX => Server::Uid(uid),
                 _ => {
-                    return fail(&Error::invalid(format!(
+                    return Err(Error::invalid(format!(
                         "server {uid}: pass USOCK_SERVER_ANY, USOCK_SERVER_SELF_OR_ROOT or a uid"
                     )));
                 }
@@ -115,14 +102,8 @@ pub unsafe extern "C" fn usock_connect(
         let options = ConnectOptions::default()
             .nonblocking(flags & USOCK_CONNECT_NONBLOCK != 0)
             .server(server);
-        match crate::connect_with(path, ty, options) {
-            Ok(fd) => {
-                // SAFETY: out_fd is non-NULL and the caller promises it is writable.
-                unsafe { *out_fd = fd.into_raw_fd() };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+        out_fd.write(crate::connect_with(path, ty, options)?.into_raw_fd());
+        Ok(())
     }
 }
 
@@ -164,36 +145,23 @@ pub unsafe extern "C" fn usock_bind_path(
     flags: u32,
     out_bound: *mut *mut UsockBoundPath,
 ) -> c_int {
-    ffi_boundary! {
-        let path = match path_arg(path, "path") {
-            Ok(path) => path,
-            Err(status) => return status,
-        };
-        if out_bound.is_null() {
-            return fail(&null_arg("out_bound"));
-        }
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let path = unsafe { args::path(path, "path") }?;
+        // SAFETY: as this function's contract.
+        let out_bound = unsafe { out(out_bound, "out_bound") }?;
         if flags & !USOCK_REPLACE != 0 {
-            return fail(&Error::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown flags 0x{flags:x} for usock_bind_path: only USOCK_REPLACE is defined"
             )));
         }
-        if fd < 0 {
-            return fail(&Error::invalid(format!("descriptor {fd} is not a socket")));
-        }
-        // SAFETY: fd is non-negative and only borrowed for this call; a number that is not an
-        // open descriptor makes the system calls fail with EBADF, nothing worse.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        // SAFETY: as this function's contract.
+        let fd = unsafe { borrow_fd(fd, || format!("descriptor {fd} is not a socket")) }?;
         let mode = if flags & USOCK_REPLACE != 0 { BindMode::Replace } else { BindMode::Exclusive };
         let backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
-        match BoundPath::bind_socket(path, fd, backlog, mode) {
-            Ok(inner) => {
-                let handle = Box::into_raw(Box::new(UsockBoundPath { inner }));
-                // SAFETY: out_bound is non-NULL and the caller promises it is writable.
-                unsafe { *out_bound = handle };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+        let inner = BoundPath::bind_socket(path, fd, backlog, mode)?;
+        out_bound.write(Box::into_raw(Box::new(UsockBoundPath { inner })));
+        Ok(())
     }
 }
 
@@ -210,13 +178,13 @@ pub unsafe extern "C" fn usock_bind_path(
 /// `bound` is NULL or a handle from `usock_bind_path` not yet passed here.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_unbind_path(bound: *mut UsockBoundPath) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         if bound.is_null() {
-            return super::USOCK_OK;
+            return Ok(());
         }
         // SAFETY: the caller hands over a live handle made by Box::into_raw in usock_bind_path.
         let handle = unsafe { Box::from_raw(bound) };
-        status(handle.inner.unbind())
+        handle.inner.unbind()
     }
 }
 
@@ -248,22 +216,16 @@ pub unsafe extern "C" fn usock_sweep(
     ctx: *mut c_void,
     out_removed: *mut usize,
 ) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         if flags != 0 {
-            return fail(&Error::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown flags 0x{flags:x} for usock_sweep: none are defined yet, pass 0"
             )));
         }
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
-        if parent.is_some_and(|p| p.as_os_str().is_empty()) {
-            return fail(&Error::invalid("the parent directory is an empty path"));
-        }
+        // SAFETY: as this function's contract.
+        let parent = unsafe { opt_parent(parent) }?;
         let grace = u64::try_from(grace_seconds).map_or(crate::DEFAULT_GRACE, Duration::from_secs);
-        let result = match crate::sweep(parent, grace) {
-            Ok(result) => result,
-            Err(err) => return fail(&err),
-        };
+        let result = crate::sweep(parent, grace)?;
         if let Some(report) = report {
             let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
             for path in &result.removed {
@@ -277,11 +239,11 @@ pub unsafe extern "C" fn usock_sweep(
                 unsafe { report(ctx, c(path).as_ptr(), 0, why.as_ptr()) };
             }
         }
-        if !out_removed.is_null() {
-            // SAFETY: out_removed is non-NULL and the caller promises it is writable.
-            unsafe { *out_removed = result.removed.len() };
+        // SAFETY: as this function's contract.
+        if let Some(out_removed) = unsafe { opt_out(out_removed) } {
+            out_removed.write(result.removed.len());
         }
-        super::USOCK_OK
+        Ok(())
     }
 }
 
@@ -301,21 +263,11 @@ pub unsafe extern "C" fn usock_sweep(
 /// points to a writable `int`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_hand_off(dir: *mut UsockDir, out_fd: *mut c_int) -> c_int {
-    ffi_boundary! {
-        if out_fd.is_null() {
-            return fail(&null_arg("out_fd"));
-        }
-        let fd = {
-            // SAFETY: the caller passes NULL or a live handle.
-            let entered = match unsafe { enter(dir) } {
-                Ok(dir) => dir,
-                Err(status) => return status,
-            };
-            match entered.lock_for_successor() {
-                Ok(fd) => fd,
-                Err(err) => return fail(&err),
-            }
-        };
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let out_fd = unsafe { out(out_fd, "out_fd") }?;
+        // SAFETY: as this function's contract.
+        let fd = unsafe { handle(dir) }?.lock_for_successor()?;
         // SAFETY: dir is a live handle (entered above, so not NULL).
         match unsafe { &*dir }.close() {
             Closed::Free => {
@@ -325,14 +277,13 @@ pub unsafe extern "C" fn usock_hand_off(dir: *mut UsockDir, out_fd: *mut c_int) 
             }
             Closed::LeftInChild => {}
             Closed::AlreadyClosing => {
-                return fail(&Error::invalid(
+                return Err(Error::invalid(
                     "usock_cleanup began on this handle during usock_hand_off; nothing was handed off",
                 ));
             }
         }
-        // SAFETY: out_fd is non-NULL and the caller promises it is writable.
-        unsafe { *out_fd = fd.into_raw_fd() };
-        super::USOCK_OK
+        out_fd.write(fd.into_raw_fd());
+        Ok(())
     }
 }
 
@@ -359,40 +310,37 @@ pub unsafe extern "C" fn usock_take_over(
     flags: u32,
     out_dir: *mut *mut UsockDir,
 ) -> c_int {
-    ffi_boundary! {
-        let path = match path_arg(path, "path") {
-            Ok(path) => path,
-            Err(status) => return status,
-        };
-        if out_dir.is_null() {
-            return fail(&null_arg("out_dir"));
-        }
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let path = unsafe { args::path(path, "path") }?;
+        // SAFETY: as this function's contract.
+        let out_dir = unsafe { out(out_dir, "out_dir") }?;
         if flags != 0 {
-            return fail(&Error::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown flags 0x{flags:x} for usock_take_over: none are defined yet, pass 0"
             )));
         }
         if lock_fd < -1 {
-            return fail(&Error::invalid(format!("lock_fd {lock_fd}: pass -1 or a descriptor")));
+            return Err(Error::invalid(format!("lock_fd {lock_fd}: pass -1 or a descriptor")));
         }
         // The descriptor is the caller's until the take-over succeeds: work on a duplicate.
         let lock = if lock_fd >= 0 {
             // SAFETY: lock_fd is non-negative and only borrowed here.
             let borrowed = unsafe { BorrowedFd::borrow_raw(lock_fd) };
-            match borrowed.try_clone_to_owned() {
-                Ok(fd) => Some(fd),
-                Err(e) => return fail(&Error::system(format_args!("cannot use lock_fd {lock_fd}"), &e)),
-            }
+            let owned = borrowed.try_clone_to_owned().map_err(|e| {
+                Error::system(format_args!("cannot use lock_fd {lock_fd}"), &e)
+            })?;
+            Some(owned)
         } else {
             None
         };
-        let taken = PrivateDir::take_over(path, lock);
-        if taken.is_ok() && lock_fd >= 0 {
+        let taken = PrivateDir::take_over(path, lock)?;
+        if lock_fd >= 0 {
             // SAFETY: the caller gives lock_fd up on success; the handle holds a duplicate of
             // it (same open file, same lock).
             drop(unsafe { OwnedFd::from_raw_fd(lock_fd) });
         }
-        // SAFETY: out_dir is non-NULL and the caller promises it is writable.
-        unsafe { hand_out(taken, out_dir) }
+        hand_out(taken, out_dir);
+        Ok(())
     }
 }

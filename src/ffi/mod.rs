@@ -5,19 +5,29 @@
 //! Conventions (also in the header): functions return a status, `USOCK_OK` (0) or a negative
 //! `USOCK_ERR_*`; out-parameters are written only on success; a failure leaves a message for the
 //! calling thread in `usock_last_error()`.
+//!
+//! Not part of the Rust API: the crate's users see the safe core; C sees these exports through
+//! `include/usock.h`, and tests reach them as `usock::testing::ffi` (feature `test-hooks`).
 
+// Without test-hooks nothing in Rust names the constants and re-exports: cbindgen reads them for
+// the header. (Builds with test-hooks, such as clippy --all-targets, still see dead code here.)
+#![cfg_attr(not(feature = "test-hooks"), allow(dead_code, unused_imports))]
+
+mod args;
 pub mod boundary;
 mod dir;
 mod handle;
 mod info;
 mod lifecycle;
 mod peer;
+mod share;
 
 pub use dir::*;
 pub use handle::UsockDir;
 pub use info::*;
 pub use lifecycle::*;
 pub use peer::*;
+pub use share::*;
 
 use std::ffi::c_int;
 
@@ -66,6 +76,7 @@ mod tests {
 
     #[test]
     fn status_codes_match_error_kinds() {
+        // The header's constants, written out for cbindgen, against the table in error.rs.
         let pairs = [
             (USOCK_ERR_INVALID, ErrorKind::Invalid),
             (USOCK_ERR_TOO_LONG, ErrorKind::TooLong),
@@ -81,6 +92,11 @@ mod tests {
         for (code, kind) in pairs {
             assert_eq!(code, kind.code(), "{kind:?}");
         }
+        assert_eq!(
+            pairs.len(),
+            ErrorKind::ALL.len(),
+            "a kind has no USOCK_ERR_ constant"
+        );
     }
 
     #[test]
@@ -102,6 +118,13 @@ mod tests {
             code -= 1;
         }
         assert_eq!(code, USOCK_ERR_PANIC - 1);
+        for kind in ErrorKind::ALL {
+            assert_eq!(
+                usock_status_name(kind.code()),
+                kind.name_c().as_ptr(),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]

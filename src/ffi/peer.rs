@@ -1,16 +1,13 @@
 //! Exports for who may connect: peer credentials, the accept policy, directories shared with a
 //! group.
 
-use std::ffi::{OsStr, c_char, c_int};
-use std::os::fd::{BorrowedFd, IntoRawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::ffi::c_int;
+use std::os::fd::IntoRawFd;
 
-use super::UsockDir;
-use super::boundary::{fail, ffi_boundary, null_arg, opt_cstr};
-use super::handle::hand_out;
+use super::args::{self, borrow_fd, null_arg, opt_out};
+use super::boundary::ffi_boundary;
 use crate::error::Error;
-use crate::{AcceptPolicy, Allow, Peer, PrivateDir};
+use crate::{AcceptPolicy, Allow, Peer};
 
 /// `usock_policy_new`: admit only this process's effective user (never the overflow uid: a
 /// server running as `nobody`, or in a user namespace that does not map its user, admits no
@@ -62,17 +59,6 @@ unsafe fn policy_or_same_user(
     }
 }
 
-fn borrow_fd<'a>(fd: c_int, what: &str) -> Result<BorrowedFd<'a>, c_int> {
-    if fd < 0 {
-        return Err(fail(&Error::invalid(format!(
-            "{what} {fd} is not a descriptor"
-        ))));
-    }
-    // SAFETY: fd is non-negative and only borrowed for the call; a number that is not an open
-    // descriptor makes the system calls fail with EBADF, nothing worse.
-    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
-}
-
 /// Writes the credentials of the peer of the connected Unix domain socket `fd` into `*out`:
 /// `SO_PEERCRED` on Linux and OpenBSD, `LOCAL_PEERCRED` on macOS and FreeBSD, `LOCAL_PEEREID`
 /// on NetBSD, `getpeereid` as the floor. A server's accepted connection gives the client (at
@@ -86,22 +72,13 @@ fn borrow_fd<'a>(fd: c_int, what: &str) -> Result<BorrowedFd<'a>, c_int> {
 /// `out` is NULL or points to a writable `usock_peer`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_peer_of(fd: c_int, out: *mut UsockPeer) -> c_int {
-    ffi_boundary! {
-        if out.is_null() {
-            return fail(&null_arg("out"));
-        }
-        let fd = match borrow_fd(fd, "fd") {
-            Ok(fd) => fd,
-            Err(status) => return status,
-        };
-        match crate::peer(fd) {
-            Ok(peer) => {
-                // SAFETY: out is non-NULL and the caller promises it is writable.
-                unsafe { *out = peer.into() };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let out = unsafe { args::out(out, "out") }?;
+        // SAFETY: as this function's contract.
+        let fd = unsafe { borrow_fd(fd, || format!("fd {fd} is not a descriptor")) }?;
+        out.write(crate::peer(fd)?.into());
+        Ok(())
     }
 }
 
@@ -118,16 +95,16 @@ pub unsafe extern "C" fn usock_peer_of(fd: c_int, out: *mut UsockPeer) -> c_int 
 /// The out-pointers are NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_overflow_ids(out_uid: *mut u32, out_gid: *mut u32) -> c_int {
-    ffi_boundary! {
-        if !out_uid.is_null() {
-            // SAFETY: non-NULL and writable, as the caller promises.
-            unsafe { *out_uid = crate::overflow_uid() };
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        if let Some(out_uid) = unsafe { opt_out(out_uid) } {
+            out_uid.write(crate::overflow_uid());
         }
-        if !out_gid.is_null() {
-            // SAFETY: as above.
-            unsafe { *out_gid = crate::overflow_gid() };
+        // SAFETY: as this function's contract.
+        if let Some(out_gid) = unsafe { opt_out(out_gid) } {
+            out_gid.write(crate::overflow_gid());
         }
-        super::USOCK_OK
+        Ok(())
     }
 }
 
@@ -147,14 +124,13 @@ pub unsafe extern "C" fn usock_policy_new(
     n_ids: usize,
     out_policy: *mut *mut UsockPolicy,
 ) -> c_int {
-    ffi_boundary! {
-        if out_policy.is_null() {
-            return fail(&null_arg("out_policy"));
-        }
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let out_policy = unsafe { args::out(out_policy, "out_policy") }?;
         let ids: &[u32] = if n_ids == 0 {
             &[]
         } else if ids.is_null() {
-            return fail(&null_arg("ids"));
+            return Err(null_arg("ids"));
         } else {
             // SAFETY: ids is non-NULL and readable for n_ids entries, as the caller promises.
             unsafe { std::slice::from_raw_parts(ids, n_ids) }
@@ -164,23 +140,17 @@ pub unsafe extern "C" fn usock_policy_new(
             (USOCK_ALLOW_GROUP, [gid]) => Allow::Group(*gid),
             (USOCK_ALLOW_UIDS, uids) => Allow::Uids(uids.to_vec()),
             (USOCK_ALLOW_GROUP, _) => {
-                return fail(&Error::invalid(format!("a group policy takes one gid, not {n_ids}")));
+                return Err(Error::invalid(format!("a group policy takes one gid, not {n_ids}")));
             }
             (other, _) => {
-                return fail(&Error::invalid(format!(
+                return Err(Error::invalid(format!(
                     "unknown policy {other}: use USOCK_ALLOW_SAME_USER, USOCK_ALLOW_GROUP or USOCK_ALLOW_UIDS"
                 )));
             }
         };
-        match AcceptPolicy::new(allow) {
-            Ok(inner) => {
-                let policy = Box::into_raw(Box::new(UsockPolicy { inner }));
-                // SAFETY: out_policy is non-NULL and the caller promises it is writable.
-                unsafe { *out_policy = policy };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
-        }
+        let inner = AcceptPolicy::new(allow)?;
+        out_policy.write(Box::into_raw(Box::new(UsockPolicy { inner })));
+        Ok(())
     }
 }
 
@@ -204,29 +174,23 @@ pub unsafe extern "C" fn usock_accept(
     out_peer: *mut UsockPeer,
     out_fd: *mut c_int,
 ) -> c_int {
-    ffi_boundary! {
-        if out_fd.is_null() {
-            return fail(&null_arg("out_fd"));
-        }
-        let listener = match borrow_fd(listen_fd, "listen_fd") {
-            Ok(fd) => fd,
-            Err(status) => return status,
-        };
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let out_fd = unsafe { args::out(out_fd, "out_fd") }?;
+        // SAFETY: as this function's contract.
+        let listener =
+            // SAFETY: as this function's contract.
+            unsafe { borrow_fd(listen_fd, || format!("listen_fd {listen_fd} is not a descriptor")) }?;
         let mut same_user = None;
         // SAFETY: the caller passes NULL or a live policy.
         let policy = unsafe { policy_or_same_user(policy, &mut same_user) };
-        match policy.accept(listener) {
-            Ok((fd, peer)) => {
-                if !out_peer.is_null() {
-                    // SAFETY: out_peer is non-NULL and the caller promises it is writable.
-                    unsafe { *out_peer = peer.into() };
-                }
-                // SAFETY: out_fd is non-NULL and the caller promises it is writable.
-                unsafe { *out_fd = fd.into_raw_fd() };
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
+        let (fd, peer) = policy.accept(listener)?;
+        // SAFETY: as this function's contract.
+        if let Some(out_peer) = unsafe { opt_out(out_peer) } {
+            out_peer.write(peer.into());
         }
+        out_fd.write(fd.into_raw_fd());
+        Ok(())
     }
 }
 
@@ -243,24 +207,18 @@ pub unsafe extern "C" fn usock_policy_check(
     fd: c_int,
     out_peer: *mut UsockPeer,
 ) -> c_int {
-    ffi_boundary! {
-        let fd = match borrow_fd(fd, "fd") {
-            Ok(fd) => fd,
-            Err(status) => return status,
-        };
+    ffi_boundary! { result;
+        // SAFETY: as this function's contract.
+        let fd = unsafe { borrow_fd(fd, || format!("fd {fd} is not a descriptor")) }?;
         let mut same_user = None;
         // SAFETY: the caller passes NULL or a live policy.
         let policy = unsafe { policy_or_same_user(policy, &mut same_user) };
-        match policy.screen(fd) {
-            Ok(peer) => {
-                if !out_peer.is_null() {
-                    // SAFETY: out_peer is non-NULL and the caller promises it is writable.
-                    unsafe { *out_peer = peer.into() };
-                }
-                super::USOCK_OK
-            }
-            Err(err) => fail(&err),
+        let peer = policy.screen(fd)?;
+        // SAFETY: as this function's contract.
+        if let Some(out_peer) = unsafe { opt_out(out_peer) } {
+            out_peer.write(peer.into());
         }
+        Ok(())
     }
 }
 
@@ -277,21 +235,19 @@ pub unsafe extern "C" fn usock_policy_refused(
     out_count: *mut u64,
     out_last_uid: *mut i64,
 ) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         // SAFETY: the caller passes NULL or a live policy.
-        let Some(policy) = (unsafe { policy.as_ref() }) else {
-            return fail(&null_arg("policy"));
-        };
+        let policy = unsafe { policy.as_ref() }.ok_or_else(|| null_arg("policy"))?;
         let (count, last) = policy.inner.refused();
-        if !out_count.is_null() {
-            // SAFETY: non-NULL and writable, as the caller promises.
-            unsafe { *out_count = count };
+        // SAFETY: as this function's contract.
+        if let Some(out_count) = unsafe { opt_out(out_count) } {
+            out_count.write(count);
         }
-        if !out_last_uid.is_null() {
-            // SAFETY: as above.
-            unsafe { *out_last_uid = last.map_or(-1, i64::from) };
+        // SAFETY: as this function's contract.
+        if let Some(out_last_uid) = unsafe { opt_out(out_last_uid) } {
+            out_last_uid.write(last.map_or(-1, i64::from));
         }
-        super::USOCK_OK
+        Ok(())
     }
 }
 
@@ -301,50 +257,11 @@ pub unsafe extern "C" fn usock_policy_refused(
 /// `policy` is NULL or a live policy from `usock_policy_new`, which this call consumes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usock_policy_free(policy: *mut UsockPolicy) -> c_int {
-    ffi_boundary! {
+    ffi_boundary! { result;
         if !policy.is_null() {
             // SAFETY: the caller hands over a live policy made by Box::into_raw.
             drop(unsafe { Box::from_raw(policy) });
         }
-        super::USOCK_OK
-    }
-}
-
-/// `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
-/// can reach a socket whose name they know (sockets bound or adopted in it are given to `gid`
-/// too, with mode 0660, before they listen), but cannot list the directory or create anything
-/// in it. Pair it with a `USOCK_ALLOW_GROUP` policy.
-///
-/// Returns what `usock_create_dir` returns, and `USOCK_ERR_INVALID` when this process is not a
-/// member of `gid` (nothing is created). `flags`: 0 or `USOCK_LONG_PATHS`.
-///
-/// # Safety
-/// As `usock_create_dir`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn usock_create_shared_dir(
-    parent: *const c_char,
-    gid: u32,
-    flags: u32,
-    out_dir: *mut *mut UsockDir,
-) -> c_int {
-    ffi_boundary! {
-        if out_dir.is_null() {
-            return fail(&null_arg("out_dir"));
-        }
-        if flags & !super::USOCK_LONG_PATHS != 0 {
-            return fail(&Error::invalid(format!(
-                "unknown flags 0x{flags:x}: only USOCK_LONG_PATHS is defined"
-            )));
-        }
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let parent = unsafe { opt_cstr(parent) }.map(|p| Path::new(OsStr::from_bytes(p.to_bytes())));
-        if parent.is_some_and(|p| p.as_os_str().is_empty()) {
-            return fail(&Error::invalid("the parent directory is an empty path"));
-        }
-        let options = crate::DirOptions::default()
-            .long_paths(flags & super::USOCK_LONG_PATHS != 0)
-            .share_with_group(gid);
-        // SAFETY: out_dir is non-NULL and the caller promises it is writable.
-        unsafe { hand_out(PrivateDir::create_with(parent, &options), out_dir) }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{At, cvt, retry};
+use super::{At, SUN_PATH_LEN, cvt, retry};
 
 /// `fchmodat2(2)`, Linux 6.6. System calls added since Linux 5.1 have one number on every
 /// architecture Rust targets; the libc crate does not define this one for all of them.
@@ -181,4 +181,43 @@ impl DirHandle {
             }
         }
     }
+}
+
+/// Binds `fd` to `name` inside the directory `dir`, for a path too long for `sun_path`:
+/// through `/proc/thread-self/fd/<dir>/<name>` (the calling thread's descriptor table: see
+/// [`fd_path`]).
+pub fn bind_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let through = fd_path(dir) + "/";
+    super::bind_unix(fd, &[through.as_bytes(), name])
+}
+
+/// [`bind_unix_in`] for `connect`; without `/proc`, `ENAMETOOLONG`.
+pub fn connect_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let through = fd_path(dir) + "/";
+    match super::connect_unix(fd, &[through.as_bytes(), name]) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !proc_is_mounted() => {
+            Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+        }
+        other => other,
+    }
+}
+
+/// Does `name` fit for [`bind_unix_in`] and [`connect_unix_in`] with the directory `dir`?
+pub fn fits_in_dir(dir: BorrowedFd<'_>, name: &[u8]) -> bool {
+    fd_path(dir).len() + 1 + name.len() < SUN_PATH_LEN
+}
+
+/// A path that reaches `name` in the directory `dir` from the calling thread (and the threads
+/// that share its descriptor table) when its own path is too long for `sun_path`:
+/// `/proc/thread-self/fd/<dir>/<name>`.
+pub fn long_address(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    Some(std::path::PathBuf::from(fd_path(dir)).join(name))
+}
+
+/// Sets the mode `bind()` gives the socket `fd`'s file (less the umask) before it binds, so that
+/// the file usually needs no `chmod` afterwards. macOS and FreeBSD refuse `fchmod` on a socket
+/// (`EINVAL`) and the others ignore it: there (the portable path) this does nothing, and the
+/// mode is set by name after `bind()`. A failure here is ignored for the same reason.
+pub fn preset_socket_mode(fd: BorrowedFd<'_>, mode: u32) {
+    let _ = super::fchmod(fd, mode);
 }

@@ -9,27 +9,51 @@
 //! Linux path (`O_PATH`, `fchmodat2`, `getdents64`), [`portable`] for macOS and the BSDs (and
 //! for Linux built with `--cfg usock_portable`, which runs that path here), [`secure`] for
 //! `AT_SECURE`/`issetugid`, [`random`] for the random source and [`process`] for telling a
-//! forked child from its creator. What differs only by a constant is a `cfg` where it is used.
+//! forked child from its creator; `freebsd` (`bindat`/`connectat`) and `linux` (`/proc`) bind
+//! socket paths longer than `sun_path`, `short_paths` refuses them elsewhere. What differs only
+//! by a constant is a `cfg` where it is used, in this folder only, with the one-word names
+//! `build.rs` emits (`linux_native`, `portable`, `apple`, `netbsdlike`, `long_paths`,
+//! `atomic_cloexec`).
 
-#[cfg(all(target_os = "linux", not(usock_portable)))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd"
+)))]
+compile_error!("usock supports Linux, macOS, FreeBSD, OpenBSD and NetBSD");
+
+#[cfg(target_os = "freebsd")]
+mod freebsd;
+#[cfg(linux_native)]
 mod linux;
 mod peer;
-#[cfg(any(not(target_os = "linux"), usock_portable))]
+#[cfg(portable)]
 mod portable;
 pub mod process;
 pub mod random;
 mod secure;
+#[cfg(not(long_paths))]
+mod short_paths;
 mod socket;
 
-#[cfg(all(target_os = "linux", not(usock_portable)))]
+#[cfg(target_os = "freebsd")]
+pub use freebsd::{bind_unix_in, connect_unix_in, fits_in_dir, long_address};
+#[cfg(linux_native)]
 pub use linux::{
-    DirHandle, chmod_new_dir, fd_path, open_dir_path, open_dir_search, pin_file, proc_is_mounted,
+    DirHandle, bind_unix_in, chmod_new_dir, connect_unix_in, fits_in_dir, long_address,
+    open_dir_path, open_dir_search, pin_file, preset_socket_mode,
 };
 pub use peer::*;
-#[cfg(any(not(target_os = "linux"), usock_portable))]
-pub use portable::{DirHandle, chmod_new_dir, open_dir_path, open_dir_search, pin_file};
+#[cfg(portable)]
+pub use portable::{
+    DirHandle, chmod_new_dir, open_dir_path, open_dir_search, pin_file, preset_socket_mode,
+};
 pub use random::random_bytes;
 pub use secure::secure_execution;
+#[cfg(not(long_paths))]
+pub use short_paths::{bind_unix_in, connect_unix_in, fits_in_dir, long_address};
 pub use socket::*;
 
 use std::ffi::CStr;
@@ -216,9 +240,9 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 /// kernel; on Linux without it (glibc before 2.39 emulates it through `/proc`), which changes a
 /// link's target at most, and only the user can have put a link in usock's directory.
 pub fn chmod_at(at: At<'_>, name: &CStr, mode: u32) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", not(usock_portable)))]
+    #[cfg(linux_native)]
     let flags = 0;
-    #[cfg(any(not(target_os = "linux"), usock_portable))]
+    #[cfg(portable)]
     let flags = libc::AT_SYMLINK_NOFOLLOW;
     // SAFETY: name is NUL-terminated.
     cvt(unsafe { libc::fchmodat(at.raw(), name.as_ptr(), mode as libc::mode_t, flags) })?;
@@ -363,11 +387,18 @@ pub fn now_seconds() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Does this system have a per-user temporary directory ([`user_temp_dir`])? macOS does.
+pub const HAS_USER_TEMP_DIR: bool = cfg!(apple);
+
+/// Can socket paths longer than `sun_path` be bound here: through `/proc/thread-self/fd` on Linux
+/// (natively), with `bindat` on FreeBSD? Elsewhere such paths are too long.
+pub const LONG_PATHS: bool = cfg!(long_paths);
+
 /// macOS's per-user temporary directory, `confstr(_CS_DARWIN_USER_TEMP_DIR)` (for example
 /// `/var/folders/zz/…/T/`): the system makes it for every user, mode 0700, and sets it even
 /// where `$TMPDIR` is not. `None` elsewhere, or when the call fails.
 pub fn user_temp_dir() -> Option<std::ffi::OsString> {
-    #[cfg(target_vendor = "apple")]
+    #[cfg(apple)]
     {
         use std::os::unix::ffi::OsStringExt;
         let mut buf = vec![0u8; 1024];
@@ -385,7 +416,7 @@ pub fn user_temp_dir() -> Option<std::ffi::OsString> {
         buf.truncate(n - 1);
         Some(std::ffi::OsString::from_vec(buf))
     }
-    #[cfg(not(target_vendor = "apple"))]
+    #[cfg(not(apple))]
     None
 }
 

@@ -72,7 +72,7 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
     })
 }
 
-#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+#[cfg(any(apple, target_os = "freebsd"))]
 pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
     let cred = xucred(fd)?;
     let gid = if cred.cr_ngroups > 0 {
@@ -80,7 +80,7 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
     } else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
-    #[cfg(target_vendor = "apple")]
+    #[cfg(apple)]
     let pid = {
         let mut pid: libc::pid_t = 0;
         getsockopt(fd, 0, libc::LOCAL_PEERPID, &mut pid)
@@ -99,7 +99,7 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
 }
 
 /// `LOCAL_PEERCRED`: the peer's uid and groups (the first is its effective gid).
-#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+#[cfg(any(apple, target_os = "freebsd"))]
 fn xucred(fd: BorrowedFd<'_>) -> io::Result<libc::xucred> {
     // SAFETY: an all-zero xucred is valid.
     let mut cred: libc::xucred = unsafe { std::mem::zeroed() };
@@ -180,7 +180,7 @@ pub fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u32>>> {
     }
 }
 
-#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+#[cfg(any(apple, target_os = "freebsd"))]
 pub fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u32>>> {
     let cred = xucred(fd)?;
     let n = usize::try_from(cred.cr_ngroups)
@@ -189,7 +189,10 @@ pub fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u32>>> {
     Ok(Some(cred.cr_groups[..n].to_vec()))
 }
 
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+/// Can this system tell a socket's peer's supplementary groups? OpenBSD and NetBSD cannot.
+pub const PEER_GROUPS_KNOWN: bool = cfg!(not(netbsdlike));
+
+#[cfg(netbsdlike)]
 pub fn peer_groups(_fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u32>>> {
     Ok(None)
 }
@@ -213,7 +216,7 @@ pub fn own_groups() -> io::Result<Vec<u32>> {
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     super::retry(|| {
-        #[cfg(not(any(target_vendor = "apple", usock_portable)))]
+        #[cfg(atomic_cloexec)]
         // SAFETY: NULL address pointers are allowed; the result is a new descriptor we own.
         let fd = cvt(unsafe {
             libc::accept4(
@@ -223,7 +226,7 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
                 libc::SOCK_CLOEXEC,
             )
         })?;
-        #[cfg(any(target_vendor = "apple", usock_portable))]
+        #[cfg(not(atomic_cloexec))]
         let fd = {
             // SAFETY: as above.
             let fd = cvt(unsafe {

@@ -132,9 +132,14 @@ fn set_errno(value: libc::c_int) {
     unsafe {
         *libc::__error() = value
     };
-    #[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+    #[cfg(netbsdlike)]
     // SAFETY: errno is the calling thread's own.
     unsafe {
         *libc::__errno() = value
     };
 }
+
+/// Does nothing: macOS and FreeBSD refuse `fchmod` on a socket (`EINVAL`) and the others ignore
+/// it, so the mode of a socket's file is set by name after `bind()` (see Linux's
+/// `preset_socket_mode`).
+pub fn preset_socket_mode(_fd: BorrowedFd<'_>, _mode: u32) {}

@@ -6,20 +6,24 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::{SUN_PATH_LEN, cvt, retry};
 
+/// Is a refused connection (`ECONNREFUSED`) a certain "nobody listens"? On Linux a full
+/// backlog is `EAGAIN`; on macOS and the BSDs it is `ECONNREFUSED` too.
+pub const REFUSAL_IS_CERTAIN: bool = cfg!(linux_native);
+
 /// A new `AF_UNIX` socket of `ty` (a `SOCK_*` value), always close-on-exec.
 ///
 /// Where `socket()` takes `SOCK_CLOEXEC`, atomically. macOS lacks it: there the flag is set
 /// with `fcntl` right after, and a `fork` + `exec` in another thread between the two calls can
 /// inherit the descriptor (the portable build on Linux takes that path too, to run it).
 pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
-    #[cfg(not(any(target_vendor = "apple", usock_portable)))]
+    #[cfg(atomic_cloexec)]
     {
         // SAFETY: plain system call; the result is a new descriptor we own.
         let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: socket returned a fresh descriptor that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
-    #[cfg(any(target_vendor = "apple", usock_portable))]
+    #[cfg(not(atomic_cloexec))]
     {
         // SAFETY: plain system call; the result is a new descriptor we own.
         let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty, 0) })?;
@@ -67,7 +71,7 @@ pub fn unix_socket_type(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
 
 /// A `sockaddr_un` for the filesystem path made of `parts` (concatenated), and its length.
 /// `ENAMETOOLONG` when the path does not fit in `sun_path` with its NUL; `EINVAL` for a NUL byte.
-fn unix_address(parts: &[&[u8]]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+pub(super) fn unix_address(parts: &[&[u8]]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if total >= SUN_PATH_LEN {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
@@ -83,13 +87,7 @@ fn unix_address(parts: &[&[u8]]) -> io::Result<(libc::sockaddr_un, libc::socklen
         *dst = *src as libc::c_char;
     }
     let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + total + 1;
-    #[cfg(any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(not(target_os = "linux"))]
     {
         addr.sun_len = len as u8;
     }
@@ -109,103 +107,6 @@ pub fn bind_unix(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
         )
     })?;
     Ok(())
-}
-
-/// Binds `fd` to `name` inside the directory `dir`, for a path too long for `sun_path`: on
-/// Linux through `/proc/thread-self/fd/<dir>/<name>` (the calling thread's descriptor table:
-/// see [`fd_path`](super::fd_path)), on FreeBSD with `bindat`; elsewhere `ENAMETOOLONG`.
-pub fn bind_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", not(usock_portable)))]
-    {
-        let through = super::fd_path(dir) + "/";
-        bind_unix(fd, &[through.as_bytes(), name])
-    }
-    #[cfg(target_os = "freebsd")]
-    {
-        let (addr, len) = unix_address(&[name])?;
-        // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
-        cvt(unsafe {
-            freebsd::bindat(
-                dir.as_raw_fd(),
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                len,
-            )
-        })?;
-        Ok(())
-    }
-    #[cfg(not(any(all(target_os = "linux", not(usock_portable)), target_os = "freebsd")))]
-    {
-        let _ = (dir, fd, name);
-        Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
-    }
-}
-
-/// [`bind_unix_in`] for `connect`: on Linux through `/proc/thread-self/fd/<dir>/<name>`
-/// (without `/proc`, `ENAMETOOLONG`), on FreeBSD with `connectat`; elsewhere `ENAMETOOLONG`.
-pub fn connect_unix_in(dir: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", not(usock_portable)))]
-    {
-        let through = super::fd_path(dir) + "/";
-        match connect_unix(fd, &[through.as_bytes(), name]) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !super::proc_is_mounted() => {
-                Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
-            }
-            other => other,
-        }
-    }
-    #[cfg(target_os = "freebsd")]
-    {
-        let (addr, len) = unix_address(&[name])?;
-        // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
-        retry(|| {
-            cvt(unsafe {
-                freebsd::connectat(
-                    dir.as_raw_fd(),
-                    fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_un).cast(),
-                    len,
-                )
-            })
-        })?;
-        Ok(())
-    }
-    #[cfg(not(any(all(target_os = "linux", not(usock_portable)), target_os = "freebsd")))]
-    {
-        let _ = (dir, fd, name);
-        Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
-    }
-}
-
-/// Does `name` fit for [`bind_unix_in`] and [`connect_unix_in`] with the directory `dir`?
-pub fn fits_in_dir(dir: BorrowedFd<'_>, name: &[u8]) -> bool {
-    #[cfg(all(target_os = "linux", not(usock_portable)))]
-    let prefix = super::fd_path(dir).len() + 1;
-    #[cfg(not(all(target_os = "linux", not(usock_portable))))]
-    let prefix = {
-        let _ = dir;
-        0
-    };
-    prefix + name.len() < SUN_PATH_LEN
-}
-
-#[cfg(target_os = "freebsd")]
-mod freebsd {
-    // bindat(2) and connectat(2), FreeBSD 10 and later; the libc crate does not declare them.
-    unsafe extern "C" {
-        pub fn bindat(
-            fd: libc::c_int,
-            s: libc::c_int,
-            addr: *const libc::sockaddr,
-            addrlen: libc::socklen_t,
-        ) -> libc::c_int;
-        pub fn connectat(
-            fd: libc::c_int,
-            s: libc::c_int,
-            name: *const libc::sockaddr,
-            namelen: libc::socklen_t,
-        ) -> libc::c_int;
-    }
 }
 
 /// Connects `fd` to the socket at the filesystem path made of `parts` (concatenated). A call

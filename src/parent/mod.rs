@@ -15,6 +15,12 @@
 //! execute-only ancestors (mode 0711) are fine on every system. The path returned has no
 //! symbolic links, `.` or `..` in it.
 
+mod candidates;
+mod explain;
+
+pub use candidates::{Candidate, candidates};
+pub use explain::{CheckStep, ParentCheck, explain};
+
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
@@ -76,64 +82,6 @@ pub fn open_checked(path: &Path, euid: u32) -> Result<Parent> {
         )));
     }
     Walk::new(path, euid).run()
-}
-
-/// One step of [`explain_parent`](crate::explain_parent): a directory or symbolic link the walk looked at, and what it found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckStep {
-    pub path: PathBuf,
-    /// What was found and the verdict, e.g. "directory, owner uid 0, mode 1777: passes (sticky)".
-    pub found: String,
-}
-
-/// What [`explain_parent`](crate::explain_parent) found: each directory and link from `/` down, and the outcome (the resolved
-/// path, or the error `usock_create_dir` would give).
-#[derive(Debug)]
-pub struct ParentCheck {
-    pub steps: Vec<CheckStep>,
-    /// The parent's path without symbolic links, or why `usock_create_dir` refuses it.
-    pub result: Result<PathBuf>,
-    /// For a parent that passes: whether it leaves room for a private directory's socket
-    /// path (`/usock-…/sock` within `sun_path`).
-    pub room: Option<Result<()>>,
-    /// For a parent that passes: whether it may hold a well-known socket path
-    /// ([`BoundPath`](crate::BoundPath)): nobody but its owner may write to it.
-    pub well_known: Option<Result<()>>,
-}
-
-/// Walks `path` as [`open_checked`] does, recording every directory and symbolic link it looks
-/// at with what it found: the explanation a person needs when a parent is refused.
-pub fn explain(path: &Path, euid: u32) -> ParentCheck {
-    if path.as_os_str().as_bytes().contains(&0) {
-        return ParentCheck {
-            steps: Vec::new(),
-            result: Err(Error::invalid("a path cannot contain a NUL byte")),
-            room: None,
-            well_known: None,
-        };
-    }
-    let mut walk = Walk::new(path, euid);
-    walk.steps = Some(std::cell::RefCell::new(Vec::new()));
-    let parent = walk.run();
-    let (mut room, mut well_known) = (None, None);
-    if let Ok(parent) = &parent {
-        room = Some(crate::dir::check_parent_len(&parent.path, false));
-        well_known = Some(
-            sys::fstat(parent.fd.as_fd())
-                .map_err(|e| Error::system("cannot stat it", &e))
-                .and_then(|st| crate::bound_path::check_well_known_dir(&st, &parent.path)),
-        );
-    }
-    ParentCheck {
-        steps: walk
-            .steps
-            .take()
-            .map(|s| s.into_inner())
-            .unwrap_or_default(),
-        result: parent.map(|p| p.path),
-        room,
-        well_known,
-    }
 }
 
 /// One resolution of a parent path, component by component.
@@ -379,65 +327,18 @@ fn push_components(pending: &mut VecDeque<OsString>, path: &OsStr, front: bool) 
     }
 }
 
-/// One place automatic choice may use, and where it came from ("$TMPDIR", "/tmp").
-pub struct Candidate {
-    pub origin: &'static str,
-    pub path: Option<OsString>,
-    /// Why the candidate is not even looked at (an environment variable in a setuid program).
-    pub ignored: Option<&'static str>,
-}
-
-/// The candidates, in order: on macOS the per-user temporary directory (which the system makes
-/// for each user, 0700, and the environment cannot steer), then `$XDG_RUNTIME_DIR`, `$TMPDIR`,
-/// `/tmp`, `/var/tmp`.
-///
-/// In a program running with `AT_SECURE` (setuid, setgid, file capabilities) the environment
-/// belongs to whoever started it, so both variables are ignored: glibc strips `TMPDIR` for such
-/// programs, but not `XDG_RUNTIME_DIR`.
-pub fn candidates() -> Vec<Candidate> {
-    let secure = sys::secure_execution();
-    let from_env = |origin: &'static str| Candidate {
-        origin,
-        path: if secure {
-            None
-        } else {
-            std::env::var_os(&origin[1..])
-        },
-        ignored: secure.then_some("ignored in a setuid or setgid program"),
-    };
-    let fixed = |origin: &'static str| Candidate {
-        origin,
-        path: Some(origin.into()),
-        ignored: None,
-    };
-    let mut candidates = Vec::with_capacity(5);
-    if cfg!(target_vendor = "apple") {
-        candidates.push(Candidate {
-            origin: USER_TEMP_DIR,
-            path: sys::user_temp_dir(),
-            ignored: None,
-        });
+/// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
+/// well-known socket path? Only when nobody but its owner can write to it.
+pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
+    if st.perms() & 0o022 != 0 {
+        return Err(Error::new(
+            ErrorKind::Unsafe,
+            format!(
+                "its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
+                show(dir),
+                st.perms()
+            ),
+        ));
     }
-    candidates.extend([
-        from_env("$XDG_RUNTIME_DIR"),
-        from_env("$TMPDIR"),
-        fixed("/tmp"),
-        fixed("/var/tmp"),
-    ]);
-    candidates
-}
-
-/// macOS's per-user temporary directory, by the name of the call that finds it.
-const USER_TEMP_DIR: &str = "confstr(_CS_DARWIN_USER_TEMP_DIR)";
-
-impl Candidate {
-    /// Words for the "none fits" message: "$TMPDIR (/x/y)" or "/tmp".
-    pub fn label(&self) -> String {
-        match &self.path {
-            Some(path) if self.origin.starts_with('$') || self.origin == USER_TEMP_DIR => {
-                format!("{} ({})", self.origin, show_bytes(path.as_bytes()))
-            }
-            _ => self.origin.to_string(),
-        }
-    }
+    Ok(())
 }

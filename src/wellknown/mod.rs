@@ -1,10 +1,12 @@
 //! Well-known paths: a server listening at a path the caller chose (`/run/user/1000/app.sock`),
 //! started, restarted, replaced and stopped without ever deleting another server's socket.
 //!
-//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`crate::lock`]):
+//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`lock`]):
 //! examining what is at `P`, removing a stale socket, binding, renaming a replacement over it,
 //! removing it at the end. The directory of `P` must be one that nobody but the user (and root)
 //! can write to, or another user could take the name first.
+
+mod lock;
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -12,16 +14,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use crate::bind::SocketType;
 use crate::connect::{Probe, probe};
-use crate::dir::too_long;
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::hooks::{self, Point};
-use crate::lock::{PathLock, lock_name};
+use crate::limits::too_long;
 use crate::name;
-use crate::parent::{self, Parent};
+use crate::parent::{self, Parent, check_well_known_dir};
+use crate::socket_type::SocketType;
 use crate::sys::process::Creator;
 use crate::sys::{self, At, FileKind, Stat};
+use lock::{PathLock, lock_name};
 
 /// What to do when a live server already answers at the path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -225,8 +227,7 @@ impl Target {
         backlog: Option<u32>,
     ) -> Result<Stat> {
         let path = self.entry(name);
-        #[cfg(all(target_os = "linux", not(usock_portable)))]
-        let _ = sys::fchmod(fd, 0o600);
+        sys::preset_socket_mode(fd, 0o600);
         sys::bind_unix(fd, &[path.as_os_str().as_bytes()]).map_err(|e| {
             if e.raw_os_error() == Some(libc::EADDRINUSE) {
                 Error::new(
@@ -324,22 +325,6 @@ impl Target {
     }
 }
 
-/// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
-/// well-known socket path? Only when nobody but its owner can write to it.
-pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
-    if st.perms() & 0o022 != 0 {
-        return Err(Error::new(
-            ErrorKind::Unsafe,
-            format!(
-                "its directory {} has mode {:04o}, so another user can create a file there, and take a fixed name first, even with the sticky bit; use a directory only you can write to (such as $XDG_RUNTIME_DIR), or a private directory from usock",
-                show(dir),
-                st.perms()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn listen_backlog(backlog: Option<u32>) -> libc::c_int {
     match backlog {
         None | Some(0) => libc::SOMAXCONN,
@@ -390,7 +375,7 @@ impl BoundPath {
         } else {
             given.to_owned()
         };
-        let ty = crate::bind::socket_type_of(fd)?;
+        let ty = crate::socket_type::socket_type_of(fd)?;
         let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
         let (id, pin) = {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;

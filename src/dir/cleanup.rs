@@ -14,9 +14,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::connect::{Probe, probe};
+use crate::dir::keep;
 use crate::dir::{Bound, PrivateDir};
 use crate::error::{Error, ErrorKind, Result, errno_of, show, strip_os_error_suffix};
-use crate::keep;
 use crate::owner;
 use crate::sys::{self, At, FileKind};
 

@@ -1,5 +1,20 @@
 //! The private directory: made with an unpredictable name and mode 0700 in a checked parent,
 //! and removed again with nothing but what usock made.
+//!
+//! This folder is the directory and what lives in it: this file creates it and owns the
+//! handle's fields (private to `dir/`); [`bind`] binds and adopts sockets in it, [`cleanup`]
+//! removes it, [`keep`] marks it kept, [`handoff`] hands it to another process, [`share`]
+//! shares it with a group, [`sweep`] removes those left behind in a parent, and [`lock`]
+//! is the lock every live handle holds. Below it: `parent` (the walk), `limits`, `connect`
+//! (the probe) and `sys`.
+
+mod bind;
+mod cleanup;
+pub(crate) mod handoff;
+pub(crate) mod keep;
+mod lock;
+mod share;
+pub(crate) mod sweep;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -9,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Error, ErrorKind, Result, show, show_bytes};
+use crate::limits::{LONG_PATHS, MAX_SOCKET_PATH, check_parent_len, too_long};
 use crate::name::{self, DEFAULT_SOCKET_NAME, DIR_NAME_LEN};
 use crate::owner;
 use crate::parent::{self, Parent};
@@ -18,13 +34,6 @@ use crate::sys::{self, At, FileKind, Stat};
 /// The mode of a directory shared with a group: its members can reach a socket whose name they
 /// know, but cannot list the directory or create anything in it.
 pub(crate) const SHARED_DIR_MODE: u32 = 0o710;
-
-/// Can socket paths longer than `sun_path` be bound here: through `/proc/thread-self/fd` on Linux
-/// (natively), with `bindat` on FreeBSD. Elsewhere such paths stay [`ErrorKind::TooLong`].
-pub(crate) const LONG_PATHS: bool = cfg!(any(
-    all(target_os = "linux", not(usock_portable)),
-    target_os = "freebsd"
-));
 
 /// How to make a private directory: [`PrivateDir::create_with`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,9 +61,6 @@ impl DirOptions {
         self
     }
 }
-
-/// Longest socket path, in bytes without the NUL, that fits in `sockaddr_un.sun_path`.
-pub const MAX_SOCKET_PATH: usize = sys::SUN_PATH_LEN - 1;
 
 /// Fresh names tried when a name is taken before giving up with [`ErrorKind::Exhausted`].
 /// With 65 random bits a single collision is already astronomically unlikely, so hitting this
@@ -94,57 +100,22 @@ pub(crate) type Bound = BTreeMap<CString, Stat>;
 pub struct PrivateDir {
     /// The directory's path, NUL-terminated for the C ABI; [`PrivateDir::path`] borrows it.
     path_c: CString,
-    pub(crate) name: CString,
-    pub(crate) parent: OwnedFd,
+    name: CString,
+    parent: OwnedFd,
     /// The directory, open for reading (listing, and the `*at` calls inside it).
-    pub(crate) dir: sys::DirHandle,
-    pub(crate) id: Stat,
-    pub(crate) creator: Creator,
-    pub(crate) euid: u32,
-    pub(crate) bound: Mutex<Bound>,
+    dir: sys::DirHandle,
+    id: Stat,
+    creator: Creator,
+    euid: u32,
+    bound: Mutex<Bound>,
     /// The mode of socket files: 0600, or 0660 in a directory shared with a group.
-    pub(crate) socket_mode: u32,
+    socket_mode: u32,
     /// The group of socket files in a directory shared with a group: that group.
-    pub(crate) socket_group: Option<u32>,
+    socket_group: Option<u32>,
     /// Socket paths longer than `sun_path` are bound through `/proc/thread-self/fd` (Linux) or
     /// with `bindat` (FreeBSD).
-    pub(crate) long_paths: bool,
-    pub(crate) done: bool,
-}
-
-/// The message for a socket path that would not fit.
-/// The message for a socket path that would not fit; its errno is `ENAMETOOLONG`, as the
-/// kernel's would be.
-pub(crate) fn too_long(what: impl std::fmt::Display, len: usize) -> Error {
-    Error::new(
-        ErrorKind::TooLong,
-        format!(
-            "{what} is {len} bytes; the limit here is {MAX_SOCKET_PATH} (sun_path holds {} bytes with the NUL)",
-            sys::SUN_PATH_LEN
-        ),
-    )
-    .with_errno(&std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))
-}
-
-/// Checks that a directory in `parent` has room for the default socket name (always, with
-/// long paths).
-pub(crate) fn check_parent_len(parent: &Path, long_paths: bool) -> Result<()> {
-    if long_paths {
-        return Ok(());
-    }
-    let len = parent.as_os_str().len() + 1 + DIR_NAME_LEN + 1 + DEFAULT_SOCKET_NAME.len();
-    if len > MAX_SOCKET_PATH {
-        let example = parent.join(format!("usock-{}", "X".repeat(DIR_NAME_LEN - 6)));
-        return Err(too_long(
-            format_args!(
-                "a socket path in parent {} (such as {}/{DEFAULT_SOCKET_NAME})",
-                show(parent),
-                show(&example)
-            ),
-            len,
-        ));
-    }
-    Ok(())
+    long_paths: bool,
+    done: bool,
 }
 
 /// What automatic choice makes of one candidate before creating anything in it.
@@ -232,6 +203,11 @@ pub fn explain_automatic() -> Vec<AutomaticCandidate> {
 }
 
 impl PrivateDir {
+    /// Is this the process that created the directory (not a child forked from it)?
+    pub(crate) fn in_creator(&self) -> bool {
+        self.creator.is_current()
+    }
+
     /// Makes a private directory at the automatic location: the first of `$XDG_RUNTIME_DIR`,
     /// `$TMPDIR`, `/tmp` and `/var/tmp` that exists, passes the safety checks, leaves room for a
     /// socket path, and accepts a new directory. In a program running setuid or setgid
@@ -294,7 +270,7 @@ impl PrivateDir {
     }
 
     /// A private directory in `parent` (`None`: the automatic location) with `options`: long
-    /// socket paths (Linux), sharing with a group.
+    /// socket paths (Linux, FreeBSD), sharing with a group.
     pub fn create_with(parent: Option<&Path>, options: &DirOptions) -> Result<PrivateDir> {
         let long = options.long_paths && LONG_PATHS;
         let mut dir = match options.group {
@@ -448,11 +424,11 @@ impl PrivateDir {
         let name = name::socket_name(name)?;
         let path = self.socket_path_of(&name)?;
         if path.as_os_str().len() > MAX_SOCKET_PATH {
-            #[cfg(all(target_os = "linux", not(usock_portable)))]
-            return Ok(
-                PathBuf::from(sys::fd_path(self.dir.fd())).join(OsStr::from_bytes(name.to_bytes()))
-            );
-            #[cfg(not(all(target_os = "linux", not(usock_portable))))]
+            if let Some(through) =
+                sys::long_address(self.dir.fd(), OsStr::from_bytes(name.to_bytes()))
+            {
+                return Ok(through);
+            }
             return Err(too_long(
                 format_args!(
                     "socket path {} (no other path reaches it here: bind it through usock)",
@@ -534,7 +510,7 @@ fn open_and_lock_new_dir(
         }
     })?;
     crate::hooks::at(crate::hooks::Point::DirMade, path);
-    let locked = crate::lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
+    let locked = lock::lock_dir(fd.as_fd(), sys::Lock::Shared, path);
     let named = still_named(at, name, &id);
     let undo = |e| {
         if named {

@@ -1,85 +1,16 @@
 //! Binding sockets inside a private directory.
 
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::PathBuf;
 
 use crate::dir::PrivateDir;
-use crate::error::{Error, ErrorKind, Result, show, strip_os_error_suffix};
+use crate::error::{Error, ErrorKind, Result, show};
 use crate::name;
+use crate::socket_type::{SocketType, socket_type_of};
 use crate::sys::{self, At, FileKind, Stat};
-
-/// The socket types usock binds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SocketType {
-    /// `SOCK_STREAM`: connections, like TCP.
-    #[default]
-    Stream,
-    /// `SOCK_SEQPACKET`: connections that keep message boundaries.
-    SeqPacket,
-    /// `SOCK_DGRAM`: datagrams; not listened on.
-    Datagram,
-}
-
-impl SocketType {
-    /// The `SOCK_*` value.
-    pub fn raw(self) -> libc::c_int {
-        match self {
-            SocketType::Stream => libc::SOCK_STREAM,
-            SocketType::SeqPacket => libc::SOCK_SEQPACKET,
-            SocketType::Datagram => libc::SOCK_DGRAM,
-        }
-    }
-
-    /// The C name, for messages: `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`.
-    pub fn c_name(self) -> &'static str {
-        match self {
-            SocketType::Stream => "SOCK_STREAM",
-            SocketType::SeqPacket => "SOCK_SEQPACKET",
-            SocketType::Datagram => "SOCK_DGRAM",
-        }
-    }
-}
-
-impl TryFrom<libc::c_int> for SocketType {
-    type Error = Error;
-
-    /// `0` and `SOCK_STREAM` are [`SocketType::Stream`]; `SOCK_SEQPACKET` and `SOCK_DGRAM` the
-    /// others. Anything else, flags included, is [`ErrorKind::Invalid`].
-    fn try_from(raw: libc::c_int) -> Result<SocketType> {
-        match raw {
-            0 | libc::SOCK_STREAM => Ok(SocketType::Stream),
-            libc::SOCK_SEQPACKET => Ok(SocketType::SeqPacket),
-            libc::SOCK_DGRAM => Ok(SocketType::Datagram),
-            other => Err(Error::invalid(format!(
-                "unknown socket type {other}: use 0 or SOCK_STREAM ({}), SOCK_SEQPACKET ({}) or SOCK_DGRAM ({})",
-                libc::SOCK_STREAM,
-                libc::SOCK_SEQPACKET,
-                libc::SOCK_DGRAM
-            ))),
-        }
-    }
-}
-
-/// The type of the socket `fd`; [`ErrorKind::Invalid`] when it is not a Unix domain socket
-/// of a type usock binds.
-pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
-    match sys::unix_socket_type(fd) {
-        Ok(Some(raw)) => SocketType::try_from(raw),
-        Ok(None) => Err(Error::invalid(format!(
-            "descriptor {} is not a Unix domain socket",
-            fd.as_raw_fd()
-        ))),
-        Err(e) => Err(Error::invalid(format!(
-            "descriptor {} is not a socket: {}",
-            fd.as_raw_fd(),
-            strip_os_error_suffix(&e)
-        ))),
-    }
-}
 
 impl PrivateDir {
     /// Creates a socket of `ty` (close-on-exec), binds it at `<dir>/<name>` (`None`: `sock`),
@@ -158,12 +89,9 @@ impl PrivateDir {
     /// `bind()` at `<dir>/<name>`. A name already taken is [`ErrorKind::InUse`], and what is
     /// there is left alone.
     fn bind_at(&self, name: &CString, fd: BorrowedFd<'_>) -> Result<()> {
-        // On Linux the socket's own mode is the one bind() gives its file, less the umask; with
-        // it set first, the file usually needs no chmod afterwards. macOS and FreeBSD refuse
-        // fchmod on a socket (EINVAL) and others ignore it: there the mode is set by name after
-        // bind() (secure_socket_file), as on Linux when the umask took owner bits.
-        #[cfg(all(target_os = "linux", not(usock_portable)))]
-        let _ = sys::fchmod(fd, self.socket_mode);
+        // Where the system allows, the socket's mode is set before bind() gives it a file;
+        // elsewhere, or when the umask took owner bits, secure_socket_file sets it by name.
+        sys::preset_socket_mode(fd, self.socket_mode);
         let direct =
             self.path_c().to_bytes().len() + 1 + name.as_bytes().len() <= crate::MAX_SOCKET_PATH;
         let bound = if direct {

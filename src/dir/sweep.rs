@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::connect::{Probe, probe};
+use crate::dir::keep;
 use crate::dir::{looks_made_by_usock, still_named};
 use crate::error::{Error, Result, show, show_bytes};
-use crate::keep;
 use crate::name::{self, KEEP_MARK};
 use crate::owner;
 use crate::parent::{self, Parent};

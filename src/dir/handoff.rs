@@ -10,9 +10,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::lock::lock_dir;
 use crate::dir::{PrivateDir, looks_made_by_usock};
 use crate::error::{Error, ErrorKind, Result, show};
-use crate::lock::lock_dir;
 use crate::owner;
 use crate::parent;
 use crate::sys::{self, At, Lock};

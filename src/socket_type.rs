@@ -1,0 +1,76 @@
+//! The socket types usock binds and connects, and what a descriptor is.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use crate::error::{Error, Result, strip_os_error_suffix};
+use crate::sys;
+
+/// The socket types usock binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SocketType {
+    /// `SOCK_STREAM`: connections, like TCP.
+    #[default]
+    Stream,
+    /// `SOCK_SEQPACKET`: connections that keep message boundaries.
+    SeqPacket,
+    /// `SOCK_DGRAM`: datagrams; not listened on.
+    Datagram,
+}
+
+impl SocketType {
+    /// The `SOCK_*` value.
+    pub fn raw(self) -> libc::c_int {
+        match self {
+            SocketType::Stream => libc::SOCK_STREAM,
+            SocketType::SeqPacket => libc::SOCK_SEQPACKET,
+            SocketType::Datagram => libc::SOCK_DGRAM,
+        }
+    }
+
+    /// The C name, for messages: `SOCK_STREAM`, `SOCK_SEQPACKET`, `SOCK_DGRAM`.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            SocketType::Stream => "SOCK_STREAM",
+            SocketType::SeqPacket => "SOCK_SEQPACKET",
+            SocketType::Datagram => "SOCK_DGRAM",
+        }
+    }
+}
+
+impl TryFrom<libc::c_int> for SocketType {
+    type Error = Error;
+
+    /// `0` and `SOCK_STREAM` are [`SocketType::Stream`]; `SOCK_SEQPACKET` and `SOCK_DGRAM` the
+    /// others. Anything else, flags included, is [`ErrorKind::Invalid`](crate::ErrorKind::Invalid).
+    fn try_from(raw: libc::c_int) -> Result<SocketType> {
+        match raw {
+            0 | libc::SOCK_STREAM => Ok(SocketType::Stream),
+            libc::SOCK_SEQPACKET => Ok(SocketType::SeqPacket),
+            libc::SOCK_DGRAM => Ok(SocketType::Datagram),
+            other => Err(Error::invalid(format!(
+                "unknown socket type {other}: use 0 or SOCK_STREAM ({}), SOCK_SEQPACKET ({}) or SOCK_DGRAM ({})",
+                libc::SOCK_STREAM,
+                libc::SOCK_SEQPACKET,
+                libc::SOCK_DGRAM
+            ))),
+        }
+    }
+}
+
+/// The type of the socket `fd`; [`ErrorKind::Invalid`](crate::ErrorKind::Invalid) when it is not a Unix domain socket
+/// of a type usock binds.
+pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
+    match sys::unix_socket_type(fd) {
+        Ok(Some(raw)) => SocketType::try_from(raw),
+        Ok(None) => Err(Error::invalid(format!(
+            "descriptor {} is not a Unix domain socket",
+            fd.as_raw_fd()
+        ))),
+        Err(e) => Err(Error::invalid(format!(
+            "descriptor {} is not a socket: {}",
+            fd.as_raw_fd(),
+            strip_os_error_suffix(&e)
+        ))),
+    }
+}
