@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use usock::AcceptPolicy;
 
@@ -31,7 +32,15 @@ pub fn accepting(
         }
     }
     let mut fleet = Fleet::default();
-    let outcome = accept_until_stopped(&listeners, &launches, opts, policy, waited, &mut fleet);
+    let mut refusals = Refusals::default();
+    let outcome = accept_until_stopped(
+        &listeners,
+        &launches,
+        opts,
+        (policy, &mut refusals),
+        waited,
+        &mut fleet,
+    );
     drop(listeners);
     fleet.finish(waited);
     let (refused, _) = policy.refused();
@@ -47,7 +56,7 @@ fn accept_until_stopped(
     listeners: &[Socket],
     launches: &[Launch],
     opts: &Options,
-    policy: &AcceptPolicy,
+    (policy, refusals): (&AcceptPolicy, &mut Refusals),
     waited: &Waited,
     fleet: &mut Fleet,
 ) -> ExitCode {
@@ -79,7 +88,7 @@ fn accept_until_stopped(
             if p.revents == 0 {
                 continue;
             }
-            let conn = match admit(&listeners[i].fd, policy) {
+            let conn = match admit(&listeners[i].fd, policy, refusals) {
                 Ok(Some(conn)) => conn,
                 Ok(None) => continue,
                 Err(code) => return code,
@@ -93,10 +102,14 @@ fn accept_until_stopped(
 }
 
 /// Accepts one connection on `listener` and returns it when the policy admits its peer; a
-/// refused one is closed at once and reported. A listener that cannot accept at all (an
+/// refused one is closed at once and reported (see [`Refusals`]). A listener that cannot accept at all (an
 /// inherited datagram socket) ends the loop with status 18, as it ends
 /// `systemd-socket-activate`.
-fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, ExitCode> {
+fn admit(
+    listener: &OwnedFd,
+    policy: &AcceptPolicy,
+    refusals: &mut Refusals,
+) -> Result<Option<OwnedFd>, ExitCode> {
     let cannot = |e: std::io::Error| {
         eprintln!("usock: cannot accept a connection: {e}");
         ExitCode::from(18)
@@ -113,9 +126,50 @@ fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, E
             Ok(Some(conn))
         }
         Err(e) => {
-            eprintln!("usock: refused: {}", e.message());
+            refusals.report(e.message(), policy);
             Ok(None)
         }
+    }
+}
+
+/// Refusals reported one by one before the rest are only counted.
+const REFUSALS_SHOWN: u32 = 10;
+/// How often, at most, the count of the refusals not shown is reported.
+const REFUSAL_COUNT_EVERY: Duration = Duration::from_secs(60);
+
+/// The reports of refused connections: the first [`REFUSALS_SHOWN`] one by one, then a count at
+/// most every [`REFUSAL_COUNT_EVERY`] (and the total at exit), so that a peer the policy
+/// refuses cannot fill usock's standard error (a log, a disk) by connecting in a loop.
+#[derive(Default)]
+struct Refusals {
+    shown: u32,
+    last_count: Option<Instant>,
+}
+
+impl Refusals {
+    fn report(&mut self, why: &str, policy: &AcceptPolicy) {
+        if self.shown < REFUSALS_SHOWN {
+            self.shown += 1;
+            eprintln!("usock: refused: {why}");
+            if self.shown == REFUSALS_SHOWN {
+                eprintln!(
+                    "usock: further refusals are only counted: the count is reported at most every {} s, and at exit",
+                    REFUSAL_COUNT_EVERY.as_secs()
+                );
+                self.last_count = Some(Instant::now());
+            }
+            return;
+        }
+        if self
+            .last_count
+            .is_some_and(|at| at.elapsed() < REFUSAL_COUNT_EVERY)
+        {
+            return;
+        }
+        self.last_count = Some(Instant::now());
+        let (refused, last) = policy.refused();
+        let last = last.map_or_else(String::new, |uid| format!(", the last from uid {uid}"));
+        eprintln!("usock: {refused} connection(s) refused so far{last}");
     }
 }
 
