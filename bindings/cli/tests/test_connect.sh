@@ -156,6 +156,30 @@ printf x | timeout 10 "$USOCK" connect --datagram "$work/dg.sock" 2>"$work/err";
 if [ $rc -eq 2 ] && grep -q -- "--server-uid any" "$work/err"; then ok connect_datagram_without_server_uid_any_is_refused
 else fail connect_datagram_without_server_uid_any_is_refused "rc=$rc $(cat "$work/err")"; fi
 
+# A datagram client ended by SIGTERM, SIGINT or SIGHUP while it waits removes its reply
+# directory first (it was left behind), and still ends by that signal. Standard input is a
+# FIFO held open, so it waits; SIGINT set back to default (a background job ignores it).
+mkfifo "$work/hold"
+exec 8<>"$work/hold"
+stopped_why=
+for sig in TERM INT HUP; do
+  mkdir -m 700 "$work/sigtmp"
+  TMPDIR=$work/sigtmp XDG_RUNTIME_DIR= env --default-signal=INT "$USOCK" connect -d --server-uid any "$work/dg.sock" <&8 &
+  upid=$!
+  for _ in $(seq 100); do [ -n "$(ls -A "$work/sigtmp")" ] && break; sleep 0.05; done
+  made=$(ls -A "$work/sigtmp")
+  kill -"$sig" "$upid"
+  { wait "$upid"; } 2>/dev/null; rc=$?
+  left=$(ls -A "$work/sigtmp")
+  if [ -z "$made" ] || [ -n "$left" ] || [ $rc -ne $((128 + $(kill -l "$sig"))) ]; then
+    stopped_why="$stopped_why SIG$sig: made=$made rc=$rc left=$left"
+  fi
+  rm -rf "$work/sigtmp"
+done
+exec 8<&-
+if [ -z "$stopped_why" ]; then ok connect_datagram_stopped_by_a_signal_leaves_nothing
+else fail connect_datagram_stopped_by_a_signal_leaves_nothing "$stopped_why"; fi
+
 # 4. A path longer than sun_path (108 bytes), stream and datagram.
 long=$work/$(printf 'l%.0s' $(seq 100))
 mkdir -m 700 "$long"
