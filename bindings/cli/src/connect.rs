@@ -172,7 +172,7 @@ fn stream(fd: OwnedFd) -> Result<(), End> {
         let [input, sock] = wait(read_input, socket.as_fd(), !pending.is_empty(), None)?;
         if sock.readable {
             match socket.read(&mut buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return ended_by_server(&socket, &pending, input_open),
                 Ok(n) => write_out(&buf[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
@@ -203,6 +203,23 @@ fn stream(fd: OwnedFd) -> Result<(), End> {
             }
         }
     }
+}
+
+/// The server's EOF: the end, unless it came with input left that it never took (read from
+/// standard input but not yet sent, or already waiting there), which is [`End::ClosedEarly`]:
+/// a server that takes only what has come and closes cleanly causes no reset, and the rest
+/// would be dropped with status 0.
+fn ended_by_server(socket: &UnixStream, pending: &[u8], input_open: bool) -> Result<(), End> {
+    if !pending.is_empty() {
+        return Err(End::ClosedEarly);
+    }
+    if input_open {
+        let [input, _] = wait(true, socket.as_fd(), false, Some(Instant::now()))?;
+        if input.readable && !read_input_chunk()?.is_empty() {
+            return Err(End::ClosedEarly);
+        }
+    }
+    Ok(())
 }
 
 /// The server closed while input was left: what it sent before is still shown, then

@@ -83,6 +83,14 @@ def answer(c):
     elif mode == "close":              # closes with input unread
         c.recv(1)
         time.sleep(0.2)
+    elif mode == "drain":              # takes what has come so far, then closes cleanly
+        time.sleep(0.5)
+        c.setblocking(False)
+        try:
+            while c.recv(1 << 20):
+                pass
+        except BlockingIOError:
+            pass
 while True:
     c, _ = s.accept()
     try:
@@ -137,6 +145,15 @@ for disposition in default ignored; do
   if [ "$rc" = 24 ] && grep -q "closed the connection before it took all of standard input" "$work/err" && ! grep -q panick "$work/err"; then ok $t
   else fail $t "rc=$rc $(cat "$work/err")"; fi
 done
+
+# A server that takes only what has come so far and closes cleanly (no reset: nothing was left
+# unread in its socket), with input still pending: status 24 too, never 0 (it was 0, the rest of
+# standard input silently dropped).
+server drain "$work/drain.sock"
+head -c 3000000 /dev/zero | timeout 10 "$USOCK" connect "$work/drain.sock" >"$work/out" 2>"$work/err"; rc=${PIPESTATUS[1]}
+if [ "$rc" = 24 ] && grep -q "closed the connection before it took all of standard input" "$work/err"; then
+  ok connect_server_closing_cleanly_with_input_left_is_status_24
+else fail connect_server_closing_cleanly_with_input_left_is_status_24 "rc=$rc $(cat "$work/err")"; fi
 
 # 3. Seqpacket and datagram.
 server seqpacket "$work/seq.sock"
