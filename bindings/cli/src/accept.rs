@@ -72,11 +72,13 @@ fn accept_until_stopped(
         set_nonblocking(s.fd.as_raw_fd(), true);
     }
     loop {
-        fleet.reap();
+        // The stop first: a manager that signals the whole group (systemd's control group) stops
+        // the commands too, and their deaths by that signal are no failures to report.
         if let Some(sig) = waited.take_stop() {
             fleet.forward(sig);
             return ExitCode::from(128 + sig.0 as u8);
         }
+        fleet.reap(waited);
         if fleet.live.len() >= opts.max_instances {
             poll(&mut [], 100);
             continue;
@@ -199,14 +201,17 @@ fn set_nonblocking(fd: RawFd, on: bool) {
 #[derive(Default)]
 struct Fleet {
     live: Vec<libc::pid_t>,
-    /// The stop signal passed on to the commands: ending by it is no failure to report.
+    /// The stop signal that reached the commands (passed on, or from the terminal): ending by
+    /// it is no failure to report.
     passed_on: Option<libc::c_int>,
 }
 
 impl Fleet {
-    /// Reaps the commands that ended; a failure is reported on standard error.
-    fn reap(&mut self) {
-        let passed_on = self.passed_on;
+    /// Reaps the commands that ended; a failure is reported on standard error. A command
+    /// ended by the stop signal that usock passed on, or that usock has pending (sent to the
+    /// whole group at once), did not fail.
+    fn reap(&mut self, waited: &Waited) {
+        let passed_on = self.passed_on.or_else(|| waited.pending_stop());
         self.live.retain(|&pid| match reap(pid, libc::WNOHANG) {
             None => true,
             Some(status) => {
@@ -220,8 +225,11 @@ impl Fleet {
     }
 
     fn forward(&mut self, (sig, sender): (libc::c_int, Sender)) {
-        if passed_on(sig, sender) {
+        // A stop, passed on or not (a terminal's Ctrl-C reached them already): they got it.
+        if matches!(sig, libc::SIGTERM | libc::SIGHUP | libc::SIGINT) {
             self.passed_on = Some(sig);
+        }
+        if passed_on(sig, sender) {
             for &pid in &self.live {
                 // SAFETY: plain kill of our child, not yet reaped.
                 unsafe { libc::kill(pid, sig) };
@@ -232,7 +240,7 @@ impl Fleet {
     /// Waits for every command, passing on the signals that come meanwhile.
     fn finish(mut self, waited: &Waited) {
         loop {
-            self.reap();
+            self.reap(waited);
             if self.live.is_empty() {
                 return;
             }

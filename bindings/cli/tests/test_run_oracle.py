@@ -456,6 +456,25 @@ def test_accept_instances_end_with_the_runner(tmp, how):
     assert list(out.glob("*.json")) == []  # none of them got to finish its work
 
 
+def test_accept_a_stop_sent_to_the_whole_group_is_no_failure(tmp):
+    """SIGTERM to usock run --accept's process group, as a service manager stops a control group:
+    the instances die of it before usock passed it on; usock still exits 143 and reports no
+    failure (it reaped them first and reported "ended with status 143")."""
+    os.chmod(tmp, 0o700)
+    out = Path(tmp) / "out"
+    out.mkdir()
+    r = subprocess.Popen([USOCK, "run", "-a", "-l", f"{tmp}/g.sock", *PROBE, str(out)], stderr=subprocess.PIPE,
+                         start_new_session=True)
+    wait_until(lambda: os.path.exists(f"{tmp}/g.sock"), "g.sock")
+    held = [connect(f"{tmp}/g.sock") for _ in range(3)]  # each instance waits for our EOF
+    wait_until(lambda: len(list(out.glob("*.start"))) == 3, "three instances")
+    os.killpg(r.pid, signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM
+    assert b"ended with status" not in r.stderr.read()
+    assert not os.path.exists(f"{tmp}/g.sock")
+    del held
+
+
 def test_accept_on_an_inherited_socket_that_cannot_accept_ends_with_18(tmp):
     """An inherited datagram socket under --accept: accept() fails; usock run reports it and
     exits 18 (systemd-socket-activate exits too), instead of looping on it."""
