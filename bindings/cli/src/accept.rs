@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use usock::AcceptPolicy;
 
@@ -31,7 +32,15 @@ pub fn accepting(
         }
     }
     let mut fleet = Fleet::default();
-    let outcome = accept_until_stopped(&listeners, &launches, opts, policy, waited, &mut fleet);
+    let mut refusals = Refusals::default();
+    let outcome = accept_until_stopped(
+        &listeners,
+        &launches,
+        opts,
+        (policy, &mut refusals),
+        waited,
+        &mut fleet,
+    );
     drop(listeners);
     fleet.finish(waited);
     let (refused, _) = policy.refused();
@@ -47,7 +56,7 @@ fn accept_until_stopped(
     listeners: &[Socket],
     launches: &[Launch],
     opts: &Options,
-    policy: &AcceptPolicy,
+    (policy, refusals): (&AcceptPolicy, &mut Refusals),
     waited: &Waited,
     fleet: &mut Fleet,
 ) -> ExitCode {
@@ -63,11 +72,13 @@ fn accept_until_stopped(
         set_nonblocking(s.fd.as_raw_fd(), true);
     }
     loop {
-        fleet.reap();
+        // The stop first: a manager that signals the whole group (systemd's control group) stops
+        // the commands too, and their deaths by that signal are no failures to report.
         if let Some(sig) = waited.take_stop() {
             fleet.forward(sig);
             return ExitCode::from(128 + sig.0 as u8);
         }
+        fleet.reap(waited);
         if fleet.live.len() >= opts.max_instances {
             poll(&mut [], 100);
             continue;
@@ -79,7 +90,7 @@ fn accept_until_stopped(
             if p.revents == 0 {
                 continue;
             }
-            let conn = match admit(&listeners[i].fd, policy) {
+            let conn = match admit(&listeners[i].fd, policy, refusals) {
                 Ok(Some(conn)) => conn,
                 Ok(None) => continue,
                 Err(code) => return code,
@@ -93,10 +104,14 @@ fn accept_until_stopped(
 }
 
 /// Accepts one connection on `listener` and returns it when the policy admits its peer; a
-/// refused one is closed at once and reported. A listener that cannot accept at all (an
+/// refused one is closed at once and reported (see [`Refusals`]). A listener that cannot accept at all (an
 /// inherited datagram socket) ends the loop with status 18, as it ends
 /// `systemd-socket-activate`.
-fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, ExitCode> {
+fn admit(
+    listener: &OwnedFd,
+    policy: &AcceptPolicy,
+    refusals: &mut Refusals,
+) -> Result<Option<OwnedFd>, ExitCode> {
     let cannot = |e: std::io::Error| {
         eprintln!("usock: cannot accept a connection: {e}");
         ExitCode::from(18)
@@ -113,9 +128,50 @@ fn admit(listener: &OwnedFd, policy: &AcceptPolicy) -> Result<Option<OwnedFd>, E
             Ok(Some(conn))
         }
         Err(e) => {
-            eprintln!("usock: refused: {}", e.message());
+            refusals.report(e.message(), policy);
             Ok(None)
         }
+    }
+}
+
+/// Refusals reported one by one before the rest are only counted.
+const REFUSALS_SHOWN: u32 = 10;
+/// How often, at most, the count of the refusals not shown is reported.
+const REFUSAL_COUNT_EVERY: Duration = Duration::from_secs(60);
+
+/// The reports of refused connections: the first [`REFUSALS_SHOWN`] one by one, then a count at
+/// most every [`REFUSAL_COUNT_EVERY`] (and the total at exit), so that a peer the policy
+/// refuses cannot fill usock's standard error (a log, a disk) by connecting in a loop.
+#[derive(Default)]
+struct Refusals {
+    shown: u32,
+    last_count: Option<Instant>,
+}
+
+impl Refusals {
+    fn report(&mut self, why: &str, policy: &AcceptPolicy) {
+        if self.shown < REFUSALS_SHOWN {
+            self.shown += 1;
+            eprintln!("usock: refused: {why}");
+            if self.shown == REFUSALS_SHOWN {
+                eprintln!(
+                    "usock: further refusals are only counted: the count is reported at most every {} s, and at exit",
+                    REFUSAL_COUNT_EVERY.as_secs()
+                );
+                self.last_count = Some(Instant::now());
+            }
+            return;
+        }
+        if self
+            .last_count
+            .is_some_and(|at| at.elapsed() < REFUSAL_COUNT_EVERY)
+        {
+            return;
+        }
+        self.last_count = Some(Instant::now());
+        let (refused, last) = policy.refused();
+        let last = last.map_or_else(String::new, |uid| format!(", the last from uid {uid}"));
+        eprintln!("usock: {refused} connection(s) refused so far{last}");
     }
 }
 
@@ -145,14 +201,17 @@ fn set_nonblocking(fd: RawFd, on: bool) {
 #[derive(Default)]
 struct Fleet {
     live: Vec<libc::pid_t>,
-    /// The stop signal passed on to the commands: ending by it is no failure to report.
+    /// The stop signal that reached the commands (passed on, or from the terminal): ending by
+    /// it is no failure to report.
     passed_on: Option<libc::c_int>,
 }
 
 impl Fleet {
-    /// Reaps the commands that ended; a failure is reported on standard error.
-    fn reap(&mut self) {
-        let passed_on = self.passed_on;
+    /// Reaps the commands that ended; a failure is reported on standard error. A command
+    /// ended by the stop signal that usock passed on, or that usock has pending (sent to the
+    /// whole group at once), did not fail.
+    fn reap(&mut self, waited: &Waited) {
+        let passed_on = self.passed_on.or_else(|| waited.pending_stop());
         self.live.retain(|&pid| match reap(pid, libc::WNOHANG) {
             None => true,
             Some(status) => {
@@ -166,8 +225,11 @@ impl Fleet {
     }
 
     fn forward(&mut self, (sig, sender): (libc::c_int, Sender)) {
-        if passed_on(sig, sender) {
+        // A stop, passed on or not (a terminal's Ctrl-C reached them already): they got it.
+        if matches!(sig, libc::SIGTERM | libc::SIGHUP | libc::SIGINT) {
             self.passed_on = Some(sig);
+        }
+        if passed_on(sig, sender) {
             for &pid in &self.live {
                 // SAFETY: plain kill of our child, not yet reaped.
                 unsafe { libc::kill(pid, sig) };
@@ -178,7 +240,7 @@ impl Fleet {
     /// Waits for every command, passing on the signals that come meanwhile.
     fn finish(mut self, waited: &Waited) {
         loop {
-            self.reap();
+            self.reap(waited);
             if self.live.is_empty() {
                 return;
             }

@@ -129,6 +129,8 @@ enum End {
     Io(&'static str, io::Error),
     /// The library refused (the private directory for datagram replies).
     Library(usock::Error),
+    /// A stop signal came (datagrams): it ends the command once the directory is removed.
+    Stopped(libc::c_int),
 }
 
 impl End {
@@ -149,6 +151,8 @@ impl End {
                 exit::code(usock::ErrorKind::System)
             }
             End::Library(e) => exit::failure(&e),
+            // Only when the signal did not end the command as it was unblocked.
+            End::Stopped(sig) => ExitCode::from(128 + sig as u8),
         }
     }
 }
@@ -168,7 +172,7 @@ fn stream(fd: OwnedFd) -> Result<(), End> {
         let [input, sock] = wait(read_input, socket.as_fd(), !pending.is_empty(), None)?;
         if sock.readable {
             match socket.read(&mut buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return ended_by_server(&socket, &pending, input_open),
                 Ok(n) => write_out(&buf[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
@@ -201,6 +205,23 @@ fn stream(fd: OwnedFd) -> Result<(), End> {
     }
 }
 
+/// The server's EOF: the end, unless it came with input left that it never took (read from
+/// standard input but not yet sent, or already waiting there), which is [`End::ClosedEarly`]:
+/// a server that takes only what has come and closes cleanly causes no reset, and the rest
+/// would be dropped with status 0.
+fn ended_by_server(socket: &UnixStream, pending: &[u8], input_open: bool) -> Result<(), End> {
+    if !pending.is_empty() {
+        return Err(End::ClosedEarly);
+    }
+    if input_open {
+        let [input, _] = wait(true, socket.as_fd(), false, Some(Instant::now()))?;
+        if input.readable && !read_input_chunk()?.is_empty() {
+            return Err(End::ClosedEarly);
+        }
+    }
+    Ok(())
+}
+
 /// The server closed while input was left: what it sent before is still shown, then
 /// [`End::ClosedEarly`].
 fn drain_then_closed_early(mut socket: UnixStream, buf: &mut [u8]) -> Result<(), End> {
@@ -225,16 +246,64 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// dropped. The directory is removed on return.
 fn datagrams(path: &Path, fd: OwnedFd, linger: Duration) -> Result<(), End> {
     drop(fd);
+    // Declared first, so dropped last: a stop signal ends the command once the directory is gone.
+    let stops = StopSignals::block();
     let dir = PrivateDir::create(None).map_err(End::Library)?;
     let socket = dir.datagram(None).map_err(End::Library)?;
     connect_datagram(&socket, path)?;
     socket
         .set_nonblocking(true)
         .map_err(|e| End::Io("cannot make the socket non-blocking", e))?;
-    let result = pump_datagrams(&socket, linger);
+    let result = pump_datagrams(&socket, linger, &stops);
     drop(socket);
     drop(dir);
     result
+}
+
+/// How often a datagram client that waits looks for a stop signal.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// SIGTERM, SIGINT and SIGHUP, blocked while a datagram client has its reply directory: one
+/// that comes ends the copying, the directory is removed, and the signal, unblocked when this
+/// is dropped, ends the command as it would have (a killed client left its directory behind).
+struct StopSignals {
+    set: libc::sigset_t,
+}
+
+impl StopSignals {
+    fn block() -> StopSignals {
+        // SAFETY: a zeroed sigset_t is emptied by sigemptyset before use; sigaddset and
+        // pthread_sigmask take valid pointers to it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            StopSignals { set }
+        }
+    }
+
+    /// The stop signal that came, if one did (left pending: it is delivered on drop).
+    fn pending(&self) -> Option<libc::c_int> {
+        // SAFETY: sigpending fills a valid set, emptied first; sigismember reads it.
+        unsafe {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pending);
+            libc::sigpending(&mut pending);
+            [libc::SIGTERM, libc::SIGINT, libc::SIGHUP]
+                .into_iter()
+                .find(|&sig| libc::sigismember(&pending, sig) == 1)
+        }
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        // SAFETY: unblocks the set blocked in block(); a pending signal is delivered here.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.set, std::ptr::null_mut()) };
+    }
 }
 
 /// Connects `socket` to `path`; a path too long for `sun_path` through its directory's
@@ -267,14 +336,19 @@ fn connect_long(_socket: &UnixDatagram, _path: &Path) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
 }
 
-fn pump_datagrams(socket: &UnixDatagram, linger: Duration) -> Result<(), End> {
+fn pump_datagrams(socket: &UnixDatagram, linger: Duration, stops: &StopSignals) -> Result<(), End> {
     let mut pending: Vec<u8> = Vec::new();
     let mut input_ended: Option<Instant> = None;
     let mut buf = vec![0; SOCKET_CHUNK];
     loop {
         let deadline = input_ended.map(|since| since + linger);
         let read_input = input_ended.is_none() && pending.is_empty();
-        let [input, sock] = wait(read_input, socket.as_fd(), !pending.is_empty(), deadline)?;
+        let check = Instant::now() + STOP_CHECK;
+        let woken = Some(deadline.map_or(check, |d| d.min(check)));
+        let [input, sock] = wait(read_input, socket.as_fd(), !pending.is_empty(), woken)?;
+        if let Some(sig) = stops.pending() {
+            return Err(End::Stopped(sig));
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) && !sock.readable {
             return Ok(());
         }

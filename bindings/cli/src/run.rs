@@ -528,7 +528,7 @@ impl Waited {
     }
 
     /// SIGTERM, SIGHUP or SIGINT, when one is pending (it came during the setup).
-    fn pending_stop(&self) -> Option<libc::c_int> {
+    pub(crate) fn pending_stop(&self) -> Option<libc::c_int> {
         // SAFETY: sigpending fills a valid set; sigismember reads it.
         unsafe {
             let mut pending: libc::sigset_t = std::mem::zeroed();

@@ -83,6 +83,14 @@ def answer(c):
     elif mode == "close":              # closes with input unread
         c.recv(1)
         time.sleep(0.2)
+    elif mode == "drain":              # takes what has come so far, then closes cleanly
+        time.sleep(0.5)
+        c.setblocking(False)
+        try:
+            while c.recv(1 << 20):
+                pass
+        except BlockingIOError:
+            pass
 while True:
     c, _ = s.accept()
     try:
@@ -138,6 +146,15 @@ for disposition in default ignored; do
   else fail $t "rc=$rc $(cat "$work/err")"; fi
 done
 
+# A server that takes only what has come so far and closes cleanly (no reset: nothing was left
+# unread in its socket), with input still pending: status 24 too, never 0 (it was 0, the rest of
+# standard input silently dropped).
+server drain "$work/drain.sock"
+head -c 3000000 /dev/zero | timeout 10 "$USOCK" connect "$work/drain.sock" >"$work/out" 2>"$work/err"; rc=${PIPESTATUS[1]}
+if [ "$rc" = 24 ] && grep -q "closed the connection before it took all of standard input" "$work/err"; then
+  ok connect_server_closing_cleanly_with_input_left_is_status_24
+else fail connect_server_closing_cleanly_with_input_left_is_status_24 "rc=$rc $(cat "$work/err")"; fi
+
 # 3. Seqpacket and datagram.
 server seqpacket "$work/seq.sock"
 out=$(printf 'one' | timeout 10 "$USOCK" connect --seqpacket "$work/seq.sock"); rc=$?
@@ -155,6 +172,30 @@ else fail connect_datagram_each_read_one_datagram_replies_printed_nothing_left "
 printf x | timeout 10 "$USOCK" connect --datagram "$work/dg.sock" 2>"$work/err"; rc=$?
 if [ $rc -eq 2 ] && grep -q -- "--server-uid any" "$work/err"; then ok connect_datagram_without_server_uid_any_is_refused
 else fail connect_datagram_without_server_uid_any_is_refused "rc=$rc $(cat "$work/err")"; fi
+
+# A datagram client ended by SIGTERM, SIGINT or SIGHUP while it waits removes its reply
+# directory first (it was left behind), and still ends by that signal. Standard input is a
+# FIFO held open, so it waits; SIGINT set back to default (a background job ignores it).
+mkfifo "$work/hold"
+exec 8<>"$work/hold"
+stopped_why=
+for sig in TERM INT HUP; do
+  mkdir -m 700 "$work/sigtmp"
+  TMPDIR=$work/sigtmp XDG_RUNTIME_DIR= env --default-signal=INT "$USOCK" connect -d --server-uid any "$work/dg.sock" <&8 &
+  upid=$!
+  for _ in $(seq 100); do [ -n "$(ls -A "$work/sigtmp")" ] && break; sleep 0.05; done
+  made=$(ls -A "$work/sigtmp")
+  kill -"$sig" "$upid"
+  { wait "$upid"; } 2>/dev/null; rc=$?
+  left=$(ls -A "$work/sigtmp")
+  if [ -z "$made" ] || [ -n "$left" ] || [ $rc -ne $((128 + $(kill -l "$sig"))) ]; then
+    stopped_why="$stopped_why SIG$sig: made=$made rc=$rc left=$left"
+  fi
+  rm -rf "$work/sigtmp"
+done
+exec 8<&-
+if [ -z "$stopped_why" ]; then ok connect_datagram_stopped_by_a_signal_leaves_nothing
+else fail connect_datagram_stopped_by_a_signal_leaves_nothing "$stopped_why"; fi
 
 # 4. A path longer than sun_path (108 bytes), stream and datagram.
 long=$work/$(printf 'l%.0s' $(seq 100))

@@ -418,6 +418,36 @@ def test_allow_against_a_real_other_user(tmp, allow, admitted):
     assert not os.path.exists(os.path.dirname(sock))
 
 
+@needs_root
+def test_a_flood_of_refused_peers_does_not_fill_standard_error(tmp):
+    """A peer the policy refuses, connecting in a loop, gets each connection counted but only
+    the first ten reported one by one: standard error stays bounded (it was one line per
+    refusal, megabytes a second), and the total still comes at exit."""
+    out = Path(tmp) / "out"
+    out.mkdir()
+    r = subprocess.Popen([USOCK, "run", "-a", "--group", str(OTHER_UID), "--allow", "self", "--parent", tmp,
+                          "--name", "s", *PROBE, str(out)], stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: os.setgroups([0, OTHER_UID]))
+    wait_until(lambda: glob.glob(f"{tmp}/usock-*/s"), "the shared socket")
+    sock = glob.glob(f"{tmp}/usock-*/s")[0]
+    flood = ("import socket,sys\n"
+             "for _ in range(300):\n"
+             " s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);s.recv(1);s.close()\n")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(OTHER_UID)
+        os.setuid(OTHER_UID)
+    subprocess.run([sys.executable, "-c", flood, sock], preexec_fn=drop, check=True, timeout=60)
+    r.send_signal(signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM
+    lines = r.stderr.read().splitlines()
+    assert sum("refused: a connection from uid" in line for line in lines) == 10, lines[:3]
+    assert len(lines) <= 13, len(lines)
+    assert lines[-1] == "usock: 300 connection(s) refused by the --allow policy", lines[-1]
+    assert list(out.glob("*.start")) == []
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -449,6 +479,25 @@ def test_accept_instances_end_with_the_runner(tmp, how):
         assert b"ended with status" not in r.stderr.read()
     wait_until(lambda: not any(alive(p) for p in pids), "the instances to end")
     assert list(out.glob("*.json")) == []  # none of them got to finish its work
+
+
+def test_accept_a_stop_sent_to_the_whole_group_is_no_failure(tmp):
+    """SIGTERM to usock run --accept's process group, as a service manager stops a control group:
+    the instances die of it before usock passed it on; usock still exits 143 and reports no
+    failure (it reaped them first and reported "ended with status 143")."""
+    os.chmod(tmp, 0o700)
+    out = Path(tmp) / "out"
+    out.mkdir()
+    r = subprocess.Popen([USOCK, "run", "-a", "-l", f"{tmp}/g.sock", *PROBE, str(out)], stderr=subprocess.PIPE,
+                         start_new_session=True)
+    wait_until(lambda: os.path.exists(f"{tmp}/g.sock"), "g.sock")
+    held = [connect(f"{tmp}/g.sock") for _ in range(3)]  # each instance waits for our EOF
+    wait_until(lambda: len(list(out.glob("*.start"))) == 3, "three instances")
+    os.killpg(r.pid, signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM
+    assert b"ended with status" not in r.stderr.read()
+    assert not os.path.exists(f"{tmp}/g.sock")
+    del held
 
 
 def test_accept_on_an_inherited_socket_that_cannot_accept_ends_with_18(tmp):
