@@ -64,11 +64,22 @@ pub fn run(mut opts: Options, command: Vec<OsString>) -> usock::Result<ExitCode>
         Ok(own) => serve(&opts, &command, inherited, own, &made, policy, &waited),
         Err(e) => {
             made.clean();
-            return Err(e);
+            return Ok(bind_failure(&e, opts.layout.replace));
         }
     };
     made.clean();
     Ok(status)
+}
+
+/// The library's message for a failed bind; a live server at a well-known path also names the
+/// option that takes over from it (the library speaks of "the replace mode").
+fn bind_failure(err: &usock::Error, replace: bool) -> ExitCode {
+    let code = crate::exit::failure(err);
+    let live_server = err.message().contains("a server answers there");
+    if err.kind() == usock::ErrorKind::InUse && live_server && !replace {
+        eprintln!("usock: to take over from a live server at -l/--path, add --replace");
+    }
+    code
 }
 
 /// Checks the options before anything is made; the accept policy when `--accept`.

@@ -102,6 +102,25 @@ check usock_run_command_not_found_is_127 test $rc -eq 127
 check usock_run_mistyped_option_is_bad_usage test $rc -eq 2 -a ! -e "$work/ran"
 "$USOCK" run --parent "$work" sh -c 'test "$1$2" = "-b--c"' sh -b --c; rc=$?
 check usock_run_command_keeps_its_own_options test $rc -eq 0
+# The man page's table of differences from systemd-socket-activate: `-l /tmp/x.sock` (a
+# directory others may write to, even sticky) is refused with 13 and runs nothing; a well-known
+# path leaves PATH.lock (0600) beside it and removes the socket.
+mkdir -m 1777 "$work/ww"
+"$USOCK" run -l "$work/ww/x.sock" --now -- touch "$work/ran-ww" 2>/dev/null; rc=$?
+check usock_run_listen_in_a_world_writable_directory_is_13 \
+  test $rc -eq 13 -a ! -e "$work/ran-ww" -a -z "$(ls -A "$work/ww")"
+mkdir -m 700 "$work/own"
+"$USOCK" run -l "$work/own/x.sock" --now -- test -S "$work/own/x.sock"; rc=$?
+check usock_run_listen_leaves_only_the_lock_file \
+  test $rc -eq 0 -a "$(ls -A "$work/own")" = x.sock.lock -a "$(stat -c %a "$work/own/x.sock.lock")" = 600
+# A live server at the path: refused with 15, and the message names the option (--replace), not
+# the library's "replace mode"; the live server's socket is left in place.
+"$USOCK" run --path "$work/own/live.sock" -- sleep 30 & live=$!
+wait_for "$work/own/live.sock"
+err=$("$USOCK" run --path "$work/own/live.sock" -- touch "$work/ran-live" 2>&1); rc=$?
+kill $live; wait $live 2>/dev/null
+check usock_run_live_server_at_the_path_names_the_replace_option \
+  test $rc -eq 15 -a ! -e "$work/ran-live" -a -n "$(grep -e '--replace' <<<"$err")"
 
 # 4. gunicorn by socket activation (it takes descriptor 3 from LISTEN_FDS and LISTEN_PID by
 #    itself), queried with curl; stopped with SIGTERM to usock run.
