@@ -50,8 +50,8 @@ pub fn accepting(
     outcome
 }
 
-/// The accept loop: returns the exit status once a stop signal came (or a command could
-/// not be started).
+/// The accept loop: returns the exit status once a stop signal came (or a listener cannot
+/// accept at all).
 fn accept_until_stopped(
     listeners: &[Socket],
     launches: &[Launch],
@@ -95,9 +95,10 @@ fn accept_until_stopped(
                 Ok(None) => continue,
                 Err(code) => return code,
             };
-            match launches[i].spawn(&[conn.as_raw_fd()], opts.inetd) {
-                Ok(pid) => fleet.live.push(pid),
-                Err(code) => return code,
+            // A command that cannot start (its reason is on stderr) costs this connection only,
+            // which is closed, as under systemd-socket-activate: the service goes on.
+            if let Ok(pid) = launches[i].spawn(&[conn.as_raw_fd()], opts.inetd) {
+                fleet.live.push(pid);
             }
         }
     }

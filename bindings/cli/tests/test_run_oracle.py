@@ -448,6 +448,27 @@ def test_a_flood_of_refused_peers_does_not_fill_standard_error(tmp):
     assert list(out.glob("*.start")) == []
 
 
+def test_accept_a_command_that_cannot_start_loses_one_connection_not_the_service(tmp):
+    """Under --accept, a command that cannot be executed for one connection (here: made
+    non-executable after usock run started) costs that connection only, as with
+    systemd-socket-activate; the next connection, once it can run again, is served."""
+    os.chmod(tmp, 0o700)
+    script = Path(tmp) / "serve"
+    script.write_text("#!/bin/sh\necho served\n")
+    script.chmod(0o700)
+    r = subprocess.Popen([USOCK, "run", "-a", "--inetd", "-l", f"{tmp}/s.sock", str(script)],
+                         stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: os.path.exists(f"{tmp}/s.sock"), "s.sock")
+    script.chmod(0o600)
+    assert talk(f"{tmp}/s.sock", b"") == b""  # closed without a reply
+    assert r.poll() is None, "usock run ended with the one connection it could not serve"
+    script.chmod(0o700)
+    assert talk(f"{tmp}/s.sock", b"") == b"served\n"
+    r.send_signal(signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM
+    assert "serve" in r.stderr.read()  # the failure was reported
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
