@@ -126,14 +126,34 @@ fn parse_allow(spec: &str) -> Result<Allow, Usage> {
         None if spec == "self" => Allow::SameUser,
         Some(("uid", list)) => Allow::Uids(
             list.split(',')
-                .map(|u| u.parse().map_err(|_| bad()))
+                .map(|u| u.parse().map_err(|_| bad()).and_then(admissible_uid))
                 .collect::<Result<_, _>>()?,
         ),
         Some(("group", group)) if !group.is_empty() => {
-            Allow::Group(sockets::group_id(OsStr::new(group))?)
+            let gid = sockets::group_id(OsStr::new(group))?;
+            if gid == usock::overflow_gid() {
+                return Err(format!(
+                    "--allow {spec}: gid {gid} is the overflow gid, which the kernel shows for any group it cannot map: no policy admits it"
+                ));
+            }
+            Allow::Group(gid)
         }
         _ => return Err(bad()),
     })
+}
+
+/// A uid a policy can admit: not the overflow uid (the kernel shows it for any user it cannot
+/// map, so the library never admits it) nor `(uid_t)-1` (no user).
+fn admissible_uid(uid: u32) -> Result<u32, Usage> {
+    if uid == usock::overflow_uid() {
+        Err(format!(
+            "--allow uid:{uid}: the overflow uid, which the kernel shows for any user it cannot map: no policy admits it"
+        ))
+    } else if uid == u32::MAX {
+        Err(format!("--allow uid:{uid}: (uid_t)-1 is no user"))
+    } else {
+        Ok(uid)
+    }
 }
 
 /// Starts the command as the options say, once every socket is bound.

@@ -328,7 +328,11 @@ def test_names_without_fdname_inherited_names_and_paths(tmp):
 def test_bad_usage_is_status_2(tmp):
     for args in (["--now", "-a", "-l", f"{tmp}/x"], ["-l", "8080"], ["-l", "localhost:80"],
                  ["-l", "@abstract"], ["-l", "vsock:2:80"], ["-d", "-a", "-l", f"{tmp}/x"],
-                 ["--parent", tmp, "-l", f"{tmp}/x"], ["--fdname", "a\tb", "-l", f"{tmp}/x"]):
+                 ["--parent", tmp, "-l", f"{tmp}/x"], ["--fdname", "a\tb", "-l", f"{tmp}/x"],
+                 # no policy can admit the overflow ids or (uid_t)-1: naming them is a mistake
+                 ["-a", "--allow", "uid:0,65534", "-l", f"{tmp}/x"],
+                 ["-a", "--allow", "uid:4294967295", "-l", f"{tmp}/x"],
+                 ["-a", "--allow", "group:65534", "-l", f"{tmp}/x"]):
         p = usock(*args, "true")
         assert p.returncode == 2, (args, p.stderr)
         assert not os.path.exists(f"{tmp}/x")
