@@ -14,6 +14,9 @@ pub enum Point {
     /// A new private directory was made and opened, and is not locked yet (the path is the new
     /// directory's).
     DirMade,
+    /// A new private directory was made (`mkdir`) and is not opened yet (the path is the new
+    /// directory's).
+    DirNamed,
 }
 
 #[cfg(feature = "test-hooks")]

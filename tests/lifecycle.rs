@@ -384,6 +384,7 @@ fn a_path_too_long_or_malformed_is_refused_before_anything_is_made() {
 
 #[test]
 fn replace_mode_takes_over_with_no_failed_connection() {
+    let _hooks = hooks_serial();
     let home = home();
     let path = home.path().join("svc.sock");
     let (old, old_listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
@@ -469,6 +470,12 @@ fn replace_mode_takes_over_with_no_failed_connection() {
     );
 }
 
+/// The library's test hook is one per process: tests that set it run one at a time.
+fn hooks_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Holds the operation on `path` at `point` until the returned sender is dropped or sent to,
 /// and reports through the barrier when it got there.
 fn hold_at(point: Point, path: &Path) -> (Arc<Barrier>, std::sync::mpsc::Sender<()>) {
@@ -494,6 +501,7 @@ static HOOKED: Mutex<()> = Mutex::new(());
 
 #[test]
 fn a_second_server_held_between_probe_and_bind_keeps_the_first_out() {
+    let _hooks = hooks_serial();
     let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
     let home = home();
     let path = home.path().join("race.sock");
@@ -536,6 +544,7 @@ fn a_second_server_held_between_probe_and_bind_keeps_the_first_out() {
 
 #[test]
 fn a_close_racing_a_replace_leaves_the_replacement() {
+    let _hooks = hooks_serial();
     let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
     let home = home();
     let path = home.path().join("swap.sock");
@@ -570,6 +579,7 @@ fn a_close_racing_a_replace_leaves_the_replacement() {
 
 #[test]
 fn replace_modes_temporary_name_is_as_long_as_fits_even_for_a_one_byte_name() {
+    let _hooks = hooks_serial();
     let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
     let home = home();
     let path = home.path().join("s");
@@ -1047,6 +1057,7 @@ fn take_over_unheld_removes_a_kept_directory_and_refuses_a_held_one() {
 
 #[test]
 fn the_keep_marks_name_is_no_socket_name() {
+    let _hooks = hooks_serial();
     let dir = PrivateDir::new().unwrap();
     let err = dir.socket_path(Some(".usock-keep".as_ref())).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
@@ -1086,6 +1097,7 @@ fn create_held<T>(
 
 #[test]
 fn a_sweep_between_mkdir_and_lock_leaves_no_handle_on_a_removed_directory() {
+    let _hooks = hooks_serial();
     let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
     let parent = Scratch::new("sweep-mkdir");
     let removed = Arc::new(Mutex::new(Vec::new()));
@@ -1126,6 +1138,7 @@ fn a_sweep_between_mkdir_and_lock_leaves_no_handle_on_a_removed_directory() {
 
 #[test]
 fn a_sweep_holding_the_lock_at_creation_leaves_no_unlocked_handle() {
+    let _hooks = hooks_serial();
     let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
     let parent = Scratch::new("sweep-held");
     let releaser = Arc::new(Mutex::new(None));
@@ -1164,6 +1177,25 @@ fn a_sweep_holding_the_lock_at_creation_leaves_no_unlocked_handle() {
         1,
         "tests/lifecycle.rs::a_sweep_holding_the_lock_at_creation_leaves_no_unlocked_handle",
     );
+}
+
+#[test]
+fn a_new_directory_removed_before_it_is_opened_every_time_is_in_use_and_leaves_nothing() {
+    let _hooks = hooks_serial();
+    // A grace-0 sweep that removes each new directory between its mkdir and its open, as often
+    // as creation tries: in use (as when it loses after the open), not a system error.
+    let parent = Scratch::new("removed-before-open");
+    let inside = parent.path().to_owned();
+    testing::set_hook(Some(Arc::new(move |p, at: &Path| {
+        if p == Point::DirNamed && at.parent() == Some(&inside) {
+            fs::remove_dir(at).unwrap();
+        }
+    })));
+    let made = PrivateDir::in_parent(parent.path());
+    testing::set_hook(None);
+    let err = made.err().expect("every new directory was removed");
+    assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+    assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
 }
 
 #[test]

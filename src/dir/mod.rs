@@ -497,10 +497,13 @@ fn open_and_lock_new_dir(
     euid: u32,
 ) -> std::result::Result<(sys::DirHandle, Stat), NewDir> {
     let at = At::Fd(parent.fd.as_fd());
+    crate::hooks::at(crate::hooks::Point::DirNamed, path);
     let (fd, id) = secure_new_dir(parent, name, path, euid).map_err(|e| {
         match sys::lstat_at(at, name) {
             // Removed before it could be opened.
-            Err(gone) if gone.raw_os_error() == Some(libc::ENOENT) => NewDir::Removed(e),
+            Err(gone) if gone.raw_os_error() == Some(libc::ENOENT) => {
+                NewDir::Removed(removed_by_a_sweep(path))
+            }
             // rmdir removes only an empty directory, and the name is ours (random, just made,
             // in a parent where others cannot rename entries).
             _ => {
@@ -520,18 +523,24 @@ fn open_and_lock_new_dir(
     };
     locked.map_err(undo)?;
     if !named {
-        return Err(NewDir::Removed(Error::new(
-            ErrorKind::InUse,
-            format!(
-                "new directory {} was removed (by a sweep with grace period 0) before it could be locked, {MAX_LOST_RACES} times",
-                show(path)
-            ),
-        )));
+        return Err(NewDir::Removed(removed_by_a_sweep(path)));
     }
     let dir = sys::DirHandle::new(fd)
         .map_err(|e| Error::system(format_args!("cannot open {}", show(path)), &e))
         .map_err(undo)?;
     Ok((dir, id))
+}
+
+/// The error when a new directory was removed before it could be locked, as often as creation
+/// tries (a sweep with grace period 0 in a loop): in use, whichever step lost the race.
+fn removed_by_a_sweep(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::InUse,
+        format!(
+            "new directory {} was removed (by a sweep with grace period 0) before it could be locked, {MAX_LOST_RACES} times",
+            show(path)
+        ),
+    )
 }
 
 /// Does `name` in `at` still refer to the file `id` (not following a symlink)?
