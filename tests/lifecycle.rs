@@ -1193,7 +1193,7 @@ fn a_new_directory_removed_before_it_is_opened_every_time_is_in_use_and_leaves_n
     })));
     let made = PrivateDir::in_parent(parent.path());
     testing::set_hook(None);
-    let err = made.err().expect("every new directory was removed");
+    let err = made.expect_err("every new directory was removed");
     assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
     assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
 }
