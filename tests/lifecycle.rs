@@ -375,6 +375,15 @@ fn a_path_too_long_or_malformed_is_refused_before_anything_is_made() {
             ErrorKind::Invalid
         );
     }
+    // A path whose last component is not a file name names a directory, never a socket in it
+    // (the fuzzer found "DIR/x/." bound as "DIR/x"): refused, nothing made.
+    let before = home.entries("");
+    for tail in ["x/.", "x/..", "x/", "."] {
+        let bad = format!("{}/{tail}", home.path().display());
+        let err = BoundPath::listener(&bad, BindMode::Exclusive).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{bad}: {err}");
+    }
+    assert_eq!(home.entries(""), before);
     let s = home.path().join("s");
     let (bound, _l) = BoundPath::listener(&s, BindMode::Replace).unwrap();
     let (bound2, _l2) = BoundPath::listener(&s, BindMode::Replace).unwrap();

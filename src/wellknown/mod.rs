@@ -77,8 +77,11 @@ impl Target {
         if bytes.is_empty() {
             return Err(Error::invalid("the socket path is empty"));
         }
-        let name = match (path.file_name(), bytes.last()) {
-            (Some(name), Some(&last)) if last != b'/' => name,
+        // The last component as written: `Path` drops a final `.` (so "d/x/." would be
+        // "d/x"), and a final `/` or `..` names a directory, never a socket file.
+        let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+        let name = match path.file_name() {
+            Some(name) if name.as_bytes() == last => name,
             _ => {
                 return Err(Error::invalid(format!(
                     "{} does not end in a file name",
