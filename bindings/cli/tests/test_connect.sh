@@ -23,6 +23,8 @@ declare -A FIGURE=(
   [connect_refuses_a_server_running_as_the_overflow_uid_even_when_named]=$'attack\tusock connect --server-uid 65534 to a server running as the overflow uid: refused, status 13\t1'
   [connect_server_closing_early_is_status_24_with_sigpipe_default]=$'fault\tusock connect to a server that closes with input unread (SIGPIPE default): status 24, a message, no panic\t1'
   [connect_server_closing_early_is_status_24_with_sigpipe_ignored]=$'fault\tusock connect to a server that closes with input unread (SIGPIPE inherited ignored): status 24, a message, no panic\t1'
+  [connect_server_closing_cleanly_with_input_left_is_status_24]=$'fault\tusock connect to a server that reads part of the input and closes cleanly: status 24, never 0 with input unsent\t1'
+  [connect_datagram_stopped_by_a_signal_leaves_nothing]=$'fault\tusock connect --datagram stopped by SIGTERM, SIGINT or SIGHUP: its reply directory removed, the status 128+n\t3'
 )
 ok() {
   passed=$((passed + 1)); echo "ok   $1"

@@ -166,6 +166,12 @@ SECURITY_ROWS = {
         "fault", "usock run --accept: SIGTERM reaches every instance, the sockets are removed", 1),
     "test_accept_instances_end_with_the_runner[SIGKILL]": (
         "fault", "usock run --accept: SIGKILL of the runner takes every instance with it", 1),
+    "test_a_flood_of_refused_peers_does_not_fill_standard_error": (
+        "attack", "usock run --accept: 300 connections from a refused real uid: 10 lines on "
+        "stderr, then counts; the total at exit", 1),
+    "test_accept_a_command_that_cannot_start_loses_one_connection_not_the_service": (
+        "fault", "usock run --accept: a command that cannot start costs its connection, not the "
+        "service", 1),
     "test_bad_usage_is_status_2": (
         "attack", "usock run: a port, host:port, @abstract, vsock: or a bad --fdname is bad usage "
         "(2) before anything is made", 1),
