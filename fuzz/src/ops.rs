@@ -347,7 +347,11 @@ fn bind_fd(w: &mut World, input: &mut Input) {
             rc != OK || entry.1 == Kind::Other,
             "usock_bind_fd bound a used socket"
         );
-        entry.1 = kind;
+        // A failed call leaves the socket as it was: a listener stays a listener (the campaign
+        // hung in a blocking connect to one it had forgotten, its backlog full).
+        if rc == OK {
+            entry.1 = kind;
+        }
     }
     if w.dir.is_none() || fd < 0 {
         return check::exactly("usock_bind_fd", rc, INVALID);
