@@ -287,15 +287,7 @@ impl StopSignals {
 
     /// The stop signal that came, if one did (left pending: it is delivered on drop).
     fn pending(&self) -> Option<libc::c_int> {
-        // SAFETY: sigpending fills a valid set, emptied first; sigismember reads it.
-        unsafe {
-            let mut pending: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut pending);
-            libc::sigpending(&mut pending);
-            [libc::SIGTERM, libc::SIGINT, libc::SIGHUP]
-                .into_iter()
-                .find(|&sig| libc::sigismember(&pending, sig) == 1)
-        }
+        crate::run::pending_stop()
     }
 }
 

@@ -534,6 +534,19 @@ pub(crate) enum Sender {
     Other,
 }
 
+/// SIGTERM, SIGHUP or SIGINT, when one is pending for this thread (blocked, not yet taken).
+pub(crate) fn pending_stop() -> Option<libc::c_int> {
+    // SAFETY: sigpending fills a valid set, emptied first; sigismember reads it.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pending);
+        libc::sigpending(&mut pending);
+        [libc::SIGTERM, libc::SIGHUP, libc::SIGINT]
+            .into_iter()
+            .find(|&sig| libc::sigismember(&pending, sig) == 1)
+    }
+}
+
 /// The signals `usock run` takes by `sigwait` rather than by their action: blocked from the
 /// start of `usock run` (the child unblocks everything before `execve`).
 pub(crate) struct Waited {
@@ -560,15 +573,7 @@ impl Waited {
 
     /// SIGTERM, SIGHUP or SIGINT, when one is pending (it came during the setup).
     pub(crate) fn pending_stop(&self) -> Option<libc::c_int> {
-        // SAFETY: sigpending fills a valid set; sigismember reads it.
-        unsafe {
-            let mut pending: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut pending);
-            libc::sigpending(&mut pending);
-            [libc::SIGTERM, libc::SIGHUP, libc::SIGINT]
-                .into_iter()
-                .find(|&sig| libc::sigismember(&pending, sig) == 1)
-        }
+        pending_stop()
     }
 
     /// A pending SIGTERM, SIGHUP or SIGINT, taken, with who sent it (a pending SIGCHLD taken
