@@ -17,6 +17,8 @@ pub enum Point {
     /// A new private directory was made (`mkdir`) and is not opened yet (the path is the new
     /// directory's).
     DirNamed,
+    /// Cleanup found a socket to remove and has not unlinked it yet (the path is the socket's).
+    BeforeSocketRemoved,
 }
 
 #[cfg(feature = "test-hooks")]
@@ -49,6 +51,15 @@ pub use imp::set_hook;
 
 #[cfg(feature = "test-hooks")]
 pub(crate) use imp::at;
+
+/// [`at`] for a path that costs something to make: `path` is called only in test builds.
+#[inline(always)]
+pub(crate) fn at_with(point: Point, path: impl FnOnce() -> std::path::PathBuf) {
+    #[cfg(feature = "test-hooks")]
+    imp::at(point, &path());
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = (point, path);
+}
 
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]

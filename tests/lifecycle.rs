@@ -1450,3 +1450,32 @@ fn unbind_after_the_directory_was_replaced_touches_only_its_own_socket() {
         "tests/lifecycle.rs::unbind_after_the_directory_was_replaced_touches_only_its_own_socket",
     );
 }
+
+#[test]
+fn cleanup_removes_the_directory_when_its_socket_went_at_the_same_time() {
+    let _hooks = hooks_serial();
+    // Another remover (MQI's server thread deleting its socket as it ends, while a halt hook
+    // cleans up) unlinks the socket between cleanup's look and its unlink: the directory must
+    // still go, and the cleanup succeed.
+    let parent = Scratch::new("socket-gone-at-cleanup");
+    let dir = PrivateDir::in_parent(parent.path()).unwrap();
+    let listener = dir
+        .bind(Some("s".as_ref()), SocketType::Stream, None)
+        .unwrap();
+    let sock = dir.socket_path(Some("s".as_ref())).unwrap();
+    let watched = sock.clone();
+    testing::set_hook(Some(Arc::new(move |p, at: &Path| {
+        if p == Point::BeforeSocketRemoved && at == watched {
+            fs::remove_file(at).unwrap();
+        }
+    })));
+    let result = dir.cleanup();
+    testing::set_hook(None);
+    result.expect("a socket removed by someone else at the same time is no failure");
+    assert_eq!(
+        fs::read_dir(parent.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+    drop(listener);
+}

@@ -62,9 +62,7 @@ impl PrivateDir {
         for (name, id) in bound {
             if let Ok(st) = sys::lstat_at(dir, name) {
                 if st.kind() == FileKind::Socket && st.same_file(id) {
-                    if let Err(e) = sys::unlink_at(dir, name, false) {
-                        report.problem(format!("cannot remove {}", self.entry(name)), &e);
-                    }
+                    self.remove_entry(name, report);
                 }
             }
         }
@@ -97,9 +95,7 @@ impl PrivateDir {
             let mark = keep::is_mark(&name) && st.kind() == FileKind::Regular;
             let callers = owner::is_callers(st.uid, self.euid);
             if (mark && callers) || (st.kind() == FileKind::Socket && (ours || callers)) {
-                if let Err(e) = sys::unlink_at(dir, &name, false) {
-                    report.problem(format!("cannot remove {}", self.entry(&name)), &e);
-                }
+                self.remove_entry(&name, report);
             } else if st.kind() == FileKind::Socket {
                 report.left.push(format!(
                     "{} (a socket owned by {})",
@@ -112,6 +108,21 @@ impl PrivateDir {
             }
         }
         Ok(())
+    }
+
+    /// Unlinks one entry judged ours. One already gone is no problem: its owner removed it at
+    /// the same time (MQI's server thread deletes its socket as it ends, while a halt hook cleans
+    /// up), and the directory can still go.
+    fn remove_entry(&self, name: &CStr, report: &mut Report) {
+        crate::hooks::at_with(crate::hooks::Point::BeforeSocketRemoved, || {
+            self.path().join(OsStr::from_bytes(name.to_bytes()))
+        });
+        match sys::unlink_at(At::Fd(self.dir.fd()), name, false) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                report.problem(format!("cannot remove {}", self.entry(name)), &e);
+            }
+            _ => {}
+        }
     }
 
     /// Removes the (empty) directory by its name in the parent; true when it is gone. A
