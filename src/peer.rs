@@ -269,6 +269,7 @@ impl Server {
         let euid = sys::geteuid();
         let (ok, wanted) = match self {
             Server::Any => (true, String::new()),
+            Server::SelfOrRoot if euid == 0 => (who.uid == 0, "root (uid 0)".to_owned()),
             Server::SelfOrRoot => (
                 who.uid == euid || who.uid == 0,
                 format!("uid {euid} or root"),

@@ -33,6 +33,13 @@ pub fn accepting(
     }
     let mut fleet = Fleet::default();
     let mut refusals = Refusals::default();
+    // Non-blocking while usock accepts (poll, then accept, must not hang when another process
+    // sharing an inherited socket took the connection first); afterwards as they were, since an
+    // inherited socket's flags are those of the manager that passed it, which keeps it.
+    let were_blocking: Vec<bool> = listeners
+        .iter()
+        .map(|s| set_nonblocking(s.fd.as_raw_fd(), true))
+        .collect();
     let outcome = accept_until_stopped(
         &listeners,
         &launches,
@@ -41,6 +48,11 @@ pub fn accepting(
         waited,
         &mut fleet,
     );
+    for (s, blocking) in listeners.iter().zip(were_blocking) {
+        if blocking {
+            set_nonblocking(s.fd.as_raw_fd(), false);
+        }
+    }
     drop(listeners);
     fleet.finish(waited);
     let (refused, _) = policy.refused();
@@ -68,9 +80,6 @@ fn accept_until_stopped(
             revents: 0,
         })
         .collect();
-    for s in listeners {
-        set_nonblocking(s.fd.as_raw_fd(), true);
-    }
     loop {
         // The stop first: a manager that signals the whole group (systemd's control group) stops
         // the commands too, and their deaths by that signal are no failures to report.
@@ -135,44 +144,79 @@ fn admit(
     }
 }
 
-/// Refusals reported one by one before the rest are only counted.
-const REFUSALS_SHOWN: u32 = 10;
-/// How often, at most, the count of the refusals not shown is reported.
-const REFUSAL_COUNT_EVERY: Duration = Duration::from_secs(60);
+/// Events of one kind (refused connections, failed commands) reported one by one before the
+/// rest are only counted.
+const SHOWN_ONE_BY_ONE: u32 = 10;
+/// How often, at most, the count of the events not shown is reported.
+const COUNT_EVERY: Duration = Duration::from_secs(60);
 
-/// The reports of refused connections: the first [`REFUSALS_SHOWN`] one by one, then a count at
-/// most every [`REFUSAL_COUNT_EVERY`] (and the total at exit), so that a peer the policy
-/// refuses cannot fill usock's standard error (a log, a disk) by connecting in a loop.
-#[derive(Default)]
-struct Refusals {
+/// The reports of one kind of event that a peer can cause at will (a refused peer connecting in
+/// a loop; an admitted one hanging up at once, so that its command dies of SIGPIPE): the first
+/// [`SHOWN_ONE_BY_ONE`] one by one, then a count at most every [`COUNT_EVERY`] (and the total at
+/// exit), so that a peer cannot fill usock's standard error (a log, a disk).
+struct Throttled {
+    /// What is counted, in the plural: "refusals", "failures of commands".
+    events: &'static str,
     shown: u32,
+    hidden: u64,
     last_count: Option<Instant>,
 }
 
-impl Refusals {
-    fn report(&mut self, why: &str, policy: &AcceptPolicy) {
-        if self.shown < REFUSALS_SHOWN {
+impl Throttled {
+    fn new(events: &'static str) -> Throttled {
+        Throttled {
+            events,
+            shown: 0,
+            hidden: 0,
+            last_count: None,
+        }
+    }
+
+    /// Reports one event: `line` while they are shown one by one, else, at most every
+    /// [`COUNT_EVERY`], `count(hidden)`, the number of events not shown so far.
+    fn report(&mut self, line: impl FnOnce() -> String, count: impl FnOnce(u64) -> String) {
+        if self.shown < SHOWN_ONE_BY_ONE {
             self.shown += 1;
-            eprintln!("usock: refused: {why}");
-            if self.shown == REFUSALS_SHOWN {
+            eprintln!("usock: {}", line());
+            if self.shown == SHOWN_ONE_BY_ONE {
                 eprintln!(
-                    "usock: further refusals are only counted: the count is reported at most every {} s, and at exit",
-                    REFUSAL_COUNT_EVERY.as_secs()
+                    "usock: further {} are only counted: the count is reported at most every {} s, and at exit",
+                    self.events,
+                    COUNT_EVERY.as_secs()
                 );
                 self.last_count = Some(Instant::now());
             }
             return;
         }
-        if self
-            .last_count
-            .is_some_and(|at| at.elapsed() < REFUSAL_COUNT_EVERY)
-        {
+        self.hidden += 1;
+        if self.last_count.is_some_and(|at| at.elapsed() < COUNT_EVERY) {
             return;
         }
         self.last_count = Some(Instant::now());
-        let (refused, last) = policy.refused();
-        let last = last.map_or_else(String::new, |uid| format!(", the last from uid {uid}"));
-        eprintln!("usock: {refused} connection(s) refused so far{last}");
+        eprintln!("usock: {}", count(self.hidden));
+    }
+}
+
+/// Refused connections: each refusal's reason, then the policy's own count.
+struct Refusals(Throttled);
+
+impl Default for Refusals {
+    fn default() -> Refusals {
+        Refusals(Throttled::new("refusals"))
+    }
+}
+
+impl Refusals {
+    fn report(&mut self, why: &str, policy: &AcceptPolicy) {
+        self.0.report(
+            || format!("refused: {why}"),
+            |_| {
+                let (refused, last) = policy.refused();
+                let last =
+                    last.map_or_else(String::new, |uid| format!(", the last from uid {uid}"));
+                format!("{refused} connection(s) refused so far{last}")
+            },
+        );
     }
 }
 
@@ -185,26 +229,41 @@ fn passing(e: &std::io::Error) -> bool {
     ) || e.kind() == std::io::ErrorKind::WouldBlock
 }
 
-fn set_nonblocking(fd: RawFd, on: bool) {
+/// Sets or clears `O_NONBLOCK` on `fd`; true when it was clear before.
+fn set_nonblocking(fd: RawFd, on: bool) -> bool {
     // SAFETY: fcntl on our descriptor.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
-        let flags = if on {
+        let new = if on {
             flags | libc::O_NONBLOCK
         } else {
             flags & !libc::O_NONBLOCK
         };
-        libc::fcntl(fd, libc::F_SETFL, flags);
+        if flags >= 0 && new != flags {
+            libc::fcntl(fd, libc::F_SETFL, new);
+        }
+        flags >= 0 && flags & libc::O_NONBLOCK == 0
     }
 }
 
 /// The commands started in accept mode and still running.
-#[derive(Default)]
 struct Fleet {
     live: Vec<libc::pid_t>,
     /// The stop signal that reached the commands (passed on, or from the terminal): ending by
     /// it is no failure to report.
     passed_on: Option<libc::c_int>,
+    /// Commands that ended with a failure status.
+    failures: Throttled,
+}
+
+impl Default for Fleet {
+    fn default() -> Fleet {
+        Fleet {
+            live: Vec::new(),
+            passed_on: None,
+            failures: Throttled::new("failures of commands"),
+        }
+    }
 }
 
 impl Fleet {
@@ -213,12 +272,16 @@ impl Fleet {
     /// whole group at once), did not fail.
     fn reap(&mut self, waited: &Waited) {
         let passed_on = self.passed_on.or_else(|| waited.pending_stop());
+        let failures = &mut self.failures;
         self.live.retain(|&pid| match reap(pid, libc::WNOHANG) {
             None => true,
             Some(status) => {
                 let stopped = passed_on.is_some_and(|sig| i32::from(status) == 128 + sig);
                 if status != 0 && !stopped {
-                    eprintln!("usock: command pid {pid} ended with status {status}");
+                    failures.report(
+                        || format!("command pid {pid} ended with status {status}"),
+                        |hidden| format!("{hidden} more command(s) ended with a failure status so far, the last pid {pid} with status {status}"),
+                    );
                 }
                 false
             }
@@ -243,6 +306,12 @@ impl Fleet {
         loop {
             self.reap(waited);
             if self.live.is_empty() {
+                if self.failures.hidden > 0 {
+                    eprintln!(
+                        "usock: {} more command(s) ended with a failure status (not shown one by one)",
+                        self.failures.hidden
+                    );
+                }
                 return;
             }
             if let Some(signal) = waited.next() {

@@ -38,7 +38,7 @@ pub enum ServerUid {
     Any,
 }
 
-/// Parses `self`, `root`, `any` or a number.
+/// Parses `self`, `root`, `any`, a uid or a user name (looked up in the user database).
 pub fn parse_server_uid(text: &str) -> Result<ServerUid, String> {
     match text {
         "self" => Ok(ServerUid::Me),
@@ -46,9 +46,32 @@ pub fn parse_server_uid(text: &str) -> Result<ServerUid, String> {
         "any" => Ok(ServerUid::Any),
         _ => text
             .parse()
+            .ok()
+            .or_else(|| user_uid(text))
             .map(ServerUid::Uid)
-            .map_err(|_| format!("{text:?} is not self, root, any or a uid")),
+            .ok_or_else(|| format!("{text:?} is not self, root, any, a user name or a uid")),
     }
+}
+
+/// The uid of the user called `name`, if the user database has one.
+fn user_uid(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid value to overwrite.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r with a NUL-terminated name, our record and buffer (its length given);
+    // only the uid is read, and only when an entry was found.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    (rc == 0 && !found.is_null()).then_some(entry.pw_uid)
 }
 
 impl ServerUid {

@@ -192,8 +192,9 @@ enum Command {
         /// A sequenced-packet socket (SOCK_SEQPACKET).
         #[arg(long)]
         seqpacket: bool,
-        /// Who must serve: self (you), root, a uid, or any (no check). Default: you or root.
-        #[arg(long, value_name = "self|root|UID|any", value_parser = connect::parse_server_uid)]
+        /// Who must serve: self (you), root, a uid, a user name, or any (no check). Default: you or
+        /// root.
+        #[arg(long, value_name = "self|root|UID|USER|any", value_parser = connect::parse_server_uid)]
         server_uid: Option<connect::ServerUid>,
         /// Datagram: seconds to wait for replies after standard input ends and after each reply.
         #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = connect::parse_seconds)]

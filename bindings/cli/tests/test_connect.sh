@@ -222,7 +222,7 @@ status_is connect_nothing_there_is_21 21 "$work/none.sock: nothing is there" -- 
 status_is connect_stale_socket_is_22 22 "nobody is listening there" -- "$USOCK" connect "$work/stale.sock"
 touch "$work/plain"
 status_is connect_a_regular_file_is_22 22 "it is a regular file, not a socket" -- "$USOCK" connect "$work/plain"
-status_is connect_bad_server_uid_is_usage_2 2 "not self, root, any or a uid" -- "$USOCK" connect --server-uid nobody "$work/echo.sock"
+status_is connect_bad_server_uid_is_usage_2 2 "not self, root, any, a user name or a uid" -- "$USOCK" connect --server-uid no-such-user-here "$work/echo.sock"
 
 # 6. Real users (root only): a server of another user is refused by the uid check, whether the
 #    client is root or a third user; --server-uid names the one to accept.
@@ -242,7 +242,7 @@ else
   printf data | as $other "$work/usock" connect "$work/users/s.sock" >"$work/out2" 2>"$work/err"; rc_other=$?
   err_other=$(cat "$work/err")
   if [ $rc_root -eq 13 ] && [ ! -s "$work/out" ] && [ $rc_other -eq 13 ] && [ ! -s "$work/out2" ] \
-     && [[ "$err_root" == *"the server at $work/users/s.sock runs as uid $srv, not uid 0 or root; the connection was closed"* ]] \
+     && [[ "$err_root" == *"the server at $work/users/s.sock runs as uid $srv, not root (uid 0); the connection was closed"* ]] \
      && [[ "$err_other" == *"runs as uid $srv, not uid $other or root"* ]]; then
     ok connect_refuses_a_server_of_another_user
   else fail connect_refuses_a_server_of_another_user "root: rc=$rc_root $err_root / uid $other: rc=$rc_other $err_other"; fi
@@ -260,6 +260,9 @@ else
   wait_for "$work/nobody/s.sock"
   status_is connect_refuses_a_server_running_as_the_overflow_uid_even_when_named 13 "runs as uid 65534, the overflow uid" -- \
     "$work/usock" connect --server-uid 65534 "$work/nobody/s.sock"
+  # --server-uid takes a user name: nobody is 65534, refused as the overflow uid (not bad usage).
+  status_is connect_server_uid_takes_a_user_name 13 "runs as uid 65534, the overflow uid" -- \
+    "$work/usock" connect --server-uid nobody "$work/nobody/s.sock"
   # The socket 0700 to a client of a third uid: permission denied, before any uid check.
   chmod 700 "$work/users/s.sock"
   status_is connect_permission_denied_is_23 23 "permission denied" -- as $other "$work/usock" connect --server-uid any "$work/users/s.sock"

@@ -7,6 +7,7 @@ on top: modes on disk, cleanup, and the --allow policy against a real other user
     USOCK_CLI=target/cli/release/usock python -m pytest bindings/cli/tests/test_run_oracle.py
 """
 
+import fcntl
 import glob
 import json
 import os
@@ -548,6 +549,44 @@ def test_accept_on_an_inherited_socket_that_cannot_accept_ends_with_18(tmp):
     assert r.wait(timeout=10) == 18
     assert "cannot accept" in r.stderr.read()
     assert not os.path.exists(f"{tmp}/s.sock")
+
+
+def test_accept_leaves_an_inherited_socket_blocking_as_it_came(tmp):
+    """usock run --accept makes its listeners non-blocking while it accepts; an inherited one
+    (LISTEN_FDS) shares its flags with the manager that passed it, which keeps using it after
+    usock run ends: they are as they came (it stayed non-blocking before)."""
+    os.chmod(tmp, 0o700)
+    inh = socket.socket(socket.AF_UNIX)
+    inh.bind(f"{tmp}/inh.sock")
+    inh.listen()
+    assert inh.getblocking()
+    r = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", USOCK, "run", "-a",
+                          "--inetd", "cat"], preexec_fn=lambda: os.dup2(inh.fileno(), 3),
+                         close_fds=False, stderr=subprocess.PIPE, text=True)
+    assert talk(f"{tmp}/inh.sock", b"ping") == b"ping"
+    r.send_signal(signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM, r.stderr.read()
+    flags = fcntl.fcntl(inh.fileno(), fcntl.F_GETFL)
+    assert not flags & os.O_NONBLOCK, "the inherited listener was left non-blocking"
+
+
+def test_a_flood_of_failing_commands_does_not_fill_standard_error(tmp):
+    """An admitted peer can make each command fail (by hanging up, a command dies of SIGPIPE):
+    the first ten failures are reported one by one, the rest counted, so that a peer cannot
+    fill usock's standard error; the total comes at exit."""
+    os.chmod(tmp, 0o700)
+    r = subprocess.Popen([USOCK, "run", "-a", "--inetd", "-l", f"{tmp}/f.sock", "false"],
+                         stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: os.path.exists(f"{tmp}/f.sock"), "f.sock")
+    for _ in range(40):
+        assert talk(f"{tmp}/f.sock", b"") == b""
+    time.sleep(0.5)  # the last commands end and are reaped
+    r.send_signal(signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM
+    lines = r.stderr.read().splitlines()
+    assert sum("ended with status 1" in line and "more" not in line for line in lines) == 10, lines
+    assert len(lines) <= 13, lines
+    assert lines[-1] == "usock: 30 more command(s) ended with a failure status (not shown one by one)", lines
 
 
 @needs_root
