@@ -173,6 +173,12 @@ SECURITY_ROWS = {
     "test_accept_a_command_that_cannot_start_loses_one_connection_not_the_service": (
         "fault", "usock run --accept: a command that cannot start costs its connection, not the "
         "service", 1),
+    "test_a_flood_of_failing_commands_does_not_fill_standard_error": (
+        "attack", "usock run --accept: 40 connections whose commands fail: 10 lines on stderr, "
+        "then counts; the total at exit", 1),
+    "test_accept_leaves_an_inherited_socket_blocking_as_it_came": (
+        "fault", "usock run --accept on a socket inherited through LISTEN_FDS: its flags (shared "
+        "with the manager) are as they came when usock run ends", 1),
     "test_bad_usage_is_status_2": (
         "attack", "usock run: a port, host:port, @abstract, vsock: or a bad --fdname is bad usage "
         "(2) before anything is made", 1),
