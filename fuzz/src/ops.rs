@@ -18,7 +18,7 @@ use crate::input::Input;
 use crate::scratch::{self, exists, scratch};
 use crate::world::{
     self, Bound, Dir, Handed, Kind, Policy, World, assert_mode, dir_path, fd_is_open, is_cloexec,
-    set_nonblocking,
+    is_listening, set_nonblocking,
 };
 
 /// An operation: reads its arguments from the input, calls, checks.
@@ -334,7 +334,12 @@ fn bind_fd(w: &mut World, input: &mut Input) {
         2 => (fresh_socket(ty, libc::AF_INET), true),
         _ => (any_fd(w, input), false),
     };
+    let was_listening = is_listening(fd);
     let rc = unsafe { usock_bind_fd(w.dir_ptr(), opt_ptr(&name), fd, backlog) };
+    assert!(
+        rc == OK || is_listening(fd) == was_listening,
+        "a failed usock_bind_fd changed whether descriptor {fd} listens"
+    );
     let kind = if rc == OK {
         listener_kind(socket_type(fd), backlog)
     } else {
@@ -544,7 +549,12 @@ fn bind_path(w: &mut World, input: &mut Input) {
     let sentinel: *mut UsockBoundPath = ptr::dangling_mut();
     let mut out = sentinel;
     let out_ptr = if null_out { ptr::null_mut() } else { &mut out };
+    let was_listening = is_listening(fd);
     let rc = unsafe { usock_bind_path(opt_ptr(&path), fd, backlog, flags, out_ptr) };
+    assert!(
+        rc == OK || is_listening(fd) == was_listening,
+        "a failed usock_bind_path changed whether descriptor {fd} listens"
+    );
     let kind = if rc == OK {
         listener_kind(socket_type(fd), backlog)
     } else {
@@ -557,7 +567,11 @@ fn bind_path(w: &mut World, input: &mut Input) {
             rc != OK || entry.1 == Kind::Other,
             "usock_bind_path bound a used socket"
         );
-        entry.1 = kind;
+        // As for usock_bind_fd: a failed call leaves the socket as it was (campaign 4 hung on a
+        // listener this forgot).
+        if rc == OK {
+            entry.1 = kind;
+        }
     }
     if path.is_none() || null_out || fd < 0 {
         return check::exactly("usock_bind_path", rc, INVALID);

@@ -70,12 +70,21 @@ impl World {
         self.dir.as_ref().map_or(ptr::null_mut(), |d| d.ptr)
     }
 
-    /// No listener with a small backlog is open, so a blocking connect cannot wait.
+    /// No listener with a small backlog is open, so a blocking connect cannot wait: by the
+    /// model, and by the process's own descriptors (a listening socket the model does not know
+    /// as big counts as small), so that a model that lost track of a listener cannot hang a
+    /// campaign (two did, on target bugs of that kind).
     pub fn blocking_connect_is_safe(&self) -> bool {
+        let known_big = |fd: c_int| {
+            self.fds
+                .iter()
+                .any(|&(f, k)| f == fd && k == Kind::Listener { big: true })
+        };
         !self
             .fds
             .iter()
             .any(|&(_, k)| k == Kind::Listener { big: false })
+            && listening_fds().into_iter().all(known_big)
     }
 
     pub fn track(&mut self, fd: c_int, kind: Kind) {
@@ -194,6 +203,32 @@ pub fn os_path(path: &CStr) -> &std::path::Path {
 pub fn fd_is_open(fd: c_int) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Whether `fd` is a listening socket.
+pub fn is_listening(fd: c_int) -> bool {
+    let mut on: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `on`; any descriptor may be asked.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut on as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && on != 0
+}
+
+/// The process's listening sockets (by /proc/self/fd).
+fn listening_fds() -> Vec<c_int> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| is_listening(fd))
+        .collect()
 }
 
 pub fn is_cloexec(fd: c_int) -> bool {
