@@ -35,12 +35,14 @@ use crate::sys::{self, At, FileKind, Stat};
 /// Symbolic links followed in one walk before giving up, as the kernel does (`ELOOP`).
 const MAX_SYMLINKS: usize = 40;
 
-/// A parent directory that passed the checks: its path with no symlinks, `.` or `..` in it, and
-/// an `O_PATH` descriptor on exactly the directory that was checked.
+/// A parent directory that passed the checks: its path with no symlinks, `.` or `..` in it, an
+/// `O_PATH` descriptor on exactly the directory that was checked, and what `fstat` of that
+/// descriptor found (the checks' input, for a caller's further checks without another call).
 #[derive(Debug)]
 pub struct Parent {
     pub path: PathBuf,
     pub fd: OwnedFd,
+    pub stat: Stat,
 }
 
 /// Is `st` (the directory at `path`) safe to hold a private directory, or an ancestor of one?
@@ -187,7 +189,7 @@ impl Walk<'_> {
             )
         })?;
         self.check(&st, &path)?;
-        Ok(Parent { path, fd })
+        Ok(Parent { path, fd, stat: st })
     }
 
     fn check(&self, st: &Stat, path: &Path) -> Result<()> {
