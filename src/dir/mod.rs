@@ -566,7 +566,7 @@ fn secure_new_dir(
     let stat = |dir: &OwnedFd| {
         let st = sys::fstat(dir.as_fd())
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))?;
-        if st.kind() != FileKind::Directory || !owner::is_callers(st.uid, euid) {
+        if !owner::is_callers_file(&st, FileKind::Directory, None, euid) {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(

@@ -58,10 +58,7 @@ fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
             ),
         ));
     }
-    let writable_by_others = st.perms() & 0o022 != 0;
-    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some systems
-    let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
-    if writable_by_others && !sticky {
+    if owner::others_can_write(st) && !owner::is_sticky(st) {
         return Err(Error::new(
             ErrorKind::Unsafe,
             format!(
@@ -195,10 +192,8 @@ impl Walk<'_> {
     fn check(&self, st: &Stat, path: &Path) -> Result<()> {
         let verdict = check_dir(st, path, self.euid);
         if let Some(steps) = &self.steps {
-            #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some systems
-            let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
             let how = match &verdict {
-                Ok(()) if st.perms() & 0o022 != 0 && sticky => {
+                Ok(()) if owner::others_can_write(st) && owner::is_sticky(st) => {
                     "passes (others may write, but it is sticky)".to_owned()
                 }
                 Ok(()) => "passes".to_owned(),
@@ -246,7 +241,7 @@ impl Walk<'_> {
             )));
         }
         let (_, container) = self.resolved.last().expect("root stays");
-        if container.perms() & 0o022 != 0 {
+        if owner::others_can_write(container) {
             return Err(unsafe_link(format!(
                 "is in {}, which others can write to (mode {:04o}), so it is not followed whoever owns it",
                 show(&self.current()),
@@ -332,7 +327,7 @@ fn push_components(pending: &mut VecDeque<OsString>, path: &OsStr, front: bool) 
 /// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
 /// well-known socket path? Only when nobody but its owner can write to it.
 pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
-    if st.perms() & 0o022 != 0 {
+    if owner::others_can_write(st) {
         return Err(Error::new(
             ErrorKind::Unsafe,
             format!(

@@ -273,8 +273,7 @@ impl Target {
             })?;
             id = stat(&pin)?;
         }
-        let callers = crate::owner::is_callers(id.uid, self.euid);
-        if id.kind() != FileKind::Socket || id.perms() != 0o600 || !callers {
+        if !crate::owner::is_callers_file(&id, FileKind::Socket, Some(0o600), self.euid) {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
