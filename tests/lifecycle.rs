@@ -167,6 +167,29 @@ fn a_well_known_path_is_bound_0600_with_a_lock_file_and_removed_at_unbind() {
     assert!(lock.exists(), "the lock file is never removed");
 }
 
+/// The identity a handle records is its own socket's, taken once it is bound (from its pin's
+/// `fstat` where the system can pin a file, from `lstat` elsewhere): in both modes, over nothing
+/// and over a live server, unbind removes exactly that socket and the replaced server's leaves it.
+#[test]
+fn the_identity_recorded_at_bind_is_the_new_socket_in_both_modes() {
+    let home = home();
+    let path = home.path().join("id.sock");
+    for mode in [BindMode::Exclusive, BindMode::Replace] {
+        let (bound, _listener) = BoundPath::listener(&path, mode).unwrap();
+        bound.unbind().unwrap();
+        assert!(!path.exists(), "{mode:?}: unbind left its own socket");
+    }
+    let (old, _old_listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+    let (new, _new_listener) = BoundPath::listener(&path, BindMode::Replace).unwrap();
+    old.unbind().unwrap();
+    assert!(
+        path.exists(),
+        "the replaced server's unbind removed its successor"
+    );
+    new.unbind().unwrap();
+    assert!(!path.exists(), "the successor's unbind left its own socket");
+}
+
 #[test]
 fn a_live_server_is_never_displaced_without_replace_mode() {
     let home = home();

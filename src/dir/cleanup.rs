@@ -92,9 +92,11 @@ impl PrivateDir {
                 }
             };
             let ours = recorded.contains(&(st.dev, st.ino));
-            let mark = keep::is_mark(&name) && st.kind() == FileKind::Regular;
-            let callers = owner::is_callers(st.uid, self.euid);
-            if (mark && callers) || (st.kind() == FileKind::Socket && (ours || callers)) {
+            let our_mark = keep::is_mark(&name)
+                && owner::is_callers_file(&st, FileKind::Regular, None, self.euid);
+            let our_socket =
+                st.kind() == FileKind::Socket && (ours || owner::is_callers(st.uid, self.euid));
+            if our_mark || our_socket {
                 self.remove_entry(&name, report);
             } else if st.kind() == FileKind::Socket {
                 report.left.push(format!(
@@ -182,7 +184,7 @@ impl PrivateDir {
         for name in &names {
             let st = sys::lstat_at(At::Fd(self.dir.fd()), name)
                 .map_err(|e| Error::system(format_args!("cannot stat {}", self.entry(name)), &e))?;
-            if st.kind() != FileKind::Socket || !owner::is_callers(st.uid, self.euid) {
+            if !owner::is_callers_file(&st, FileKind::Socket, None, self.euid) {
                 let what = st.kind().describe();
                 return Err(in_use(format!(
                     "it holds {} ({what} owned by {}), which only a cleanup judges",
@@ -221,7 +223,7 @@ impl PrivateDir {
         for name in &names {
             let st = sys::lstat_at(At::Fd(self.dir.fd()), name)
                 .map_err(|e| Error::system(format_args!("cannot stat {}", self.entry(name)), &e))?;
-            if st.kind() != FileKind::Socket || !owner::is_callers(st.uid, self.euid) {
+            if !owner::is_callers_file(&st, FileKind::Socket, None, self.euid) {
                 continue;
             }
             let path = self.path().join(OsStr::from_bytes(name.to_bytes()));

@@ -51,11 +51,7 @@ pub(crate) fn check_mark(
     euid: u32,
 ) -> std::result::Result<Option<Stat>, String> {
     let mark = match sys::lstat_at(At::Fd(dir), KEEP_MARK) {
-        Ok(mark)
-            if mark.kind() == FileKind::Regular && crate::owner::is_callers(mark.uid, euid) =>
-        {
-            mark
-        }
+        Ok(mark) if crate::owner::is_callers_file(&mark, FileKind::Regular, None, euid) => mark,
         Ok(_) => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
         Err(e) => {

@@ -215,10 +215,54 @@ impl PrivateDir {
     ///
     /// Fails with [`ErrorKind::NoDir`] naming every candidate and why it was skipped.
     pub fn new() -> Result<PrivateDir> {
-        PrivateDir::new_with(false)
+        PrivateDir::build(None, &DirOptions::default())
     }
 
-    fn new_with(long_paths: bool) -> Result<PrivateDir> {
+    /// Makes a private directory in `parent`, which must pass the safety checks: it and every
+    /// ancestor owned by root or the effective user, and any writable by group or others sticky.
+    /// In a user namespace that does not map every uid, an owner shown as the overflow uid is
+    /// neither, and running as that uid is refused.
+    ///
+    /// Fails with [`ErrorKind::Unsafe`] or [`ErrorKind::TooLong`] before creating anything.
+    pub fn in_parent(parent: impl AsRef<Path>) -> Result<PrivateDir> {
+        PrivateDir::build(Some(parent.as_ref()), &DirOptions::default())
+    }
+
+    /// A private directory in `parent` (`None`: the automatic location) with `options`: long
+    /// socket paths (Linux, FreeBSD), sharing with a group.
+    pub fn create_with(parent: Option<&Path>, options: &DirOptions) -> Result<PrivateDir> {
+        PrivateDir::build(parent, options)
+    }
+
+    /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
+    pub fn create(parent: Option<&Path>) -> Result<PrivateDir> {
+        PrivateDir::build(parent, &DirOptions::default())
+    }
+
+    /// The one constructor of a new private directory, which every public one forwards to: the
+    /// group's membership checked before anything is made, the parent given (checked) or chosen
+    /// automatically, the directory made in it ([`create_in`](PrivateDir::create_in)), then
+    /// shared with the group if asked. (Taking over a directory another process made is
+    /// [`handoff`]'s, through [`assemble`](PrivateDir::assemble).)
+    fn build(parent: Option<&Path>, options: &DirOptions) -> Result<PrivateDir> {
+        let long_paths = options.long_paths && LONG_PATHS;
+        if let Some(gid) = options.group {
+            share::check_member(gid)?;
+        }
+        let mut dir = match parent {
+            Some(parent) => PrivateDir::in_given_parent(parent, long_paths)?,
+            None => PrivateDir::in_automatic_parent(long_paths)?,
+        };
+        dir.long_paths = long_paths;
+        if let Some(gid) = options.group {
+            // On failure `dir` is dropped, which removes it.
+            dir.share_with(gid).map_err(|e| e.or_path(dir.path()))?;
+        }
+        Ok(dir)
+    }
+
+    /// Automatic choice: the first candidate that passes [`screen`] and accepts a new directory.
+    fn in_automatic_parent(long_paths: bool) -> Result<PrivateDir> {
         let euid = owner::caller()?;
         let mut skipped = Vec::new();
         for candidate in parent::candidates() {
@@ -249,17 +293,8 @@ impl PrivateDir {
         ))
     }
 
-    /// Makes a private directory in `parent`, which must pass the safety checks: it and every
-    /// ancestor owned by root or the effective user, and any writable by group or others sticky.
-    /// In a user namespace that does not map every uid, an owner shown as the overflow uid is
-    /// neither, and running as that uid is refused.
-    ///
-    /// Fails with [`ErrorKind::Unsafe`] or [`ErrorKind::TooLong`] before creating anything.
-    pub fn in_parent(parent: impl AsRef<Path>) -> Result<PrivateDir> {
-        PrivateDir::in_parent_with(parent.as_ref(), false)
-    }
-
-    fn in_parent_with(parent: &Path, long_paths: bool) -> Result<PrivateDir> {
+    /// The parent the caller gave: checked, with room for a socket path.
+    fn in_given_parent(parent: &Path, long_paths: bool) -> Result<PrivateDir> {
         if parent.as_os_str().is_empty() {
             return Err(Error::invalid("the parent directory is an empty path"));
         }
@@ -267,39 +302,6 @@ impl PrivateDir {
         let checked = parent::open_checked(parent, euid).map_err(|e| e.or_path(parent))?;
         check_parent_len(&checked.path, long_paths).map_err(|e| e.or_path(parent))?;
         PrivateDir::create_in(checked, euid).map_err(|e| e.or_path(parent))
-    }
-
-    /// A private directory in `parent` (`None`: the automatic location) with `options`: long
-    /// socket paths (Linux, FreeBSD), sharing with a group.
-    pub fn create_with(parent: Option<&Path>, options: &DirOptions) -> Result<PrivateDir> {
-        let long = options.long_paths && LONG_PATHS;
-        let mut dir = match options.group {
-            Some(gid) => PrivateDir::shared_with_group_with(parent, gid, long)?,
-            None => match parent {
-                Some(parent) => PrivateDir::in_parent_with(parent, long)?,
-                None => PrivateDir::new_with(long)?,
-            },
-        };
-        dir.long_paths = long;
-        Ok(dir)
-    }
-
-    /// [`create`](PrivateDir::create), with long socket paths allowed when `long_paths`.
-    pub(crate) fn create_long(parent: Option<&Path>, long_paths: bool) -> Result<PrivateDir> {
-        let mut dir = match parent {
-            Some(parent) => PrivateDir::in_parent_with(parent, long_paths)?,
-            None => PrivateDir::new_with(long_paths)?,
-        };
-        dir.long_paths = long_paths;
-        Ok(dir)
-    }
-
-    /// `new()` for `None`, `in_parent(p)` for `Some(p)`.
-    pub fn create(parent: Option<&Path>) -> Result<PrivateDir> {
-        match parent {
-            Some(parent) => PrivateDir::in_parent(parent),
-            None => PrivateDir::new(),
-        }
     }
 
     fn create_in(parent: Parent, euid: u32) -> Result<PrivateDir> {
@@ -564,7 +566,7 @@ fn secure_new_dir(
     let stat = |dir: &OwnedFd| {
         let st = sys::fstat(dir.as_fd())
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))?;
-        if st.kind() != FileKind::Directory || !owner::is_callers(st.uid, euid) {
+        if !owner::is_callers_file(&st, FileKind::Directory, None, euid) {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(

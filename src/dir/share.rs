@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::dir::{PrivateDir, SHARED_DIR_MODE};
+use crate::dir::{DirOptions, PrivateDir, SHARED_DIR_MODE};
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::sys::{self, FileKind};
 
@@ -19,28 +19,11 @@ impl PrivateDir {
     /// Fails with [`ErrorKind::Invalid`] when the effective user is not a member of `gid` (its
     /// effective group or a supplementary one); nothing is created then.
     pub fn shared_with_group(parent: Option<&Path>, gid: u32) -> Result<PrivateDir> {
-        PrivateDir::shared_with_group_with(parent, gid, false)
+        PrivateDir::create_with(parent, &DirOptions::default().share_with_group(gid))
     }
 
-    pub(crate) fn shared_with_group_with(
-        parent: Option<&Path>,
-        gid: u32,
-        long_paths: bool,
-    ) -> Result<PrivateDir> {
-        let groups = sys::own_groups()
-            .map_err(|e| Error::system("cannot read this process's groups", &e))?;
-        if !groups.contains(&gid) {
-            return Err(Error::invalid(format!(
-                "cannot share a directory with group {gid}: this process is not a member (its groups are {groups:?})"
-            )));
-        }
-        let mut dir = PrivateDir::create_long(parent, long_paths)?;
-        // On failure `dir` is dropped, which removes it.
-        dir.share_with(gid).map_err(|e| e.or_path(dir.path()))?;
-        Ok(dir)
-    }
-
-    fn share_with(&mut self, gid: u32) -> Result<()> {
+    /// Gives the new directory to group `gid` with mode 0710, and its future sockets 0660.
+    pub(super) fn share_with(&mut self, gid: u32) -> Result<()> {
         let path = show(self.path());
         let fd = self.dir.fd();
         sys::fchown_group(fd, gid)
@@ -63,4 +46,17 @@ impl PrivateDir {
         self.socket_group = Some(gid);
         Ok(())
     }
+}
+
+/// Is this process a member of group `gid` (its effective group or a supplementary one)? Asked
+/// before anything is made.
+pub(super) fn check_member(gid: u32) -> Result<()> {
+    let groups =
+        sys::own_groups().map_err(|e| Error::system("cannot read this process's groups", &e))?;
+    if !groups.contains(&gid) {
+        return Err(Error::invalid(format!(
+            "cannot share a directory with group {gid}: this process is not a member (its groups are {groups:?})"
+        )));
+    }
+    Ok(())
 }

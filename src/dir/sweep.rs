@@ -182,7 +182,7 @@ fn stale_sockets(
         let shown = path.join(OsStr::from_bytes(entry.to_bytes()));
         let est = sys::lstat_at(inside, &entry)
             .map_err(|e| failed(&format!("stat {}", show(&shown)), e))?;
-        if est.kind() != FileKind::Socket || !owner::is_callers(est.uid, euid) {
+        if !owner::is_callers_file(&est, FileKind::Socket, None, euid) {
             return Err(format!(
                 "it holds {} ({}{}), which a sweep does not remove",
                 show_bytes(entry.to_bytes()),

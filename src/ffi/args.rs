@@ -45,7 +45,7 @@ pub(crate) unsafe fn opt_name<'a>(ptr: *const c_char) -> Option<&'a OsStr> {
 ///
 /// # Safety
 /// As [`opt_cstr`].
-pub(crate) unsafe fn opt_path<'a>(ptr: *const c_char) -> Option<&'a Path> {
+unsafe fn opt_path<'a>(ptr: *const c_char) -> Option<&'a Path> {
     // SAFETY: as this function's contract.
     unsafe { opt_name(ptr) }.map(Path::new)
 }

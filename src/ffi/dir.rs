@@ -4,7 +4,7 @@ use std::ffi::{OsStr, c_char, c_int};
 use std::os::fd::IntoRawFd;
 
 use super::UsockDir;
-use super::args::{borrow_fd, handle, null_arg, opt_name, opt_path, out, write_path};
+use super::args::{borrow_fd, handle, null_arg, opt_name, opt_parent, out, write_path};
 use super::boundary::{fail, ffi_boundary};
 use super::handle::{Closed, hand_out};
 use crate::error::Error;
@@ -54,14 +54,32 @@ pub unsafe extern "C" fn usock_create_dir(
 ) -> c_int {
     ffi_boundary! { result;
         // SAFETY: as this function's contract.
-        let out_dir = unsafe { out(out_dir, "out_dir") }?;
-        check_dir_flags(flags)?;
-        // SAFETY: as this function's contract.
-        let parent = unsafe { opt_path(parent) };
-        let options = DirOptions::default().long_paths(flags & USOCK_LONG_PATHS != 0);
-        hand_out(PrivateDir::create_with(parent, &options)?, out_dir);
-        Ok(())
+        unsafe { create_dir(parent, flags, None, out_dir) }
     }
+}
+
+/// The body of `usock_create_dir` and (with `group`) `usock_create_shared_dir`: the arguments
+/// checked, the directory made by the one constructor, the handle handed out.
+///
+/// # Safety
+/// As `usock_create_dir`.
+pub(super) unsafe fn create_dir(
+    parent: *const c_char,
+    flags: u32,
+    group: Option<u32>,
+    out_dir: *mut *mut UsockDir,
+) -> crate::Result<()> {
+    // SAFETY: as this function's contract.
+    let out_dir = unsafe { out(out_dir, "out_dir") }?;
+    check_dir_flags(flags)?;
+    // SAFETY: as this function's contract.
+    let parent = unsafe { opt_parent(parent) }?;
+    let mut options = DirOptions::default().long_paths(flags & USOCK_LONG_PATHS != 0);
+    if let Some(gid) = group {
+        options = options.share_with_group(gid);
+    }
+    hand_out(PrivateDir::create_with(parent, &options)?, out_dir);
+    Ok(())
 }
 
 /// The directory's absolute path (no symbolic links in it), NUL-terminated; NULL if `dir` is
@@ -165,7 +183,7 @@ unsafe fn write_socket_path(
 }
 
 /// Fails for a flag `usock_create_dir` and `usock_create_shared_dir` do not know.
-pub(super) fn check_dir_flags(flags: u32) -> crate::Result<()> {
+fn check_dir_flags(flags: u32) -> crate::Result<()> {
     if flags & !USOCK_LONG_PATHS != 0 {
         return Err(Error::invalid(format!(
             "unknown flags 0x{flags:x}: only USOCK_LONG_PATHS is defined"

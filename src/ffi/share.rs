@@ -3,11 +3,8 @@
 use std::ffi::{c_char, c_int};
 
 use super::UsockDir;
-use super::args::{opt_parent, out};
 use super::boundary::ffi_boundary;
-use super::dir::{USOCK_LONG_PATHS, check_dir_flags};
-use super::handle::hand_out;
-use crate::{DirOptions, PrivateDir};
+use super::dir::create_dir;
 
 /// `usock_create_dir`, then the directory is given to group `gid` with mode 0710: its members
 /// can reach a socket whose name they know (sockets bound or adopted in it are given to `gid`
@@ -27,15 +24,7 @@ pub unsafe extern "C" fn usock_create_shared_dir(
     out_dir: *mut *mut UsockDir,
 ) -> c_int {
     ffi_boundary! { result;
-        // SAFETY: as this function's contract.
-        let out_dir = unsafe { out(out_dir, "out_dir") }?;
-        check_dir_flags(flags)?;
-        // SAFETY: as this function's contract.
-        let parent = unsafe { opt_parent(parent) }?;
-        let options = DirOptions::default()
-            .long_paths(flags & USOCK_LONG_PATHS != 0)
-            .share_with_group(gid);
-        hand_out(PrivateDir::create_with(parent, &options)?, out_dir);
-        Ok(())
+        // SAFETY: as this function's contract (that of usock_create_dir).
+        unsafe { create_dir(parent, flags, Some(gid), out_dir) }
     }
 }

@@ -35,12 +35,14 @@ use crate::sys::{self, At, FileKind, Stat};
 /// Symbolic links followed in one walk before giving up, as the kernel does (`ELOOP`).
 const MAX_SYMLINKS: usize = 40;
 
-/// A parent directory that passed the checks: its path with no symlinks, `.` or `..` in it, and
-/// an `O_PATH` descriptor on exactly the directory that was checked.
+/// A parent directory that passed the checks: its path with no symlinks, `.` or `..` in it, an
+/// `O_PATH` descriptor on exactly the directory that was checked, and what `fstat` of that
+/// descriptor found (the checks' input, for a caller's further checks without another call).
 #[derive(Debug)]
 pub struct Parent {
     pub path: PathBuf,
     pub fd: OwnedFd,
+    pub stat: Stat,
 }
 
 /// Is `st` (the directory at `path`) safe to hold a private directory, or an ancestor of one?
@@ -56,10 +58,7 @@ fn check_dir(st: &Stat, path: &Path, euid: u32) -> Result<()> {
             ),
         ));
     }
-    let writable_by_others = st.perms() & 0o022 != 0;
-    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some systems
-    let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
-    if writable_by_others && !sticky {
+    if owner::others_can_write(st) && !owner::is_sticky(st) {
         return Err(Error::new(
             ErrorKind::Unsafe,
             format!(
@@ -187,16 +186,14 @@ impl Walk<'_> {
             )
         })?;
         self.check(&st, &path)?;
-        Ok(Parent { path, fd })
+        Ok(Parent { path, fd, stat: st })
     }
 
     fn check(&self, st: &Stat, path: &Path) -> Result<()> {
         let verdict = check_dir(st, path, self.euid);
         if let Some(steps) = &self.steps {
-            #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some systems
-            let sticky = st.perms() & libc::S_ISVTX as u32 != 0;
             let how = match &verdict {
-                Ok(()) if st.perms() & 0o022 != 0 && sticky => {
+                Ok(()) if owner::others_can_write(st) && owner::is_sticky(st) => {
                     "passes (others may write, but it is sticky)".to_owned()
                 }
                 Ok(()) => "passes".to_owned(),
@@ -244,7 +241,7 @@ impl Walk<'_> {
             )));
         }
         let (_, container) = self.resolved.last().expect("root stays");
-        if container.perms() & 0o022 != 0 {
+        if owner::others_can_write(container) {
             return Err(unsafe_link(format!(
                 "is in {}, which others can write to (mode {:04o}), so it is not followed whoever owns it",
                 show(&self.current()),
@@ -330,7 +327,7 @@ fn push_components(pending: &mut VecDeque<OsString>, path: &OsStr, front: bool) 
 /// May the directory `dir` (with `fstat` result `st`, already through the parent checks) hold a
 /// well-known socket path? Only when nobody but its owner can write to it.
 pub(crate) fn check_well_known_dir(st: &Stat, dir: &Path) -> Result<()> {
-    if st.perms() & 0o022 != 0 {
+    if owner::others_can_write(st) {
         return Err(Error::new(
             ErrorKind::Unsafe,
             format!(

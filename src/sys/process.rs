@@ -12,7 +12,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Who made something: the process token (0 when wipe-on-fork is unavailable) and the pid.
+/// Who made something: the process token, or (only when wipe-on-fork is unavailable, token 0)
+/// the pid. The pid is read only where it is the check: beside a token it would decide nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Creator {
     token: u64,
@@ -22,15 +23,31 @@ pub struct Creator {
 impl Creator {
     /// The calling process.
     pub fn current() -> Creator {
-        Creator {
-            token: token().map_or(0, page_token),
-            pid: super::getpid(),
-        }
+        Creator::current_with(token())
     }
 
     /// Is the calling process the one that `self` describes?
     pub fn is_current(&self) -> bool {
-        match token() {
+        self.is_current_with(token())
+    }
+
+    /// [`current`](Creator::current) with the wipe-on-fork page given (`None`: the kernel has
+    /// none), so that a test can take the pid path on a kernel that has one.
+    fn current_with(page: Option<&AtomicU64>) -> Creator {
+        match page {
+            Some(page) => Creator {
+                token: page_token(page),
+                pid: 0,
+            },
+            None => Creator {
+                token: 0,
+                pid: super::getpid(),
+            },
+        }
+    }
+
+    fn is_current_with(&self, page: Option<&AtomicU64>) -> bool {
+        match page {
             Some(page) if self.token != 0 => page_token(page) == self.token,
             _ => super::getpid() == self.pid,
         }
@@ -107,4 +124,54 @@ fn map_wipe_on_fork_page() -> Option<usize> {
 #[cfg(not(target_os = "linux"))]
 fn token() -> Option<&'static AtomicU64> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `check` in a child made by `fork` and returns what it answered.
+    fn in_child(check: impl FnOnce() -> bool) -> bool {
+        // SAFETY: the child only runs `check` (no locks taken) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code = if check() { 0 } else { 1 };
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: pid is our child; status is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status));
+        libc::WEXITSTATUS(status) == 0
+    }
+
+    /// Without wipe-on-fork the pid is the check: recorded, it tells the creator from a child.
+    #[test]
+    fn without_wipe_on_fork_the_pid_tells_a_forked_child() {
+        let creator = Creator::current_with(None);
+        assert!(creator.is_current_with(None), "the creator itself");
+        assert!(
+            !in_child(|| creator.is_current_with(None)),
+            "a forked child"
+        );
+    }
+
+    /// With wipe-on-fork the token is the check (no pid is read), and a child's page is zeroed.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn with_wipe_on_fork_the_token_tells_a_forked_child() {
+        let Some(page) = token() else {
+            eprintln!("skipped: this kernel has no MADV_WIPEONFORK");
+            return;
+        };
+        let creator = Creator::current_with(Some(page));
+        assert_eq!(creator.pid, 0, "a pid read beside the token");
+        assert!(creator.is_current_with(Some(page)), "the creator itself");
+        assert!(
+            !in_child(|| creator.is_current_with(Some(page))),
+            "a forked child"
+        );
+    }
 }

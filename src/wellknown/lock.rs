@@ -55,7 +55,7 @@ impl PathLock {
             })?;
             let st = sys::fstat(fd.as_fd())
                 .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))?;
-            if st.kind() != FileKind::Regular || !crate::owner::is_callers(st.uid, euid) {
+            if !crate::owner::is_callers_file(&st, FileKind::Regular, None, euid) {
                 return Err(Error::new(
                     ErrorKind::Unsafe,
                     format!(

@@ -96,9 +96,7 @@ impl Target {
         };
         let euid = crate::owner::caller()?;
         let parent = parent::open_checked(dir, euid)?;
-        let st = sys::fstat(parent.fd.as_fd())
-            .map_err(|e| Error::system(format_args!("cannot stat {}", show(dir)), &e))?;
-        check_well_known_dir(&st, &parent.path).map_err(|e| {
+        check_well_known_dir(&parent.stat, &parent.path).map_err(|e| {
             Error::new(
                 ErrorKind::Unsafe,
                 format!(
@@ -137,13 +135,6 @@ impl Target {
         let dir = self.parent.path.as_os_str().len();
         let beside = crate::MAX_SOCKET_PATH.saturating_sub(dir + usize::from(dir > 1));
         beside.max(self.name.as_bytes().len())
-    }
-
-    /// A handle on the file at the path if it still is `id` (see [`BoundPath`]'s `pin`).
-    fn pin(&self, id: &Stat) -> Option<OwnedFd> {
-        let pin = sys::pin_file(self.at(), &self.name).ok().flatten()?;
-        let pinned = sys::fstat(pin.as_fd()).ok()?;
-        pinned.same_file(id).then_some(pin)
     }
 
     fn entry(&self, name: &CStr) -> PathBuf {
@@ -221,14 +212,14 @@ impl Target {
     }
 
     /// Binds `fd` at `name` in the directory, makes the file 0600 and listens; returns the
-    /// file's identity. After the bind, a failure removes the file again.
+    /// file's identity and its pin. After the bind, a failure removes the file again.
     fn bind_at(
         &self,
         name: &CStr,
         fd: BorrowedFd<'_>,
         ty: SocketType,
         backlog: Option<u32>,
-    ) -> Result<Stat> {
+    ) -> Result<Bound> {
         let path = self.entry(name);
         sys::preset_socket_mode(fd, 0o600);
         sys::bind_unix(fd, &[path.as_os_str().as_bytes()]).map_err(|e| {
@@ -248,13 +239,13 @@ impl Target {
                 Error::system(format_args!("cannot bind {}", show(&path)), &e)
             }
         })?;
-        let secured = self.secure(name, &path).and_then(|id| {
+        let secured = self.secure(name, &path).and_then(|bound| {
             if ty != SocketType::Datagram {
                 sys::listen(fd, listen_backlog(backlog)).map_err(|e| {
                     Error::system(format_args!("cannot listen on {}", show(&path)), &e)
                 })?;
             }
-            Ok(id)
+            Ok(bound)
         });
         if secured.is_err() {
             let _ = sys::unlink_at(self.at(), name, false);
@@ -262,21 +253,27 @@ impl Target {
         secured
     }
 
-    /// Makes the socket file at `name` mode 0600 and returns its identity.
-    fn secure(&self, name: &CStr, path: &Path) -> Result<Stat> {
-        let stat = || {
-            sys::lstat_at(self.at(), name)
-                .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))
+    /// Makes the socket file at `name` mode 0600 and returns its identity and its pin (see
+    /// [`BoundPath`]'s `pin`). The identity is the pin's `fstat` where the system can pin a
+    /// file: opened with `O_NOFOLLOW`, a link would be pinned as the link, so this is the same
+    /// check as an `lstat` of the name (which the other systems make), in one call fewer.
+    fn secure(&self, name: &CStr, path: &Path) -> Result<Bound> {
+        let pin = sys::pin_file(self.at(), name).ok().flatten();
+        let stat = |pin: &Option<OwnedFd>| {
+            match pin {
+                Some(pin) => sys::fstat(pin.as_fd()),
+                None => sys::lstat_at(self.at(), name),
+            }
+            .map_err(|e| Error::system(format_args!("cannot stat {}", show(path)), &e))
         };
-        let mut id = stat()?;
+        let mut id = stat(&pin)?;
         if id.kind() == FileKind::Socket && id.perms() != 0o600 {
             sys::chmod_at(self.at(), name, 0o600).map_err(|e| {
                 Error::system(format_args!("cannot set mode 0600 on {}", show(path)), &e)
             })?;
-            id = stat()?;
+            id = stat(&pin)?;
         }
-        let callers = crate::owner::is_callers(id.uid, self.euid);
-        if id.kind() != FileKind::Socket || id.perms() != 0o600 || !callers {
+        if !crate::owner::is_callers_file(&id, FileKind::Socket, Some(0o600), self.euid) {
             return Err(Error::new(
                 ErrorKind::Unsafe,
                 format!(
@@ -289,7 +286,7 @@ impl Target {
                 ),
             ));
         }
-        Ok(id)
+        Ok(Bound { id, pin })
     }
 
     /// Replace mode: binds and listens at a fresh name beside the path, as long as `sun_path`
@@ -300,14 +297,14 @@ impl Target {
         fd: BorrowedFd<'_>,
         ty: SocketType,
         backlog: Option<u32>,
-    ) -> Result<Stat> {
+    ) -> Result<Bound> {
         let mut attempts = 0;
-        let (temp, id) = loop {
+        let (temp, bound) = loop {
             attempts += 1;
             let temp = name::random_temp_name(self.temp_name_room())
                 .map_err(|e| Error::system("cannot read the OS random source", &e))?;
             match self.bind_at(&temp, fd, ty, backlog) {
-                Ok(id) => break (temp, id),
+                Ok(bound) => break (temp, bound),
                 Err(e) if e.kind() == ErrorKind::InUse && attempts < 16 => continue,
                 Err(e) => return Err(e),
             }
@@ -324,8 +321,16 @@ impl Target {
                 &e,
             ));
         }
-        Ok(id)
+        // The pin follows the file: it is the same inode under its new name.
+        Ok(bound)
     }
+}
+
+/// A socket file just bound: its identity, and the handle that pins it where the system has
+/// one (see [`BoundPath`]'s `pin`).
+struct Bound {
+    id: Stat,
+    pin: Option<OwnedFd>,
 }
 
 fn listen_backlog(backlog: Option<u32>) -> libc::c_int {
@@ -380,16 +385,15 @@ impl BoundPath {
         };
         let ty = crate::socket_type::socket_type_of(fd)?;
         let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
-        let (id, pin) = {
+        let Bound { id, pin } = {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;
             target.make_room(mode).map_err(|e| e.or_path(&path))?;
             hooks::at(Point::AfterProbe, &path);
-            let id = match mode {
+            match mode {
                 BindMode::Exclusive => target.bind_at(&target.name, fd, ty, backlog),
                 BindMode::Replace => target.bind_and_rename(&path, fd, ty, backlog),
             }
-            .map_err(|e| e.or_path(&path))?;
-            (id, target.pin(&id))
+            .map_err(|e| e.or_path(&path))?
         };
         Ok(BoundPath {
             path,
