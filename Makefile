@@ -113,7 +113,8 @@ prolog: deps-prolog lib
 
 # The SWI-Prolog pack as an archive for pack_install/1: the pack's files with the crate it
 # builds libusock from (bindings/prolog/crate links to bindings/crate, which holds links to the
-# repository's sources and is the Python package's crate too; the
+# repository's sources, a manifest and lock of its own (make crate-manifest), and is the Python
+# package's crate too; the
 # archive holds the files), nothing built.
 PACK_TGZ := target/usock-$(VERSION).tgz
 prolog-pack:
