@@ -1,8 +1,8 @@
 //! The workspace and what leaves it.
 //!
 //! bindings/crate is the library as the Python sdist and the Prolog pack carry it: links to the
-//! sources, and a manifest and lock of its own, because the root's name workspace members that
-//! those archives do not hold. Both are generated from the root's (`make crate-manifest` runs
+//! sources, and a manifest and lock of its own, because the root manifest names workspace members
+//! that those archives do not hold. Both are generated from the root's (`make crate-manifest` runs
 //! this with `USOCK_BLESS=1`): the package without the workspace, the dev-dependencies and the
 //! benchmarks' profile, and the root's lock pruned to the library's own dependencies, at the
 //! same versions. And features unify across the packages one cargo command builds: the fuzz
