@@ -40,7 +40,7 @@ RPATH   := -Wl,-rpath,$(abspath $(REL))
 STRICT  := -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all build build-debug lib cli prolog prolog-pack sdist wheel test-python-dist header demo check test test-begin test-rust test-c test-python test-python-asan test-prolog test-cli test-fuzz test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
+.PHONY: all build build-debug lib cli prolog prolog-pack sdist wheel test-python-dist header crate-manifest demo check test test-begin test-rust test-c test-python test-python-asan test-prolog test-cli test-fuzz test-portable check-ports fuzz security-report install uninstall bench deps-c deps-prolog venv clean
 
 comma := ,
 space := $() $()
@@ -81,6 +81,12 @@ $(OUT)/usock-client: bindings/c/examples/client.c | $(OUT)
 header:
 	USOCK_BLESS=1 $(CARGO) test --quiet --test header
 
+# Regenerate bindings/crate/Cargo.toml and Cargo.lock, the library's manifest and lock without
+# the workspace, as the Python sdist and the Prolog pack carry them (tests/crate_manifest.rs
+# fails while they are stale).
+crate-manifest:
+	USOCK_BLESS=1 $(CARGO) test --quiet --test crate_manifest
+
 deps-c:
 	@tools/ensure-deps.sh c
 
@@ -107,7 +113,8 @@ prolog: deps-prolog lib
 
 # The SWI-Prolog pack as an archive for pack_install/1: the pack's files with the crate it
 # builds libusock from (bindings/prolog/crate links to bindings/crate, which holds links to the
-# repository's sources and is the Python package's crate too; the
+# repository's sources, a manifest and lock of its own (make crate-manifest), and is the Python
+# package's crate too; the
 # archive holds the files), nothing built.
 PACK_TGZ := target/usock-$(VERSION).tgz
 prolog-pack:
@@ -140,7 +147,7 @@ test: test-begin deps-c deps-prolog test-rust test-c test-python test-python-asa
 check: test-begin deps-c
 	@echo "== clippy (library, tests, the command), warnings denied"
 	$(CARGO) clippy --quiet --all-targets -- -D warnings
-	$(CARGO) clippy --quiet --manifest-path bindings/cli/Cargo.toml --target-dir target/cli -- -D warnings
+	$(CARGO) clippy --quiet --manifest-path bindings/cli/Cargo.toml -- -D warnings
 	@$(MAKE) --no-print-directory test-rust test-c test-python
 	@echo "== make check passed (make test runs the rest)"
 
@@ -149,10 +156,11 @@ test-portable:
 	@echo "== The portable path (macOS and the BSDs), built on Linux with --cfg usock_portable"
 	@$(MAKE) --no-print-directory PORTABLE=1 test-rust test-c test-python
 
-# The usock command (bindings/cli, its own crate over the library's Rust API).
-CLI := target/cli/release/usock
+# The usock command (bindings/cli, a crate of the workspace over the library's Rust API), built
+# next to the library: $(REL)/usock.
+CLI := $(REL)/usock
 cli:
-	$(CARGO) build --release --quiet --manifest-path bindings/cli/Cargo.toml --target-dir target/cli
+	$(CARGO) build --release --quiet --manifest-path bindings/cli/Cargo.toml --target-dir $(TARGET_DIR)
 
 # Its tests run real programs: shell scripts, gunicorn (installed into the virtual environment)
 # queried with curl, servers killed and signalled; usock connect against Python servers, other
@@ -351,7 +359,7 @@ bench: deps-c lib prolog venv | $(OUT)
 	@mkdir -p target/portable/c
 	$(CC) -O2 -Iinclude -o target/portable/c/cycles bench/c/cycles.c -Ltarget/portable/release -lusock -Wl,-rpath,$(abspath target/portable/release)
 	$(CC) -O2 -o $(OUT)/calibrate bench/c/calibrate.c
-	cd bench && $(CARGO) build --release --quiet
+	$(CARGO) build --profile bench-release --quiet --manifest-path bench/Cargo.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	python3 bench/run.py BENCHMARKS.md
 

@@ -25,7 +25,7 @@ C_CYCLES = os.path.join(ROOT, "target/c/cycles")
 # and the BSDs take).
 C_CYCLES_PORTABLE = os.path.join(ROOT, "target/portable/c/cycles")
 C_CALIBRATE = os.path.join(ROOT, "target/c/calibrate")
-RUST = os.path.join(ROOT, "bench/target/release/usock-bench")
+RUST = os.path.join(ROOT, "target/bench-release/usock-bench")
 PYTHON = os.path.join(ROOT, ".venv/bin/python")
 ROUNDS = int(os.environ.get("USOCK_BENCH_ROUNDS", "7"))
 

@@ -87,6 +87,24 @@ impl ErrorKind {
         self.describe_c().to_str().expect("descriptions are ASCII")
     }
 
+    /// Every kind, in the order of their codes (-1, -2, ...): the one table the command's exit
+    /// codes and the bindings' names are made from.
+    pub fn all() -> &'static [ErrorKind] {
+        ErrorKind::ALL
+    }
+
+    /// The C name of the status code, e.g. "USOCK_ERR_TOO_LONG" (what `usock_status_name`
+    /// returns).
+    pub fn name(self) -> &'static str {
+        self.name_c().to_str().expect("names are ASCII")
+    }
+
+    /// Whether the Rust API can return this kind: [`ErrorKind::Buffer`] and
+    /// [`ErrorKind::Panic`] belong to the C ABI alone.
+    pub fn in_rust_api(self) -> bool {
+        !matches!(self, ErrorKind::Buffer | ErrorKind::Panic)
+    }
+
     /// The kind with status code `code`, if usock defines one.
     pub fn from_code(code: i32) -> Option<ErrorKind> {
         ErrorKind::ALL

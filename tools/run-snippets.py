@@ -44,7 +44,7 @@ How each is run is chosen by words after the language in the fence's info string
   Rust a line of its own is dropped.
 
 The library is $USOCK_LIBDIR (default target/release: libusock.so and libusock.rlib), the
-command $USOCK_CLI (default target/cli/release/usock), the pack bindings/prolog (built by
+command $USOCK_CLI (default target/release/usock), the pack bindings/prolog (built by
 `make prolog`).
 
 Every run gets a fresh scratch directory: its own $XDG_RUNTIME_DIR and $TMPDIR (mode 0700),
@@ -550,7 +550,7 @@ os.execv({curl!r}, [{curl!r}, "--silent", "--show-error", *args])
 
 
 def run_sh(block, scratch):
-    cli = Path(os.environ.get("USOCK_CLI", REPO / "target" / "cli" / "release" / "usock"))
+    cli = Path(os.environ.get("USOCK_CLI", REPO / "target" / "release" / "usock"))
     if not cli.exists():
         return f"{cli} is not built (make cli)"
     (scratch.bin / "usock").symlink_to(cli.resolve())

@@ -84,7 +84,10 @@ fn main() {
                 let dir = PrivateDir::in_parent(parent).unwrap();
                 for i in 0..k {
                     let name = format!("s{i}");
-                    drop(dir.bind(Some(name.as_ref()), SocketType::Stream, Some(1)).unwrap());
+                    drop(
+                        dir.bind(Some(name.as_ref()), SocketType::Stream, Some(1))
+                            .unwrap(),
+                    );
                 }
                 let start = Instant::now();
                 dir.cleanup().unwrap();
@@ -159,7 +162,11 @@ fn main() {
             let start = Instant::now();
             let report = usock::sweep(Some(&place), std::time::Duration::ZERO).unwrap();
             let ms = start.elapsed().as_secs_f64() * 1e3;
-            let expected = if arg(1) == "sweep-dead" { n as usize } else { 0 };
+            let expected = if arg(1) == "sweep-dead" {
+                n as usize
+            } else {
+                0
+            };
             assert_eq!(report.removed.len(), expected, "{:?}", report.kept.first());
             std::fs::remove_dir_all(&place).unwrap();
             println!("{ms:.3}");

@@ -64,7 +64,8 @@ class BuildWithLibrary(build_py):
         super().run()
         command, machine = cargo_command()
         target_dir = os.path.abspath(os.path.join(self.build_lib, "..", "cargo-target"))
-        subprocess.run(command + ["--release", "--lib", "--manifest-path",
+        # --locked: the carried Cargo.lock as it is (make crate-manifest writes it); never rewritten.
+        subprocess.run(command + ["--release", "--lib", "--locked", "--manifest-path",
                                   os.path.join(CRATE, "Cargo.toml"), "--target-dir", target_dir],
                        check=True)
         release = os.path.join(target_dir, f"{machine}-unknown-linux-gnu" if machine else "", "release")

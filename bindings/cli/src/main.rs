@@ -22,7 +22,7 @@ use exit::{EXIT_CODES, failure};
     name = "usock",
     version,
     about = "Private places for Unix domain sockets: for shell scripts, and for any server by socket activation",
-    after_help = EXIT_CODES
+    after_help = EXIT_CODES.as_str()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,7 +35,7 @@ enum Command {
     ///
     /// No process holds it afterwards, so it is marked: every sweep keeps it for a day (24
     /// hours from now), whatever its grace period. Remove it with `usock clean`.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Dir {
         /// The parent to make it in (default: $XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp).
         #[arg(long)]
@@ -43,7 +43,7 @@ enum Command {
     },
     /// Make a fresh private directory and print the path of a socket in it, for a program
     /// that binds by itself. Kept from sweeps for a day, as with `usock dir`.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Path {
         /// The socket's name in the directory.
         #[arg(long, default_value = "sock")]
@@ -56,7 +56,7 @@ enum Command {
     /// anything that is not a usock directory of yours is refused, and so is one that a live
     /// process holds (exit code 15) unless --force. One from `usock dir` or `usock path` is
     /// held by nothing.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Clean {
         /// The directory, as `usock dir` printed it.
         dir: PathBuf,
@@ -66,7 +66,7 @@ enum Command {
     },
     /// Remove directories left by processes that died: usock directories of yours that no
     /// process holds, unchanged for the grace period, whose sockets all refuse connections.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Sweep {
         /// The parent to sweep (default: each automatic location); the same as --parent.
         #[arg(value_name = "PARENT", conflicts_with = "parent")]
@@ -82,7 +82,7 @@ enum Command {
     /// passes usock's checks, and why not. Without PATH: explain the automatic choice, each
     /// candidate in turn ($XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp), which one is taken and
     /// why each earlier one is skipped.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Check {
         /// A directory or a symbolic link (checked as `usock dir --parent` would take it), or a
         /// socket path (its parent is checked).
@@ -110,7 +110,7 @@ enum Command {
     /// LISTEN_FDS=1, or standard input and output with --inetd), at most --max-instances at a
     /// time; it runs until SIGTERM, SIGHUP or SIGINT, passes it on to every running CMD, waits
     /// for them and exits with 128+n. A CMD that fails is reported on standard error.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Run {
         /// Listen on this socket path (absolute, or relative to the current directory), as
         /// systemd-socket-activate -l; may be repeated. Ports, host:port, @abstract and vsock:
@@ -182,7 +182,7 @@ enum Command {
     /// directory of its own (removed on exit), and the command ends --linger seconds after
     /// standard input ended and the last reply came. Paths longer than sun_path work (Linux,
     /// FreeBSD; datagram: Linux).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES.as_str())]
     Connect {
         /// The socket.
         path: PathBuf,

@@ -4,7 +4,7 @@ what it was started with. They must agree on what the server sees: its descripto
 listening or not, address), the LISTEN_* and -E variables, the data. usock's extras are checked
 on top: modes on disk, cleanup, and the --allow policy against a real other user.
 
-    USOCK_CLI=target/cli/release/usock python -m pytest bindings/cli/tests/test_run_oracle.py
+    USOCK_CLI=target/release/usock python -m pytest bindings/cli/tests/test_run_oracle.py
 """
 
 import fcntl
@@ -28,7 +28,7 @@ PROBE = [sys.executable, str(HERE / "run_probe.py")]
 # A Python that another uid can run: the virtual environment may sit in a directory only root
 # may enter (/root/project on a fresh machine); the clients of another user need only the stdlib.
 OTHER_USERS_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-USOCK = os.environ.get("USOCK_CLI", str(HERE.parents[2] / "target/cli/release/usock"))
+USOCK = os.environ.get("USOCK_CLI", str(HERE.parents[2] / "target/release/usock"))
 SSA = shutil.which("systemd-socket-activate")
 RUNNERS = {"usock": [USOCK, "run"], "systemd": [SSA]}
 OTHER_UID = 12345  # a real uid that is neither root, nor us, nor the overflow uid

@@ -68,7 +68,9 @@ Errors of the library are those of library(socket) where it has one for the same
 code written for tcp_connect/2 and tcp_bind/2 keeps working), else ISO error terms where one
 fits, with usock's own account in the context:
 `error(Formal, context(usock:Pred/Arity, usock(Code, Message, Errno)))`, where Code is
-one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`, `changed`, `system`,
+the library's name for the status in lower case (the foreign part reads it from
+usock_status_name()): one of `invalid`, `too_long`, `unsafe`, `no_dir`, `in_use`, `exhausted`,
+`changed`, `system`, `buffer`, `panic` (the last two only on an internal error),
 Message names the path and the reason, and Errno is the system's error number (0 for none).
 Formal is:
 
