@@ -609,6 +609,52 @@ fn a_close_racing_a_replace_leaves_the_replacement() {
     assert!(!path.exists());
 }
 
+/// The identity a replace-mode handle records is the socket it bound, taken before the rename
+/// (its pin's `fstat` at the temporary name), not whatever the rename carried over the path: a
+/// socket swapped in at the temporary name while the rename is held is renamed over the path,
+/// and the handle's unbind leaves it (it is not the socket this server bound).
+#[test]
+fn a_socket_swapped_in_at_the_temporary_name_is_not_taken_for_the_bound_one() {
+    use std::os::unix::fs::MetadataExt;
+    let _hooks = hooks_serial();
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("swapped.sock");
+    let (reached, release) = hold_at(Point::BeforeRename, &path);
+    let replacer = {
+        let path = path.clone();
+        std::thread::spawn(move || BoundPath::listener(&path, BindMode::Replace))
+    };
+    reached.wait(); // the new socket listens at its temporary name, under the lock
+    let temps: Vec<String> = home
+        .entries("")
+        .into_iter()
+        .filter(|e| e != "swapped.sock" && e != "swapped.sock.lock")
+        .collect();
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    let temp = home.path().join(&temps[0]);
+    let bound_ino = fs::symlink_metadata(&temp).unwrap().ino();
+    fs::remove_file(&temp).unwrap();
+    let impostor = UnixListener::bind(&temp).unwrap();
+    let impostor_ino = fs::symlink_metadata(&temp).unwrap().ino();
+    assert_ne!(bound_ino, impostor_ino);
+    drop(release);
+    let (bound, _listener) = replacer.join().unwrap().unwrap();
+    testing::set_hook(None);
+    assert_eq!(
+        fs::symlink_metadata(&path).unwrap().ino(),
+        impostor_ino,
+        "the rename carried the swapped-in socket over the path"
+    );
+    bound.unbind().unwrap();
+    assert!(
+        path.exists(),
+        "unbind removed a socket its handle did not bind"
+    );
+    let _c = UnixStream::connect(&path).unwrap();
+    accept_one(&impostor);
+}
+
 #[test]
 fn replace_modes_temporary_name_is_as_long_as_fits_even_for_a_one_byte_name() {
     let _hooks = hooks_serial();
