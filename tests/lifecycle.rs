@@ -1554,7 +1554,6 @@ fn cleanup_removes_the_directory_when_its_socket_went_at_the_same_time() {
 /// child (here with `CLONE_VFORK`, so the creator waits) that ends a private directory's or a
 /// bound path's handle removes nothing: the pid is checked beside the token.
 #[test]
-#[ignore = "finding: a CLONE_VM child keeps the creator's wipe-on-fork token, and the pid is not checked beside it"]
 fn a_child_sharing_the_creators_memory_removes_nothing() {
     common::run_child("child_clone_vm", |_| {});
 }
