@@ -352,6 +352,54 @@ fn a_symlink_at_the_lock_file_is_refused_and_not_followed() {
     );
 }
 
+/// The well-known directory's mode is judged on the directory the path resolves to (the parent
+/// walk's own `fstat` of what it opened, reused since issue 20), never on a symbolic link, an
+/// ancestor or a component that `..` left: reached through a link, or through `sub/..`, a
+/// sticky world-writable directory is refused, and a 0755 directory inside it is accepted.
+#[test]
+fn the_well_known_directory_judged_is_the_one_the_path_resolves_to() {
+    use std::os::unix::fs::symlink;
+    let home = home();
+    let open = home.path().join("open");
+    let closed = home.path().join("closed");
+    let sub = open.join("sub");
+    for (dir, perms) in [(&open, 0o1777), (&closed, 0o755), (&sub, 0o755)] {
+        fs::create_dir(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(perms)).unwrap();
+    }
+    symlink(&open, home.path().join("to-open")).unwrap();
+    symlink(&closed, home.path().join("to-closed")).unwrap();
+    for refused in [
+        "to-open/app.sock",
+        "closed/../open/app.sock",
+        "open/sub/../app.sock",
+    ] {
+        let err = BoundPath::listener(home.path().join(refused), BindMode::Exclusive).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsafe, "{refused}: {err}");
+        assert!(
+            err.message().contains(open.to_str().unwrap()),
+            "{refused}: {err}"
+        );
+        assert_eq!(home.entries("open"), vec!["sub".to_owned()], "{refused}");
+    }
+    for (accepted, real) in [
+        ("to-closed/app.sock", closed.join("app.sock")),
+        ("to-open/sub/app.sock", sub.join("app.sock")),
+        ("open/sub/../sub/app.sock", sub.join("app.sock")),
+    ] {
+        let (bound, _listener) =
+            BoundPath::listener(home.path().join(accepted), BindMode::Exclusive)
+                .unwrap_or_else(|e| panic!("{accepted}: {e}"));
+        assert!(
+            fs::symlink_metadata(&real).unwrap().file_type().is_socket(),
+            "{accepted}"
+        );
+        assert_eq!(mode(&real), 0o600, "{accepted}");
+        bound.unbind().unwrap();
+        assert!(!real.exists(), "{accepted}");
+    }
+}
+
 #[test]
 fn a_directory_others_can_write_to_is_refused_even_when_sticky() {
     let home = home();
