@@ -201,6 +201,193 @@ fn hostile_parents_in_the_environment_are_skipped() {
     );
 }
 
+/// How one public constructor of a private directory (Rust or C) fares with `parent`.
+type Constructor = (&'static str, fn(&Path) -> Result<(), String>);
+
+/// The C exports' outcome as a result: `Ok` (the directory is cleaned up at once), or the
+/// error's code and message.
+fn c_outcome(rc: i32, out: *mut usock::testing::ffi::UsockDir) -> Result<(), String> {
+    use usock::testing::ffi::*;
+    if rc == USOCK_OK {
+        assert_eq!(unsafe { usock_cleanup(out) }, USOCK_OK);
+        return Ok(());
+    }
+    let message = unsafe { std::ffi::CStr::from_ptr(usock_last_error()) };
+    Err(format!("code {rc}: {}", message.to_string_lossy()))
+}
+
+fn rust_outcome(made: usock::Result<PrivateDir>) -> Result<(), String> {
+    match made {
+        Ok(dir) => {
+            dir.cleanup().unwrap();
+            Ok(())
+        }
+        Err(e) => Err(format!("{:?}: {}", e.kind(), e.message())),
+    }
+}
+
+/// Every public way to make a new private directory in an explicit parent: the Rust
+/// constructors (with and without long paths, with and without a group) and both C exports
+/// (with and without `USOCK_LONG_PATHS`). The group is the caller's own effective group, so
+/// that only the parent decides.
+fn every_constructor() -> Vec<Constructor> {
+    use usock::DirOptions;
+    use usock::testing::ffi::*;
+    fn own_group() -> u32 {
+        unsafe { libc::getegid() }
+    }
+    fn c_dir(parent: &Path, flags: u32) -> Result<(), String> {
+        let mut out = std::ptr::null_mut();
+        let rc = unsafe { usock_create_dir(cstring(parent).as_ptr(), flags, &mut out) };
+        c_outcome(rc, out)
+    }
+    fn c_shared(parent: &Path, flags: u32) -> Result<(), String> {
+        let mut out = std::ptr::null_mut();
+        let rc = unsafe {
+            usock_create_shared_dir(cstring(parent).as_ptr(), own_group(), flags, &mut out)
+        };
+        c_outcome(rc, out)
+    }
+    vec![
+        ("in_parent", |p| rust_outcome(PrivateDir::in_parent(p))),
+        ("create", |p| rust_outcome(PrivateDir::create(Some(p)))),
+        ("create_with(default)", |p| {
+            rust_outcome(PrivateDir::create_with(Some(p), &DirOptions::default()))
+        }),
+        ("create_with(long_paths)", |p| {
+            let options = DirOptions::default().long_paths(true);
+            rust_outcome(PrivateDir::create_with(Some(p), &options))
+        }),
+        ("create_with(group)", |p| {
+            let options = DirOptions::default().share_with_group(own_group());
+            rust_outcome(PrivateDir::create_with(Some(p), &options))
+        }),
+        ("create_with(long_paths, group)", |p| {
+            let options = DirOptions::default()
+                .long_paths(true)
+                .share_with_group(own_group());
+            rust_outcome(PrivateDir::create_with(Some(p), &options))
+        }),
+        ("shared_with_group", |p| {
+            rust_outcome(PrivateDir::shared_with_group(Some(p), own_group()))
+        }),
+        ("usock_create_dir(0)", |p| c_dir(p, 0)),
+        ("usock_create_dir(USOCK_LONG_PATHS)", |p| {
+            c_dir(p, USOCK_LONG_PATHS)
+        }),
+        ("usock_create_shared_dir(0)", |p| c_shared(p, 0)),
+        ("usock_create_shared_dir(USOCK_LONG_PATHS)", |p| {
+            c_shared(p, USOCK_LONG_PATHS)
+        }),
+    ]
+}
+
+/// The one constructor path (PrivateDir::build, ffi::dir::create_dir) keeps the parent checks
+/// for every public constructor and both C exports, whatever the options: each hostile parent
+/// is refused as unsafe, named in the message, and receives nothing. (The battery above tries
+/// `in_parent` only.)
+#[test]
+fn hostile_parents_are_refused_by_every_constructor_and_both_c_exports() {
+    let scratch = Scratch::new("hostile-every");
+    let parents = hostile_parents(&scratch);
+    let safe = scratch.subdir("control", 0o755, 0);
+    let constructors = every_constructor();
+    for (how, make) in &constructors {
+        make(&safe).unwrap_or_else(|e| panic!("{how} in a safe parent: {e}"));
+        for (what, parent, named) in &parents {
+            let err = make(parent).expect_err(&format!("{how} accepted {what}"));
+            assert!(
+                err.starts_with("Unsafe:") || err.starts_with("code -3:"),
+                "{how}, {what}: {err}"
+            );
+            assert!(
+                err.contains(named.to_str().unwrap()),
+                "{how}, {what}: {err}"
+            );
+        }
+    }
+    nothing_created_in(&parents);
+    assert_eq!(
+        fs::read_dir(&safe).unwrap().count(),
+        0,
+        "cleanup left something"
+    );
+    figure(
+        "attack",
+        "hostile explicit parent (the six kinds) through every public constructor and both C exports, with and without long paths and a group",
+        parents.len() * constructors.len(),
+        parents.len() * constructors.len(),
+        "tests/attacks.rs::hostile_parents_are_refused_by_every_constructor_and_both_c_exports",
+    );
+}
+
+/// Every shared constructor (Rust and C, explicit and automatic parent) checks the group's
+/// membership before anything is made: run as another user with no supplementary groups,
+/// sharing with group 0 fails as invalid and neither the explicit parent nor the automatic one
+/// ($TMPDIR) receives anything.
+#[test]
+fn every_shared_constructor_checks_membership_before_making_anything() {
+    let scratch = Scratch::new("not-member");
+    let explicit = scratch.subdir("explicit", 0o700, OTHER_UID);
+    let automatic = scratch.subdir("automatic", 0o700, OTHER_UID);
+    let out = run_child_as(OTHER_UID, "child_shared_not_member", |cmd| {
+        cmd.env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &automatic)
+            .env("USOCK_TEST_PARENT", &explicit);
+    });
+    assert!(out.contains("refused 10"), "{out}");
+    for parent in [&explicit, &automatic] {
+        let entries: Vec<_> = fs::read_dir(parent).unwrap().collect();
+        assert!(entries.is_empty(), "{parent:?} holds {entries:?}");
+    }
+}
+
+#[test]
+#[ignore = "run in a child process by every_shared_constructor_checks_membership_before_making_anything"]
+fn child_shared_not_member() {
+    use usock::DirOptions;
+    use usock::testing::ffi::*;
+    if !in_child() {
+        return;
+    }
+    let explicit = PathBuf::from(std::env::var_os("USOCK_TEST_PARENT").unwrap());
+    let mut refused = 0;
+    for parent in [Some(explicit.as_path()), None] {
+        let shared = DirOptions::default().share_with_group(0);
+        let long = shared.clone().long_paths(true);
+        for made in [
+            PrivateDir::shared_with_group(parent, 0),
+            PrivateDir::create_with(parent, &shared),
+            PrivateDir::create_with(parent, &long),
+        ] {
+            let err = made.expect_err("shared with a group the caller is not in");
+            assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+            assert!(err.message().contains("not a member"), "{err}");
+            refused += 1;
+        }
+        let c_parent = parent.map(cstring);
+        let ptr = c_parent.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
+        for flags in [0, USOCK_LONG_PATHS] {
+            let mut out = std::ptr::null_mut();
+            let rc = unsafe { usock_create_shared_dir(ptr, 0, flags, &mut out) };
+            assert_eq!(rc, USOCK_ERR_INVALID, "{}", last_c_error());
+            assert!(
+                last_c_error().contains("not a member"),
+                "{}",
+                last_c_error()
+            );
+            assert!(out.is_null(), "a failed call wrote out_dir");
+            refused += 1;
+        }
+    }
+    println!("refused {refused}");
+}
+
+fn last_c_error() -> String {
+    let message = unsafe { std::ffi::CStr::from_ptr(usock::testing::ffi::usock_last_error()) };
+    message.to_string_lossy().into_owned()
+}
+
 #[test]
 #[ignore = "run in a child process by hostile_parents_in_the_environment_are_skipped"]
 fn child_automatic_parent() {

@@ -217,3 +217,62 @@ fn child_fork() {
     dir.cleanup().unwrap();
     assert!(scratch.entries("").is_empty());
 }
+
+/// Cleanup removes the keep mark only when it is a regular file of the caller: another user's
+/// regular file, or the caller's FIFO, directory or symbolic link at the mark's name, is left in
+/// place (and the link's target with it); the caller's own mark goes with the directory.
+#[test]
+fn only_the_callers_regular_file_is_removed_as_the_keep_mark() {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    let scratch = Scratch::new("keepmark");
+    let target = scratch.path().join("target");
+    fs::write(&target, b"t").unwrap();
+    let kinds = [
+        ("another user's regular file", "a regular file"),
+        ("the caller's FIFO", "a FIFO"),
+        ("the caller's directory", "a directory"),
+        ("the caller's symbolic link", "a symbolic link"),
+    ];
+    for (what, described) in kinds {
+        let dir = PrivateDir::in_parent(scratch.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        let mark = path.join(".usock-keep");
+        match what {
+            "another user's regular file" => {
+                fs::write(&mark, b"m").unwrap();
+                chown(&mark, NOBODY);
+            }
+            "the caller's FIFO" => {
+                assert_eq!(unsafe { libc::mkfifo(cstring(&mark).as_ptr(), 0o600) }, 0);
+            }
+            "the caller's directory" => fs::create_dir(&mark).unwrap(),
+            _ => symlink(&target, &mark).unwrap(),
+        }
+        let before = fs::symlink_metadata(&mark).unwrap().ino();
+        let err = dir.cleanup().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Changed, "{what}: {err}");
+        assert!(
+            err.message()
+                .contains(&format!(".usock-keep ({described})")),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            fs::symlink_metadata(&mark).unwrap().ino(),
+            before,
+            "{what}: removed"
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"t");
+    }
+    let dir = PrivateDir::in_parent(scratch.path()).unwrap();
+    let path = dir.path().to_path_buf();
+    fs::write(path.join(".usock-keep"), b"").unwrap();
+    dir.cleanup().unwrap();
+    assert!(!path.exists(), "the caller's own mark was not removed");
+    figure(
+        "attack",
+        "at the keep mark's name: another user's regular file, the caller's FIFO, directory or symbolic link: left in place by cleanup",
+        kinds.len(),
+        kinds.len(),
+        "tests/cleanup.rs::only_the_callers_regular_file_is_removed_as_the_keep_mark",
+    );
+}

@@ -442,3 +442,37 @@ fn dir_idle_only_when_a_socket_is_there_and_none_answers() {
     assert!(scratch.entries("").is_empty());
     assert_eq!(unsafe { usock_dir_idle(ptr::null()) }, USOCK_ERR_INVALID);
 }
+
+/// `usock_dir_idle` takes only the caller's own sockets for its judgement: a stale socket of
+/// another user, or a FIFO of the caller, keeps the directory (and is left as it was), where
+/// the caller's own stale socket alone does not.
+#[test]
+fn dir_idle_keeps_a_directory_with_another_users_stale_socket_or_a_fifo() {
+    let scratch = Scratch::new("idle-owner");
+    let parent = cstring(scratch.path());
+    let dir = create(&parent);
+    let path = dir_path(dir);
+    let at = |name: &str| std::path::PathBuf::from(format!("{path}/{name}"));
+    drop(std::os::unix::net::UnixListener::bind(at("mine")).unwrap());
+    assert_eq!(unsafe { usock_dir_idle(dir) }, USOCK_OK, "{}", last_error());
+    drop(std::os::unix::net::UnixListener::bind(at("theirs")).unwrap());
+    chown(&at("theirs"), NOBODY);
+    assert_eq!(unsafe { usock_dir_idle(dir) }, USOCK_ERR_IN_USE);
+    assert!(
+        last_error().contains("theirs (a socket owned by uid 65534)"),
+        "{}",
+        last_error()
+    );
+    assert_eq!(owner(&at("theirs")), NOBODY, "the check changed nothing");
+    std::fs::remove_file(at("theirs")).unwrap();
+    assert_eq!(
+        unsafe { libc::mkfifo(cstring(&at("fifo")).as_ptr(), 0o600) },
+        0
+    );
+    assert_eq!(unsafe { usock_dir_idle(dir) }, USOCK_ERR_IN_USE);
+    assert!(last_error().contains("fifo (a FIFO"), "{}", last_error());
+    std::fs::remove_file(at("fifo")).unwrap();
+    assert_eq!(unsafe { usock_dir_idle(dir) }, USOCK_OK, "{}", last_error());
+    assert_eq!(unsafe { usock_cleanup(dir) }, USOCK_OK);
+    assert!(scratch.entries("").is_empty());
+}

@@ -352,6 +352,54 @@ fn a_symlink_at_the_lock_file_is_refused_and_not_followed() {
     );
 }
 
+/// The well-known directory's mode is judged on the directory the path resolves to (the parent
+/// walk's own `fstat` of what it opened, reused since issue 20), never on a symbolic link, an
+/// ancestor or a component that `..` left: reached through a link, or through `sub/..`, a
+/// sticky world-writable directory is refused, and a 0755 directory inside it is accepted.
+#[test]
+fn the_well_known_directory_judged_is_the_one_the_path_resolves_to() {
+    use std::os::unix::fs::symlink;
+    let home = home();
+    let open = home.path().join("open");
+    let closed = home.path().join("closed");
+    let sub = open.join("sub");
+    for (dir, perms) in [(&open, 0o1777), (&closed, 0o755), (&sub, 0o755)] {
+        fs::create_dir(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(perms)).unwrap();
+    }
+    symlink(&open, home.path().join("to-open")).unwrap();
+    symlink(&closed, home.path().join("to-closed")).unwrap();
+    for refused in [
+        "to-open/app.sock",
+        "closed/../open/app.sock",
+        "open/sub/../app.sock",
+    ] {
+        let err = BoundPath::listener(home.path().join(refused), BindMode::Exclusive).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsafe, "{refused}: {err}");
+        assert!(
+            err.message().contains(open.to_str().unwrap()),
+            "{refused}: {err}"
+        );
+        assert_eq!(home.entries("open"), vec!["sub".to_owned()], "{refused}");
+    }
+    for (accepted, real) in [
+        ("to-closed/app.sock", closed.join("app.sock")),
+        ("to-open/sub/app.sock", sub.join("app.sock")),
+        ("open/sub/../sub/app.sock", sub.join("app.sock")),
+    ] {
+        let (bound, _listener) =
+            BoundPath::listener(home.path().join(accepted), BindMode::Exclusive)
+                .unwrap_or_else(|e| panic!("{accepted}: {e}"));
+        assert!(
+            fs::symlink_metadata(&real).unwrap().file_type().is_socket(),
+            "{accepted}"
+        );
+        assert_eq!(mode(&real), 0o600, "{accepted}");
+        bound.unbind().unwrap();
+        assert!(!real.exists(), "{accepted}");
+    }
+}
+
 #[test]
 fn a_directory_others_can_write_to_is_refused_even_when_sticky() {
     let home = home();
@@ -607,6 +655,52 @@ fn a_close_racing_a_replace_leaves_the_replacement() {
     );
     new.unbind().unwrap();
     assert!(!path.exists());
+}
+
+/// The identity a replace-mode handle records is the socket it bound, taken before the rename
+/// (its pin's `fstat` at the temporary name), not whatever the rename carried over the path: a
+/// socket swapped in at the temporary name while the rename is held is renamed over the path,
+/// and the handle's unbind leaves it (it is not the socket this server bound).
+#[test]
+fn a_socket_swapped_in_at_the_temporary_name_is_not_taken_for_the_bound_one() {
+    use std::os::unix::fs::MetadataExt;
+    let _hooks = hooks_serial();
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("swapped.sock");
+    let (reached, release) = hold_at(Point::BeforeRename, &path);
+    let replacer = {
+        let path = path.clone();
+        std::thread::spawn(move || BoundPath::listener(&path, BindMode::Replace))
+    };
+    reached.wait(); // the new socket listens at its temporary name, under the lock
+    let temps: Vec<String> = home
+        .entries("")
+        .into_iter()
+        .filter(|e| e != "swapped.sock" && e != "swapped.sock.lock")
+        .collect();
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    let temp = home.path().join(&temps[0]);
+    let bound_ino = fs::symlink_metadata(&temp).unwrap().ino();
+    fs::remove_file(&temp).unwrap();
+    let impostor = UnixListener::bind(&temp).unwrap();
+    let impostor_ino = fs::symlink_metadata(&temp).unwrap().ino();
+    assert_ne!(bound_ino, impostor_ino);
+    drop(release);
+    let (bound, _listener) = replacer.join().unwrap().unwrap();
+    testing::set_hook(None);
+    assert_eq!(
+        fs::symlink_metadata(&path).unwrap().ino(),
+        impostor_ino,
+        "the rename carried the swapped-in socket over the path"
+    );
+    bound.unbind().unwrap();
+    assert!(
+        path.exists(),
+        "unbind removed a socket its handle did not bind"
+    );
+    let _c = UnixStream::connect(&path).unwrap();
+    accept_one(&impostor);
 }
 
 #[test]
@@ -1501,4 +1595,77 @@ fn cleanup_removes_the_directory_when_its_socket_went_at_the_same_time() {
         "nothing left behind"
     );
     drop(listener);
+}
+
+/// A child made by `clone(CLONE_VM)` shares its creator's memory, so the kernel does not wipe
+/// the wipe-on-fork page in it and it carries the creator's token; its pid differs. Such a
+/// child (here with `CLONE_VFORK`, so the creator waits) that ends a private directory's or a
+/// bound path's handle removes nothing: the pid is checked beside the token.
+#[test]
+fn a_child_sharing_the_creators_memory_removes_nothing() {
+    common::run_child("child_clone_vm", |_| {});
+}
+
+/// What the `CLONE_VM` child is given: the handles to end (read out of the creator's memory,
+/// which the creator then forgets) and whether that went without a panic.
+struct Handles {
+    dir: std::mem::ManuallyDrop<PrivateDir>,
+    bound: std::mem::ManuallyDrop<BoundPath>,
+}
+
+extern "C" fn end_handles(arg: *mut libc::c_void) -> libc::c_int {
+    let ended = std::panic::catch_unwind(|| {
+        // SAFETY: arg is the creator's Handles, which it forgets after this child is done.
+        let handles = unsafe { &mut *(arg as *mut Handles) };
+        // SAFETY: taken once, here; the creator never uses or drops them again.
+        let dir = unsafe { std::mem::ManuallyDrop::take(&mut handles.dir) };
+        let bound = unsafe { std::mem::ManuallyDrop::take(&mut handles.bound) };
+        let _ = dir.cleanup();
+        let _ = bound.unbind();
+    });
+    if ended.is_ok() { 0 } else { 1 }
+}
+
+#[test]
+#[ignore = "run in a child process by a_child_sharing_the_creators_memory_removes_nothing"]
+fn child_clone_vm() {
+    if !in_child() {
+        return;
+    }
+    let scratch = Scratch::new("clonevm");
+    let dir = PrivateDir::in_parent(scratch.path()).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let _listener = dir.listener(None).unwrap();
+    let well_known = scratch.path().join("wk.sock");
+    let (bound, _bound_listener) = BoundPath::listener(&well_known, BindMode::Exclusive).unwrap();
+    let mut handles = Handles {
+        dir: std::mem::ManuallyDrop::new(dir),
+        bound: std::mem::ManuallyDrop::new(bound),
+    };
+    let mut stack = vec![0u8; 4 << 20];
+    // SAFETY: the stack is 4 MiB and outlives the child (CLONE_VFORK: this thread waits until
+    // the child has exited); the child only runs end_handles on the handles given.
+    let pid = unsafe {
+        libc::clone(
+            end_handles,
+            stack.as_mut_ptr().add(stack.len()).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut handles as *mut Handles).cast(),
+        )
+    };
+    assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+    assert!(common::wait_ok(pid), "the child failed");
+    // The child ended the handles (their memory is shared); `handles` holds them as
+    // ManuallyDrop, so nothing of them is dropped or used again here.
+    assert!(
+        dir_path.exists(),
+        "a CLONE_VM child's cleanup removed the creator's directory"
+    );
+    assert!(
+        well_known.exists(),
+        "a CLONE_VM child's unbind removed the creator's socket"
+    );
+    fs::remove_file(dir_path.join("sock")).unwrap();
+    fs::remove_dir(&dir_path).unwrap();
+    fs::remove_file(&well_known).unwrap();
 }

@@ -92,6 +92,155 @@ mod supported {
         );
     }
 
+    /// Makes a directory in `parent` one public way (Rust or C), binds its default socket and
+    /// cleans up: `Ok` with the socket's real path, or the error.
+    type Make = fn(&Path) -> Result<PathBuf, String>;
+
+    /// The mode of a socket bound in `dir`: 0660 in a shared (0710) directory, 0600 otherwise.
+    fn socket_mode(dir: &Path) -> u32 {
+        if common::mode(dir) == 0o710 {
+            0o660
+        } else {
+            0o600
+        }
+    }
+
+    fn rust(made: usock::Result<PrivateDir>) -> Result<PathBuf, String> {
+        let dir = made.map_err(|e| format!("{:?}: {e}", e.kind()))?;
+        let listener = dir.listener(None).unwrap();
+        let path = dir.socket_path(None).unwrap();
+        assert_eq!(
+            common::mode(&path),
+            socket_mode(dir.path()),
+            "{}",
+            path.display()
+        );
+        drop(listener);
+        dir.cleanup().unwrap();
+        Ok(path)
+    }
+
+    fn c(rc: i32, dir: *mut usock::testing::ffi::UsockDir) -> Result<PathBuf, String> {
+        use std::ffi::CStr;
+        use usock::testing::ffi::*;
+        if rc != USOCK_OK {
+            let why = unsafe { CStr::from_ptr(usock_last_error()) };
+            return Err(format!("code {rc}: {}", why.to_string_lossy()));
+        }
+        let mut fd = -1;
+        let bound = unsafe { usock_bind(dir, std::ptr::null(), libc::SOCK_STREAM, 0, &mut fd) };
+        assert_eq!(bound, USOCK_OK);
+        let made = unsafe { CStr::from_ptr(usock_dir_path(dir)) }
+            .to_str()
+            .unwrap();
+        let path = Path::new(made).join("sock");
+        assert_eq!(
+            common::mode(&path),
+            socket_mode(Path::new(made)),
+            "{}",
+            path.display()
+        );
+        unsafe { libc::close(fd) };
+        assert_eq!(unsafe { usock_cleanup(dir) }, USOCK_OK);
+        Ok(path)
+    }
+
+    fn c_dir(parent: &Path, flags: u32) -> Result<PathBuf, String> {
+        let mut dir = std::ptr::null_mut();
+        let parent = common::cstring(parent);
+        let rc = unsafe { usock::testing::ffi::usock_create_dir(parent.as_ptr(), flags, &mut dir) };
+        c(rc, dir)
+    }
+
+    fn c_shared(parent: &Path, flags: u32) -> Result<PathBuf, String> {
+        let mut dir = std::ptr::null_mut();
+        let parent = common::cstring(parent);
+        let gid = unsafe { libc::getegid() };
+        let rc = unsafe {
+            usock::testing::ffi::usock_create_shared_dir(parent.as_ptr(), gid, flags, &mut dir)
+        };
+        c(rc, dir)
+    }
+
+    fn own_group() -> DirOptions {
+        DirOptions::default().share_with_group(unsafe { libc::getegid() })
+    }
+
+    /// Long paths through the one constructor path: every public way that asks for them
+    /// (`DirOptions::long_paths`, `USOCK_LONG_PATHS`, with a group or without) gets a socket
+    /// path beyond `sun_path` in a deep parent; every way that does not is refused as too long
+    /// and leaves nothing there.
+    #[test]
+    fn every_constructor_honours_long_paths_exactly_when_asked() {
+        use usock::testing::ffi::USOCK_LONG_PATHS;
+        let scratch = Scratch::new("long-every");
+        let parent = deep_parent(&scratch, 150);
+        let asked: [(&str, Make); 4] = [
+            ("create_with(long_paths)", |p| {
+                rust(PrivateDir::create_with(
+                    Some(p),
+                    &DirOptions::default().long_paths(true),
+                ))
+            }),
+            ("create_with(long_paths, group)", |p| {
+                rust(PrivateDir::create_with(
+                    Some(p),
+                    &own_group().long_paths(true),
+                ))
+            }),
+            ("usock_create_dir(USOCK_LONG_PATHS)", |p| {
+                c_dir(p, USOCK_LONG_PATHS)
+            }),
+            ("usock_create_shared_dir(USOCK_LONG_PATHS)", |p| {
+                c_shared(p, USOCK_LONG_PATHS)
+            }),
+        ];
+        let not_asked: [(&str, Make); 8] = [
+            ("in_parent", |p| rust(PrivateDir::in_parent(p))),
+            ("create", |p| rust(PrivateDir::create(Some(p)))),
+            ("create_with(default)", |p| {
+                rust(PrivateDir::create_with(Some(p), &DirOptions::default()))
+            }),
+            ("create_with(group)", |p| {
+                rust(PrivateDir::create_with(Some(p), &own_group()))
+            }),
+            ("shared_with_group", |p| {
+                rust(PrivateDir::shared_with_group(Some(p), unsafe {
+                    libc::getegid()
+                }))
+            }),
+            ("usock_create_dir(0)", |p| c_dir(p, 0)),
+            ("usock_create_shared_dir(0)", |p| c_shared(p, 0)),
+            ("DirOptions::long_paths(false)", |p| {
+                rust(PrivateDir::create_with(
+                    Some(p),
+                    &DirOptions::default().long_paths(false),
+                ))
+            }),
+        ];
+        for (how, make) in asked {
+            let path = make(&parent).unwrap_or_else(|e| panic!("{how}: {e}"));
+            assert!(
+                path.as_os_str().len() > usock::MAX_SOCKET_PATH,
+                "{how}: {}",
+                path.display()
+            );
+            assert!(path.starts_with(&parent), "{how}: {}", path.display());
+        }
+        for (how, make) in not_asked {
+            let err = make(&parent).expect_err(how);
+            assert!(
+                err.starts_with("TooLong:") || err.starts_with("code -2:"),
+                "{how}: {err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&parent).unwrap().count(),
+            0,
+            "left behind"
+        );
+    }
+
     #[test]
     fn a_name_too_long_even_through_proc_is_refused() {
         let scratch = Scratch::new("long-name");

@@ -7,13 +7,16 @@
 //! `MADV_WIPEONFORK`, which the kernel zeroes in every child that does not share the parent's
 //! memory. The token is made on first use from the random source and the monotonic clock (a
 //! constant would match again once a child re-made it), so a child's token always differs from
-//! the one its parent's handles recorded. Where the kernel lacks wipe-on-fork, and on systems
-//! without pid namespaces, the pid decides.
+//! the one its parent's handles recorded. The pid is checked beside the token: a child made by
+//! `clone(CLONE_VM)` (or `vfork`) shares its creator's memory, so its page is not wiped and it
+//! carries the creator's token, but never the creator's pid. Where the kernel lacks
+//! wipe-on-fork, and on systems without pid namespaces, the pid alone decides.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Who made something: the process token, or (only when wipe-on-fork is unavailable, token 0)
-/// the pid. The pid is read only where it is the check: beside a token it would decide nothing.
+/// Who made something: the process token (0 when wipe-on-fork is unavailable) and the pid. Both
+/// must match: the token tells a forked child that has the creator's pid (pid namespaces), the
+/// pid a child that shares the creator's memory and so its token (`CLONE_VM`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Creator {
     token: u64,
@@ -34,23 +37,18 @@ impl Creator {
     /// [`current`](Creator::current) with the wipe-on-fork page given (`None`: the kernel has
     /// none), so that a test can take the pid path on a kernel that has one.
     fn current_with(page: Option<&AtomicU64>) -> Creator {
-        match page {
-            Some(page) => Creator {
-                token: page_token(page),
-                pid: 0,
-            },
-            None => Creator {
-                token: 0,
-                pid: super::getpid(),
-            },
+        Creator {
+            token: page.map_or(0, page_token),
+            pid: super::getpid(),
         }
     }
 
     fn is_current_with(&self, page: Option<&AtomicU64>) -> bool {
-        match page {
+        let token_matches = match page {
             Some(page) if self.token != 0 => page_token(page) == self.token,
-            _ => super::getpid() == self.pid,
-        }
+            _ => true,
+        };
+        token_matches && super::getpid() == self.pid
     }
 }
 
@@ -158,7 +156,7 @@ mod tests {
         );
     }
 
-    /// With wipe-on-fork the token is the check (no pid is read), and a child's page is zeroed.
+    /// With wipe-on-fork the token is checked (beside the pid), and a child's page is zeroed.
     #[cfg(target_os = "linux")]
     #[test]
     fn with_wipe_on_fork_the_token_tells_a_forked_child() {
@@ -167,7 +165,11 @@ mod tests {
             return;
         };
         let creator = Creator::current_with(Some(page));
-        assert_eq!(creator.pid, 0, "a pid read beside the token");
+        assert_ne!(creator.token, 0, "no token recorded");
+        assert!(
+            !in_child(|| page_token(page) == creator.token),
+            "a forked child's token is its creator's"
+        );
         assert!(creator.is_current_with(Some(page)), "the creator itself");
         assert!(
             !in_child(|| creator.is_current_with(Some(page))),
