@@ -58,11 +58,17 @@ impl TryFrom<libc::c_int> for SocketType {
     }
 }
 
-/// The type of the socket `fd`; [`ErrorKind::Invalid`](crate::ErrorKind::Invalid) when it is not a Unix domain socket
-/// of a type usock binds.
+/// The type of the socket `fd`, which is to be bound; [`ErrorKind::Invalid`](crate::ErrorKind::Invalid)
+/// when it is not a Unix domain socket of a type usock binds, or is bound already (checked
+/// before anything is changed: a well-known path's stale socket is not removed for a bind
+/// that cannot happen).
 pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
     match sys::unix_socket_type(fd) {
-        Ok(Some(raw)) => SocketType::try_from(raw),
+        Ok(Some(sock)) if sock.bound => Err(Error::invalid(format!(
+            "descriptor {} is already bound (a socket binds once)",
+            fd.as_raw_fd()
+        ))),
+        Ok(Some(sock)) => SocketType::try_from(sock.ty),
         Ok(None) => Err(Error::invalid(format!(
             "descriptor {} is not a Unix domain socket",
             fd.as_raw_fd()

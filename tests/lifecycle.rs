@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -272,6 +272,51 @@ fn unbind_after_a_stale_socket_was_replaced_leaves_the_successor() {
         2,
         2,
         "tests/lifecycle.rs::unbind_after_a_stale_socket_was_replaced_leaves_the_successor",
+    );
+}
+
+/// Found by the fuzzer. A socket that is bound already cannot be bound at a well-known path;
+/// the call used to find that out only at `bind`, after it had removed the stale socket at the
+/// path: a failed call changed what was there. It is refused before anything is touched, in
+/// both modes, for a socket bound by name and (Linux) one bound to an abstract name.
+#[test]
+fn an_already_bound_socket_is_refused_before_a_stale_socket_is_removed() {
+    let home = home();
+    let path = home.path().join("kept.sock");
+    let elsewhere = home.path().join("elsewhere.sock");
+    let mut sockets = vec![UnixListener::bind(&elsewhere).unwrap()];
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("usock-test-{}", std::process::id());
+        let abstract_name = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+        sockets.push(UnixListener::bind_addr(&abstract_name).unwrap());
+    }
+    let mut tried = 0;
+    for bound_already in &sockets {
+        for mode in [BindMode::Exclusive, BindMode::Replace] {
+            let (stale, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+            drop(listener);
+            let id = fs::symlink_metadata(&path).unwrap().ino();
+            let err = BoundPath::bind_socket(&path, bound_already.as_fd(), None, mode)
+                .expect_err("a bound socket cannot be bound again");
+            assert_eq!(err.kind(), ErrorKind::Invalid, "{mode:?}: {err}");
+            assert!(err.message().contains("already bound"), "{err}");
+            assert_eq!(
+                fs::symlink_metadata(&path).map(|m| m.ino()).ok(),
+                Some(id),
+                "{mode:?}: the failed call removed the stale socket at the path"
+            );
+            stale.unbind().unwrap();
+            tried += 1;
+        }
+    }
+    common::figure(
+        "attack",
+        "a socket already bound (by path, or to an abstract name) given for a well-known path with a stale socket there, both modes: refused as invalid before anything at the path is touched",
+        tried,
+        tried,
+        "tests/lifecycle.rs::an_already_bound_socket_is_refused_before_a_stale_socket_is_removed",
     );
 }
 

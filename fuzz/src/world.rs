@@ -119,6 +119,15 @@ impl World {
 
 /// `usock_unbind_path`: the path goes if it is still this handle's, else stays.
 pub fn unbind(world: &mut World, bound: Bound) {
+    if crate::trace() {
+        eprintln!(
+            "  unbinding handle {} of {:?}: the path's owner {:?}, something there: {}",
+            bound.id,
+            bound.key,
+            world.owners.get(&bound.key),
+            exists(&bound.path)
+        );
+    }
     let rc = unsafe { usock_unbind_path(bound.ptr) };
     check::exactly("usock_unbind_path", rc, OK);
     match world.owners.get(&bound.key) {

@@ -35,9 +35,16 @@ pub fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
-/// The `SOCK_*` type of `fd` when it is an `AF_UNIX` socket, `None` for another family;
-/// `ENOTSOCK` (or `EBADF`) when it is not a socket at all.
-pub fn unix_socket_type(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
+/// What [`unix_socket_type`] found: the socket's `SOCK_*` type, and whether it has a name
+/// already (a path, or on Linux an abstract or automatic one).
+pub struct UnixSocket {
+    pub ty: libc::c_int,
+    pub bound: bool,
+}
+
+/// The type of `fd`, and whether it is bound, when it is an `AF_UNIX` socket; `None` for
+/// another family; `ENOTSOCK` (or `EBADF`) when it is not a socket at all.
+pub fn unix_socket_type(fd: BorrowedFd<'_>) -> io::Result<Option<UnixSocket>> {
     let get = |option: libc::c_int| -> io::Result<libc::c_int> {
         let mut value: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -66,7 +73,31 @@ pub fn unix_socket_type(fd: BorrowedFd<'_>) -> io::Result<Option<libc::c_int>> {
             &mut len,
         )
     })?;
-    Ok((libc::c_int::from(addr.ss_family) == libc::AF_UNIX).then_some(ty))
+    if libc::c_int::from(addr.ss_family) != libc::AF_UNIX {
+        return Ok(None);
+    }
+    // SAFETY: the address is an AF_UNIX one, and sockaddr_storage is large and aligned enough
+    // for a sockaddr_un.
+    let un = unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
+    Ok(Some(UnixSocket {
+        ty,
+        bound: has_name(un, len),
+    }))
+}
+
+/// Whether a Unix socket's own address (from `getsockname`, `len` bytes) is a name: an
+/// unbound socket's has no path. On Linux a name may also be abstract (a NUL first, then
+/// bytes), which only the length tells.
+fn has_name(un: &libc::sockaddr_un, len: libc::socklen_t) -> bool {
+    let path_offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    let len = len as usize;
+    if len <= path_offset {
+        return false;
+    }
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        return true;
+    }
+    un.sun_path[0] != 0
 }
 
 /// A `sockaddr_un` for the filesystem path made of `parts` (concatenated), and its length.
