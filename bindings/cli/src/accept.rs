@@ -308,8 +308,8 @@ impl Fleet {
             if self.live.is_empty() {
                 if self.failures.hidden > 0 {
                     eprintln!(
-                        "usock: {} more command(s) ended with a failure status (not shown one by one)",
-                        self.failures.hidden
+                        "usock: {} command(s) ended with a failure status",
+                        u64::from(self.failures.shown) + self.failures.hidden
                     );
                 }
                 return;

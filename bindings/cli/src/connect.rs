@@ -44,12 +44,22 @@ pub fn parse_server_uid(text: &str) -> Result<ServerUid, String> {
         "self" => Ok(ServerUid::Me),
         "root" => Ok(ServerUid::Uid(0)),
         "any" => Ok(ServerUid::Any),
-        _ => text
-            .parse()
-            .ok()
-            .or_else(|| user_uid(text))
-            .map(ServerUid::Uid)
-            .ok_or_else(|| format!("{text:?} is not self, root, any, a user name or a uid")),
+        _ => {
+            let uid = text
+                .parse()
+                .ok()
+                .or_else(|| user_uid(text))
+                .ok_or_else(|| format!("{text:?} is not self, root, any, a user name or a uid"))?;
+            if uid == usock::overflow_uid() {
+                Err(format!(
+                    "{text:?} is uid {uid}, the overflow uid, which the kernel shows for any user it cannot map: no check accepts it (--server-uid any skips the check)"
+                ))
+            } else if uid == u32::MAX {
+                Err(format!("{text:?}: (uid_t)-1 is no user"))
+            } else {
+                Ok(ServerUid::Uid(uid))
+            }
+        }
     }
 }
 

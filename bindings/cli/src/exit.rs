@@ -13,7 +13,8 @@ pub static EXIT_CODES: LazyLock<String> = LazyLock::new(exit_code_table);
 /// The rows before the library's statuses.
 const HEAD: &str = "\
 Exit codes:
-  0    success (usock run: the command's own status; 128+n when signal n killed it)
+  0    success (usock run: the command's own status, which can be any number,
+       these below included; 128+n when signal n killed it)
   2    bad usage";
 
 /// The rows after them: `usock connect`'s and `usock run`'s own.
@@ -30,7 +31,9 @@ fn note(kind: ErrorKind) -> &'static str {
         ErrorKind::Unsafe => {
             "; usock connect: also when the\n       server runs as another user than --server-uid allows"
         }
-        ErrorKind::InUse => "; also a --path another server holds",
+        ErrorKind::InUse => {
+            "; also a --path another server holds,\n       or a directory usock clean finds held by a live process"
+        }
         _ => "",
     }
 }

@@ -109,7 +109,8 @@ enum Command {
     /// With --accept, usock accepts: one CMD per admitted connection (as descriptor 3 with
     /// LISTEN_FDS=1, or standard input and output with --inetd), at most --max-instances at a
     /// time; it runs until SIGTERM, SIGHUP or SIGINT, passes it on to every running CMD, waits
-    /// for them and exits with 128+n. A CMD that fails is reported on standard error.
+    /// for them and exits with 128+n. A CMD that fails is reported on standard error: the
+    /// first ten one by one, then a count at most once a minute, and the total at exit.
     #[command(after_help = EXIT_CODES.as_str())]
     Run {
         /// Listen on this socket path (absolute, or relative to the current directory), as
@@ -163,7 +164,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 64, requires = "accept")]
         max_instances: usize,
         /// With --accept: who may connect: self-or-root (default), self, uid:N[,N...],
-        /// group:NAME. A refused peer is closed at once and reported on standard error.
+        /// group:NAME. A refused peer is closed at once and reported on standard error (the
+        /// first ten one by one, then a count at most once a minute, and the total at exit).
         #[arg(long, value_name = "WHO", requires = "accept")]
         allow: Option<String>,
         /// The command and its arguments.

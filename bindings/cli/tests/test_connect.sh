@@ -20,7 +20,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXI
 # $USOCK_FIGURES names a file (make test sets it), each of them that held writes its row there.
 declare -A FIGURE=(
   [connect_refuses_a_server_of_another_user]=$'attack\tusock connect to a server of another uid (real uids; the client root, then a third user; the socket 0777 so only the uid check stands): refused, status 13, the uid named, no reply read\t2'
-  [connect_refuses_a_server_running_as_the_overflow_uid_even_when_named]=$'attack\tusock connect --server-uid 65534 to a server running as the overflow uid: refused, status 13\t1'
+  [connect_refuses_a_server_running_as_the_overflow_uid]=$'attack\tusock connect to a server running as the overflow uid: refused, status 13; naming that uid (by number or as nobody) is bad usage, 2\t3'
   [connect_server_closing_early_is_status_24_with_sigpipe_default]=$'fault\tusock connect to a server that closes with input unread (SIGPIPE default): status 24, a message, no panic\t1'
   [connect_server_closing_early_is_status_24_with_sigpipe_ignored]=$'fault\tusock connect to a server that closes with input unread (SIGPIPE inherited ignored): status 24, a message, no panic\t1'
   [connect_server_closing_cleanly_with_input_left_is_status_24]=$'fault\tusock connect to a server that reads part of the input and closes cleanly: status 24, never 0 with input unsent\t1'
@@ -254,15 +254,28 @@ else
     ok connect_server_uid_n_accepts_that_server
   else fail connect_server_uid_n_accepts_that_server "rc=$rc $out / rc2=$rc2 $out2 / rc3=$rc3 $out3"; fi
   status_is connect_server_uid_root_refuses_a_user_server 13 "not uid 0;" -- "$work/usock" connect --server-uid root "$work/users/s.sock"
-  # A server running as the overflow uid proves nothing: refused even when named.
+  # A server running as the overflow uid proves nothing: refused; and naming that uid (by number
+  # or as nobody) is bad usage, as --allow uid:65534 is for usock run.
   mkdir -m 755 "$work/nobody" && chown 65534:65534 "$work/nobody"
   setpriv --reuid 65534 --regid 65534 --clear-groups "$SYSPY" "$work/server.py" eof "$work/nobody/s.sock" & pids+=($!)
   wait_for "$work/nobody/s.sock"
-  status_is connect_refuses_a_server_running_as_the_overflow_uid_even_when_named 13 "runs as uid 65534, the overflow uid" -- \
-    "$work/usock" connect --server-uid 65534 "$work/nobody/s.sock"
-  # --server-uid takes a user name: nobody is 65534, refused as the overflow uid (not bad usage).
-  status_is connect_server_uid_takes_a_user_name 13 "runs as uid 65534, the overflow uid" -- \
-    "$work/usock" connect --server-uid nobody "$work/nobody/s.sock"
+  rc_default=0; printf x | "$work/usock" connect "$work/nobody/s.sock" >/dev/null 2>"$work/err" || rc_default=$?
+  err_default=$(cat "$work/err")
+  rc_number=0; printf x | "$work/usock" connect --server-uid 65534 "$work/nobody/s.sock" >/dev/null 2>"$work/err" || rc_number=$?
+  err_number=$(cat "$work/err")
+  rc_name=0; printf x | "$work/usock" connect --server-uid nobody "$work/nobody/s.sock" >/dev/null 2>"$work/err" || rc_name=$?
+  err_name=$(cat "$work/err")
+  if [ $rc_default -eq 13 ] && [[ "$err_default" == *"runs as uid 65534, the overflow uid"* ]] \
+     && [ $rc_number -eq 2 ] && [[ "$err_number" == *"the overflow uid"* ]] \
+     && [ $rc_name -eq 2 ] && [[ "$err_name" == *"is uid 65534, the overflow uid"* ]]; then
+    ok connect_refuses_a_server_running_as_the_overflow_uid
+  else fail connect_refuses_a_server_running_as_the_overflow_uid "default: $rc_default $err_default / 65534: $rc_number $err_number / nobody: $rc_name $err_name"; fi
+  # --server-uid takes a user name: uid 1's (daemon on Debian) against the uid 4242 server.
+  uid1=$(getent passwd 1 | cut -d: -f1)
+  if [ -n "$uid1" ]; then
+    status_is connect_server_uid_takes_a_user_name 13 "runs as uid $srv, not uid 1;" -- \
+      "$work/usock" connect --server-uid "$uid1" "$work/users/s.sock"
+  else skip connect_server_uid_takes_a_user_name "no user with uid 1 in the user database"; fi
   # The socket 0700 to a client of a third uid: permission denied, before any uid check.
   chmod 700 "$work/users/s.sock"
   status_is connect_permission_denied_is_23 23 "permission denied" -- as $other "$work/usock" connect --server-uid any "$work/users/s.sock"
