@@ -589,7 +589,8 @@ def test_forked_children_do_not_hang_on_a_lock_a_parent_thread_held(scratch):
                     os._exit(0)
                 except BaseException:
                     os._exit(3)
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + 20      # a deadlock hangs for ever; ASan on a busy
+                                                  # machine took over 3 s once
             while True:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
