@@ -369,20 +369,7 @@ fn bind_fd(w: &mut World, input: &mut Input) {
 }
 
 fn socket_type(fd: c_int) -> c_int {
-    let mut ty: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: ty and len are valid for getsockopt to write.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&raw mut ty).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "SO_TYPE of {fd}");
-    ty
+    world::socket_option(fd, libc::SO_TYPE).unwrap_or_else(|| panic!("SO_TYPE of {fd}"))
 }
 
 /// Binds a socket of our own at the name (as another socket library would), then adopts it.

@@ -214,21 +214,26 @@ pub fn fd_is_open(fd: c_int) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
-/// Whether `fd` is a listening socket.
-pub fn is_listening(fd: c_int) -> bool {
-    let mut on: c_int = 0;
+/// An integer socket option of `fd` at `SOL_SOCKET`, if the descriptor has it.
+pub fn socket_option(fd: c_int, option: c_int) -> Option<c_int> {
+    let mut value: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `on`; any descriptor may be asked.
+    // SAFETY: getsockopt writes at most `len` bytes into `value`; any descriptor may be asked.
     let rc = unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_ACCEPTCONN,
-            (&mut on as *mut c_int).cast(),
+            option,
+            (&raw mut value).cast(),
             &mut len,
         )
     };
-    rc == 0 && on != 0
+    (rc == 0).then_some(value)
+}
+
+/// Whether `fd` is a listening socket.
+pub fn is_listening(fd: c_int) -> bool {
+    socket_option(fd, libc::SO_ACCEPTCONN).is_some_and(|on| on != 0)
 }
 
 /// The process's listening sockets (by /proc/self/fd).

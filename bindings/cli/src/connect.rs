@@ -50,14 +50,11 @@ pub fn parse_server_uid(text: &str) -> Result<ServerUid, String> {
                 .ok()
                 .or_else(|| user_uid(text))
                 .ok_or_else(|| format!("{text:?} is not self, root, any, a user name or a uid"))?;
-            if uid == usock::overflow_uid() {
-                Err(format!(
-                    "{text:?} is uid {uid}, the overflow uid, which the kernel shows for any user it cannot map: no check accepts it (--server-uid any skips the check)"
-                ))
-            } else if uid == u32::MAX {
-                Err(format!("{text:?}: (uid_t)-1 is no user"))
-            } else {
-                Ok(ServerUid::Uid(uid))
+            match crate::run::unmatchable_uid(uid) {
+                Some(why) => Err(format!(
+                    "{text:?} is uid {uid}, {why}: no check accepts it (--server-uid any skips the check)"
+                )),
+                None => Ok(ServerUid::Uid(uid)),
             }
         }
     }

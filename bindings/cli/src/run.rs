@@ -142,17 +142,23 @@ fn parse_allow(spec: &str) -> Result<Allow, Usage> {
     })
 }
 
-/// A uid a policy can admit: not the overflow uid (the kernel shows it for any user it cannot
-/// map, so the library never admits it) nor `(uid_t)-1` (no user).
-fn admissible_uid(uid: u32) -> Result<u32, Usage> {
+/// Why no check of a peer or server can ever match `uid`: the overflow uid (the kernel shows
+/// it for any user it cannot map, so the library never admits it), or `(uid_t)-1` (no user).
+pub fn unmatchable_uid(uid: u32) -> Option<&'static str> {
     if uid == usock::overflow_uid() {
-        Err(format!(
-            "--allow uid:{uid}: the overflow uid, which the kernel shows for any user it cannot map: no policy admits it"
-        ))
+        Some("the overflow uid, which the kernel shows for any user it cannot map")
     } else if uid == u32::MAX {
-        Err(format!("--allow uid:{uid}: (uid_t)-1 is no user"))
+        Some("(uid_t)-1, which is no user")
     } else {
-        Ok(uid)
+        None
+    }
+}
+
+/// A uid a policy can admit (see [`unmatchable_uid`]).
+fn admissible_uid(uid: u32) -> Result<u32, Usage> {
+    match unmatchable_uid(uid) {
+        Some(why) => Err(format!("--allow uid:{uid}: {why}: no policy admits it")),
+        None => Ok(uid),
     }
 }
 
