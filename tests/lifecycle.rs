@@ -284,6 +284,7 @@ fn an_already_bound_socket_is_refused_before_a_stale_socket_is_removed() {
     let home = home();
     let path = home.path().join("kept.sock");
     let elsewhere = home.path().join("elsewhere.sock");
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     let mut sockets = vec![UnixListener::bind(&elsewhere).unwrap()];
     #[cfg(target_os = "linux")]
     {
@@ -1646,6 +1647,7 @@ fn cleanup_removes_the_directory_when_its_socket_went_at_the_same_time() {
 /// the wipe-on-fork page in it and it carries the creator's token; its pid differs. Such a
 /// child (here with `CLONE_VFORK`, so the creator waits) that ends a private directory's or a
 /// bound path's handle removes nothing: the pid is checked beside the token.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_child_sharing_the_creators_memory_removes_nothing() {
     common::run_child("child_clone_vm", |_| {});
@@ -1653,11 +1655,13 @@ fn a_child_sharing_the_creators_memory_removes_nothing() {
 
 /// What the `CLONE_VM` child is given: the handles to end (read out of the creator's memory,
 /// which the creator then forgets) and whether that went without a panic.
+#[cfg(target_os = "linux")]
 struct Handles {
     dir: std::mem::ManuallyDrop<PrivateDir>,
     bound: std::mem::ManuallyDrop<BoundPath>,
 }
 
+#[cfg(target_os = "linux")]
 extern "C" fn end_handles(arg: *mut libc::c_void) -> libc::c_int {
     let ended = std::panic::catch_unwind(|| {
         // SAFETY: arg is the creator's Handles, which it forgets after this child is done.
@@ -1671,6 +1675,7 @@ extern "C" fn end_handles(arg: *mut libc::c_void) -> libc::c_int {
     if ended.is_ok() { 0 } else { 1 }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "run in a child process by a_child_sharing_the_creators_memory_removes_nothing"]
 fn child_clone_vm() {
