@@ -314,7 +314,7 @@ int usock_bind(usock_dir *dir, const char *name, int type, int backlog, int *out
  * later step failed stays bound to the removed path, so close it.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` NULL, a bad name, `fd` not an unbound Unix
- * domain socket of those types); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
+ * domain socket of those types, or a connected one that cannot listen); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
  * Thread-safe.
  *
  * # Safety
@@ -504,7 +504,8 @@ int usock_connect(const char *path, int type, uint32_t flags, int64_t server, in
  * `fd`: an unbound `AF_UNIX` socket; it stays the caller's.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a bad flag, `fd` not an unbound
- * Unix socket, a path that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
+ * Unix socket or a connected one that cannot listen, checked before a stale socket is
+ * removed; a path that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
  * check; a symbolic link or another user's file at `<path>.lock`); `USOCK_ERR_TOO_LONG`;
  * `USOCK_ERR_IN_USE` (see above; also when another process holds the lock for over a second);
  * `USOCK_ERR_SYSTEM`. Thread-safe.

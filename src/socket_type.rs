@@ -1,8 +1,10 @@
 //! The socket types usock binds and connects, and what a descriptor is.
 
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
 
-use crate::error::{Error, Result, strip_os_error_suffix};
+use crate::error::{Error, Result, show, strip_os_error_suffix};
 use crate::sys;
 
 /// The socket types usock binds.
@@ -79,4 +81,31 @@ pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
             strip_os_error_suffix(&e)
         ))),
     }
+}
+
+/// Refuses a connected stream or seqpacket socket, which cannot listen: checked where a
+/// well-known path's stale socket would otherwise be removed first, so that the failed call
+/// leaves the path as it was. Nothing is asked on the usual path (nothing stale there).
+pub(crate) fn refuse_connected(fd: BorrowedFd<'_>, ty: SocketType, path: &Path) -> Result<()> {
+    if ty != SocketType::Datagram && sys::is_connected(fd).unwrap_or(false) {
+        return Err(connected(fd, path));
+    }
+    Ok(())
+}
+
+/// The error of `listen()` on the socket `fd` just bound at `path`: a connected socket's
+/// `EINVAL` says so (the same error [`refuse_connected`] gives), anything else is the system's.
+pub(crate) fn listen_failed(fd: BorrowedFd<'_>, path: &Path, e: &io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::EINVAL) && sys::is_connected(fd).unwrap_or(false) {
+        return connected(fd, path).with_errno(e);
+    }
+    Error::system(format_args!("cannot listen on {}", show(path)), e)
+}
+
+fn connected(fd: BorrowedFd<'_>, path: &Path) -> Error {
+    Error::invalid(format!(
+        "cannot bind {}: descriptor {} is a connected socket, which cannot listen",
+        show(path),
+        fd.as_raw_fd()
+    ))
 }

@@ -321,6 +321,64 @@ fn an_already_bound_socket_is_refused_before_a_stale_socket_is_removed() {
     );
 }
 
+/// Found by the fuzzer. A connected stream or seqpacket socket binds but cannot listen; given
+/// for a well-known path with a stale socket, the call removed the stale socket, bound, failed
+/// at `listen()` and returned an error: a failed call changed what was there. It is refused
+/// before the stale socket is removed, in both modes, with the same error as when nothing was
+/// stale (where the bound file is removed again), and a connected datagram socket still binds.
+#[test]
+fn a_connected_socket_is_refused_before_a_stale_socket_is_removed() {
+    let home = home();
+    let path = home.path().join("kept.sock");
+    let server = home.path().join("server.sock");
+    let _server = UnixListener::bind(&server).unwrap();
+    let fresh = home.path().join("fresh.sock");
+    let mut tried = 0;
+    for mode in [BindMode::Exclusive, BindMode::Replace] {
+        let client = UnixStream::connect(&server).unwrap();
+        let (stale, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+        drop(listener);
+        let id = fs::symlink_metadata(&path).unwrap().ino();
+        let err = BoundPath::bind_socket(&path, client.as_fd(), None, mode)
+            .expect_err("a connected socket cannot listen");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{mode:?}: {err}");
+        assert!(err.message().contains("connected socket"), "{err}");
+        assert_eq!(
+            fs::symlink_metadata(&path).map(|m| m.ino()).ok(),
+            Some(id),
+            "{mode:?}: the failed call removed the stale socket at the path"
+        );
+        stale.unbind().unwrap();
+        // Nothing stale: the same error, and nothing left at the path.
+        let err = BoundPath::bind_socket(&fresh, client.as_fd(), None, mode)
+            .expect_err("a connected socket cannot listen");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{mode:?}: {err}");
+        assert!(err.message().contains("connected socket"), "{err}");
+        assert!(!fresh.exists(), "{mode:?}: the failed call left a file");
+        tried += 1;
+    }
+    // A connected datagram socket does not listen: it binds as before.
+    let peer = home.path().join("peer.dgram");
+    let _peer = UnixDatagram::bind(&peer).unwrap();
+    let dgram = UnixDatagram::unbound().unwrap();
+    dgram.connect(&peer).unwrap();
+    let bound = BoundPath::bind_socket(
+        home.path().join("d.sock"),
+        dgram.as_fd(),
+        None,
+        BindMode::Exclusive,
+    )
+    .unwrap();
+    bound.unbind().unwrap();
+    common::figure(
+        "attack",
+        "a connected stream socket given for a well-known path with a stale socket there, both modes: refused as invalid before anything at the path is touched (and, with nothing there, nothing left behind)",
+        tried,
+        tried,
+        "tests/lifecycle.rs::a_connected_socket_is_refused_before_a_stale_socket_is_removed",
+    );
+}
+
 #[test]
 fn a_stale_socket_is_replaced_and_a_live_datagram_socket_is_not() {
     let home = home();

@@ -76,8 +76,9 @@ impl PrivateDir {
                 Some(n) => libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX),
             };
             sys::listen(fd, backlog).map_err(|e| {
-                undo(Error::system(
-                    format_args!("cannot listen on {}", show(&self.entry_path(name))),
+                undo(crate::socket_type::listen_failed(
+                    fd,
+                    &self.entry_path(name),
                     &e,
                 ))
             })?;

@@ -245,7 +245,7 @@ pub unsafe extern "C" fn usock_bind(
 /// later step failed stays bound to the removed path, so close it.
 ///
 /// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` NULL, a bad name, `fd` not an unbound Unix
-/// domain socket of those types); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
+/// domain socket of those types, or a connected one that cannot listen); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
 /// Thread-safe.
 ///
 /// # Safety

@@ -129,7 +129,8 @@ pub unsafe extern "C" fn usock_connect(
 /// `fd`: an unbound `AF_UNIX` socket; it stays the caller's.
 ///
 /// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a bad flag, `fd` not an unbound
-/// Unix socket, a path that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
+/// Unix socket or a connected one that cannot listen, checked before a stale socket is
+/// removed; a path that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
 /// check; a symbolic link or another user's file at `<path>.lock`); `USOCK_ERR_TOO_LONG`;
 /// `USOCK_ERR_IN_USE` (see above; also when another process holds the lock for over a second);
 /// `USOCK_ERR_SYSTEM`. Thread-safe.

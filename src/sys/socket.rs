@@ -217,6 +217,25 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the socket `fd` is connected: `getpeername` answers (`ENOTCONN`: it is not).
+pub fn is_connected(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: an all-zero sockaddr_storage is valid; getpeername fills at most len bytes.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: addr and len are valid out-pointers of the size given.
+    match cvt(unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we borrow.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;

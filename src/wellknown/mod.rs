@@ -156,8 +156,9 @@ impl Target {
 
     /// Under the lock: what is at the path, and may a new socket go there? Nothing there, or a
     /// stale socket of the user (removed here): yes. A live server: only in replace mode.
-    /// Anything else is [`ErrorKind::InUse`], and nothing is removed.
-    fn make_room(&self, mode: BindMode) -> Result<()> {
+    /// Anything else is [`ErrorKind::InUse`], and nothing is removed. A stale socket stays when
+    /// `fd` could not take its place (a connected socket cannot listen).
+    fn make_room(&self, mode: BindMode, fd: BorrowedFd<'_>, ty: SocketType) -> Result<()> {
         let path = self.real();
         let st = match sys::lstat_at(self.at(), &self.name) {
             Ok(st) => st,
@@ -195,6 +196,7 @@ impl Target {
                 ty.c_name()
             ))),
             (Probe::Stale, _) => {
+                crate::socket_type::refuse_connected(fd, ty, &path)?;
                 // Stale: remove exactly the file that was probed (only the user can change
                 // entries here, and the lock keeps the user's other usock processes out).
                 match sys::lstat_at(self.at(), &self.name) {
@@ -241,9 +243,8 @@ impl Target {
         })?;
         let secured = self.secure(name, &path).and_then(|bound| {
             if ty != SocketType::Datagram {
-                sys::listen(fd, listen_backlog(backlog)).map_err(|e| {
-                    Error::system(format_args!("cannot listen on {}", show(&path)), &e)
-                })?;
+                sys::listen(fd, listen_backlog(backlog))
+                    .map_err(|e| crate::socket_type::listen_failed(fd, &path, &e))?;
             }
             Ok(bound)
         });
@@ -368,7 +369,9 @@ impl BoundPath {
     }
 
     /// [`bind`](BoundPath::bind) for a socket the caller made (an unbound `AF_UNIX` socket of
-    /// any type), which stays the caller's.
+    /// any type), which stays the caller's. A socket already bound, or a connected stream or
+    /// seqpacket socket (which cannot listen), is [`ErrorKind::Invalid`], and a stale socket
+    /// at the path is left in place.
     pub fn bind_socket(
         path: impl AsRef<Path>,
         fd: BorrowedFd<'_>,
@@ -387,7 +390,9 @@ impl BoundPath {
         let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
         let Bound { id, pin } = {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;
-            target.make_room(mode).map_err(|e| e.or_path(&path))?;
+            target
+                .make_room(mode, fd, ty)
+                .map_err(|e| e.or_path(&path))?;
             hooks::at(Point::AfterProbe, &path);
             match mode {
                 BindMode::Exclusive => target.bind_at(&target.name, fd, ty, backlog),
