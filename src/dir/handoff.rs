@@ -85,8 +85,8 @@ impl PrivateDir {
         })?;
         let euid = owner::caller()?;
         let parent = parent::open_checked(dir, euid)?;
-        let shown = parent.path.join(OsStr::from_bytes(name.to_bytes()));
-        let at = At::Fd(parent.fd.as_fd());
+        let shown = parent.path().join(OsStr::from_bytes(name.to_bytes()));
+        let at = At::Fd(parent.fd());
         let st = sys::lstat_at(at, &name)
             .map_err(|e| Error::system(format_args!("cannot stat {}", show(&shown)), &e))?;
         looks_made_by_usock(name.as_bytes(), &st, euid).map_err(|why| {

@@ -147,7 +147,7 @@ fn screen(candidate: &parent::Candidate, euid: u32, long_paths: bool) -> Result<
         }
         Err(e) => return Err(e),
     };
-    Ok(match check_parent_len(&parent.path, long_paths) {
+    Ok(match check_parent_len(parent.path(), long_paths) {
         Ok(()) => Screened::Fits(parent),
         Err(e) => Screened::Skipped(e.to_string()),
     })
@@ -186,7 +186,7 @@ pub fn explain_automatic() -> Vec<AutomaticCandidate> {
     let mut out = Vec::new();
     for candidate in parent::candidates() {
         let verdict = match screen(&candidate, euid, false) {
-            Ok(Screened::Fits(parent)) => Verdict::Taken(parent.path),
+            Ok(Screened::Fits(parent)) => Verdict::Taken(parent.into_path()),
             Ok(Screened::Skipped(why)) => Verdict::Skipped(why),
             Err(e) => Verdict::Stops(e),
         };
@@ -300,7 +300,7 @@ impl PrivateDir {
         }
         let euid = owner::caller().map_err(|e| e.or_path(parent))?;
         let checked = parent::open_checked(parent, euid).map_err(|e| e.or_path(parent))?;
-        check_parent_len(&checked.path, long_paths).map_err(|e| e.or_path(parent))?;
+        check_parent_len(checked.path(), long_paths).map_err(|e| e.or_path(parent))?;
         PrivateDir::create_in(checked, euid).map_err(|e| e.or_path(parent))
     }
 
@@ -308,7 +308,7 @@ impl PrivateDir {
         let mut lost = 0;
         loop {
             let name = make_fresh_dir(&parent)?;
-            let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+            let path = parent.path().join(OsStr::from_bytes(name.to_bytes()));
             match open_and_lock_new_dir(&parent, &name, &path, euid) {
                 Ok((dir, id)) => return Ok(PrivateDir::assemble(parent, name, dir, id, euid)),
                 Err(NewDir::Removed(_)) if lost + 1 < MAX_LOST_RACES => lost += 1,
@@ -330,7 +330,7 @@ impl PrivateDir {
         id: Stat,
         euid: u32,
     ) -> PrivateDir {
-        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+        let path = parent.path().join(OsStr::from_bytes(name.to_bytes()));
         // A directory too deep for its default socket path was made (or is taken over) with
         // long paths; only Linux and FreeBSD can have one.
         let long_paths =
@@ -338,7 +338,7 @@ impl PrivateDir {
         PrivateDir {
             path_c: CString::new(path.into_os_string().into_vec()).expect("paths have no NUL"),
             name,
-            parent: parent.fd,
+            parent: parent.into_fd(),
             dir,
             id,
             creator: Creator::current(),
@@ -450,7 +450,7 @@ const MAX_LOST_RACES: usize = 4;
 
 /// Makes a directory with a fresh random name and mode 0700 in `parent`; returns its name.
 fn make_fresh_dir(parent: &Parent) -> Result<CString> {
-    let at = At::Fd(parent.fd.as_fd());
+    let at = At::Fd(parent.fd());
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -464,18 +464,18 @@ fn make_fresh_dir(parent: &Parent) -> Result<CString> {
                     ErrorKind::Exhausted,
                     format!(
                         "{MAX_ATTEMPTS} fresh random names in {} were all taken; the random source may be broken",
-                        show(&parent.path)
+                        show(parent.path())
                     ),
                 )
                 .with_errno(&e)
-                .or_path(&parent.path));
+                .or_path(parent.path()));
             }
             Err(e) => {
                 return Err(Error::system(
-                    format_args!("cannot create a directory in {}", show(&parent.path)),
+                    format_args!("cannot create a directory in {}", show(parent.path())),
                     &e,
                 )
-                .or_path(&parent.path));
+                .or_path(parent.path()));
             }
         }
     }
@@ -498,7 +498,7 @@ fn open_and_lock_new_dir(
     path: &Path,
     euid: u32,
 ) -> std::result::Result<(sys::DirHandle, Stat), NewDir> {
-    let at = At::Fd(parent.fd.as_fd());
+    let at = At::Fd(parent.fd());
     crate::hooks::at(crate::hooks::Point::DirNamed, path);
     let (fd, id) = secure_new_dir(parent, name, path, euid).map_err(|e| {
         match sys::lstat_at(at, name) {
@@ -559,7 +559,7 @@ fn secure_new_dir(
     path: &Path,
     euid: u32,
 ) -> Result<(OwnedFd, Stat)> {
-    let at = At::Fd(parent.fd.as_fd());
+    let at = At::Fd(parent.fd());
     let cannot_open = |e| Error::system(format_args!("cannot open {}", show(path)), &e);
     let cannot_chmod =
         |e| Error::system(format_args!("cannot set mode 0700 on {}", show(path)), &e);
@@ -585,7 +585,7 @@ fn secure_new_dir(
             // The umask took the owner's read or search bit: set the mode of exactly this
             // directory without opening it for reading (the name is ours, in a parent where
             // nobody else can rename entries), then open it.
-            sys::chmod_new_dir(parent.fd.as_fd(), name, 0o700).map_err(cannot_chmod)?;
+            sys::chmod_new_dir(parent.fd(), name, 0o700).map_err(cannot_chmod)?;
             sys::open_dir_read(at, name).map_err(cannot_open)?
         }
         Err(e) => return Err(cannot_open(e)),

@@ -64,7 +64,7 @@ pub fn sweep(parent: Option<&Path>, grace: Duration) -> Result<SweepReport> {
                 let Ok(parent) = parent::open_checked(Path::new(&path), euid) else {
                     continue;
                 };
-                let Ok(st) = sys::fstat(parent.fd.as_fd()) else {
+                let Ok(st) = sys::fstat(parent.fd()) else {
                     continue;
                 };
                 if seen.iter().any(|s: &Stat| s.same_file(&st)) {
@@ -84,16 +84,16 @@ fn sweep_parent(
     grace: Duration,
     report: &mut SweepReport,
 ) -> Result<()> {
-    let listing = sys::open_dir_read(At::Fd(parent.fd.as_fd()), c".")
+    let listing = sys::open_dir_read(At::Fd(parent.fd()), c".")
         .and_then(sys::DirHandle::new)
         .and_then(|mut dir| dir.list())
-        .map_err(|e| Error::system(format_args!("cannot list {}", show(&parent.path)), &e))?;
+        .map_err(|e| Error::system(format_args!("cannot list {}", show(parent.path())), &e))?;
     let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     for name in listing {
         if !name::is_dir_name(name.to_bytes()) {
             continue;
         }
-        let path = parent.path.join(OsStr::from_bytes(name.to_bytes()));
+        let path = parent.path().join(OsStr::from_bytes(name.to_bytes()));
         match sweep_dir(parent, &name, &path, euid, grace) {
             Ok(()) => report.removed.push(path),
             Err(why) => report.kept.push((path, why)),
@@ -116,7 +116,7 @@ fn failed(what: &str, e: std::io::Error) -> String {
 /// that a directory it protects is never locked: a directory between its creation and its
 /// creator's lock is that young. Then the directory is locked and everything checked again.
 fn sweep_dir(parent: &Parent, name: &CStr, path: &Path, euid: u32, grace: i64) -> Kept {
-    let in_parent = At::Fd(parent.fd.as_fd());
+    let in_parent = At::Fd(parent.fd());
     let st = sys::lstat_at(in_parent, name).map_err(|e| failed("stat it", e))?;
     looks_made_by_usock(name.to_bytes(), &st, euid)?;
     check_age(&st, grace)?;

@@ -1,11 +1,10 @@
 //! The walk, explained: every directory and symbolic link it looked at from `/` down, with what
 //! it found (`usock check`, [`explain_parent`](crate::explain_parent)).
 
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{Walk, check_well_known_dir};
+use super::{Parent, Walk, check_well_known_dir};
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -48,11 +47,11 @@ pub fn explain(path: &Path, euid: u32) -> ParentCheck {
     let parent = walk.run();
     let (mut room, mut well_known) = (None, None);
     if let Ok(parent) = &parent {
-        room = Some(crate::limits::check_parent_len(&parent.path, false));
+        room = Some(crate::limits::check_parent_len(parent.path(), false));
         well_known = Some(
-            sys::fstat(parent.fd.as_fd())
+            sys::fstat(parent.fd())
                 .map_err(|e| Error::system("cannot stat it", &e))
-                .and_then(|st| check_well_known_dir(&st, &parent.path)),
+                .and_then(|st| check_well_known_dir(&st, parent.path())),
         );
     }
     ParentCheck {
@@ -61,7 +60,7 @@ pub fn explain(path: &Path, euid: u32) -> ParentCheck {
             .take()
             .map(|s| s.into_inner())
             .unwrap_or_default(),
-        result: parent.map(|p| p.path),
+        result: parent.map(Parent::into_path),
         room,
         well_known,
     }

@@ -24,7 +24,7 @@ pub use explain::{CheckStep, ParentCheck, explain};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -40,9 +40,36 @@ const MAX_SYMLINKS: usize = 40;
 /// descriptor found (the checks' input, for a caller's further checks without another call).
 #[derive(Debug)]
 pub struct Parent {
-    pub path: PathBuf,
-    pub fd: OwnedFd,
-    pub stat: Stat,
+    path: PathBuf,
+    fd: OwnedFd,
+    stat: Stat,
+}
+
+impl Parent {
+    /// The parent's path, with no symbolic links, `.` or `..` in it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The descriptor on the directory that was checked, for `*at` calls in it.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// What `fstat` of the descriptor found when it was checked.
+    pub fn stat(&self) -> &Stat {
+        &self.stat
+    }
+
+    /// The path alone, the descriptor closed (a parent chosen, not yet used).
+    pub fn into_path(self) -> PathBuf {
+        self.path
+    }
+
+    /// The descriptor alone, for a handle that keeps it (the path is known by then).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
 }
 
 /// Is `st` (the directory at `path`) safe to hold a private directory, or an ancestor of one?

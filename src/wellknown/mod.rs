@@ -96,7 +96,7 @@ impl Target {
         };
         let euid = crate::owner::caller()?;
         let parent = parent::open_checked(dir, euid)?;
-        check_well_known_dir(&parent.stat, &parent.path).map_err(|e| {
+        check_well_known_dir(parent.stat(), parent.path()).map_err(|e| {
             Error::new(
                 ErrorKind::Unsafe,
                 format!(
@@ -125,29 +125,29 @@ impl Target {
     /// The resolved path: what usock binds and connects to.
     fn real(&self) -> PathBuf {
         self.parent
-            .path
+            .path()
             .join(OsStr::from_bytes(self.name.to_bytes()))
     }
 
     /// How long a name beside the path may be while its full path still fits in `sun_path`
     /// (the path itself fits, so at least as long as its own name).
     fn temp_name_room(&self) -> usize {
-        let dir = self.parent.path.as_os_str().len();
+        let dir = self.parent.path().as_os_str().len();
         let beside = crate::MAX_SOCKET_PATH.saturating_sub(dir + usize::from(dir > 1));
         beside.max(self.name.as_bytes().len())
     }
 
     fn entry(&self, name: &CStr) -> PathBuf {
-        self.parent.path.join(OsStr::from_bytes(name.to_bytes()))
+        self.parent.path().join(OsStr::from_bytes(name.to_bytes()))
     }
 
     fn at(&self) -> At<'_> {
-        At::Fd(self.parent.fd.as_fd())
+        At::Fd(self.parent.fd())
     }
 
     fn lock(&self) -> Result<PathLock> {
         PathLock::acquire(
-            self.parent.fd.as_fd(),
+            self.parent.fd(),
             &self.lock_name,
             &self.entry(&self.lock_name),
             self.euid,

@@ -1,59 +1,11 @@
-//! Who is at the other end: the peer's credentials, and an accept that admits only the
-//! connections a policy allows.
+//! Who may connect: [`Allow`], and the accept that admits only what it allows.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::{Peer, overflow_gid, overflow_uid, peer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
-
-/// The uid an unmapped user of another user namespace appears as, where the system does not
-/// say another: Linux's default `/proc/sys/kernel/overflowuid`, `nobody` on most systems
-/// (`overflow_uid()` in Rust, `usock_overflow_ids` in C, read the one in force). No policy
-/// admits it, and no client check accepts a server running as it: it stands for anyone the
-/// kernel could not name.
-pub const OVERFLOW_UID: u32 = 65534;
-
-/// The gid an unmapped group appears as, where the system does not say another: Linux's
-/// default `/proc/sys/kernel/overflowgid` (`overflow_gid()` in Rust, `usock_overflow_ids` in
-/// C, read the one in force). A group policy never admits through it.
-pub const OVERFLOW_GID: u32 = 65534;
-
-/// The overflow uid in force: Linux's `/proc/sys/kernel/overflowuid` (read once), else
-/// [`OVERFLOW_UID`].
-pub fn overflow_uid() -> u32 {
-    sys::overflow_ids().uid.unwrap_or(OVERFLOW_UID)
-}
-
-/// The overflow gid in force: Linux's `/proc/sys/kernel/overflowgid` (read once), else
-/// [`OVERFLOW_GID`].
-pub fn overflow_gid() -> u32 {
-    sys::overflow_ids().gid.unwrap_or(OVERFLOW_GID)
-}
-
-/// The credentials the kernel recorded for the other end of a connected socket: for a server's
-/// accepted connection, the client at `connect()`; for a client, the server at `listen()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    /// The process id, where the system reports it (Linux, macOS, FreeBSD 13+, OpenBSD,
-    /// NetBSD); `None` elsewhere.
-    pub pid: Option<i32>,
-}
-
-/// The peer of the connected Unix domain socket `fd`. Fails where the system cannot say (a
-/// datagram socket has no peer credentials): it never guesses.
-pub fn peer(fd: impl AsFd) -> Result<Peer> {
-    let fd = fd.as_fd();
-    sys::peer_cred(fd)
-        .map(|c| Peer {
-            uid: c.uid,
-            gid: c.gid,
-            pid: c.pid,
-        })
-        .map_err(|e| Error::system("cannot read the peer's credentials", &e))
-}
 
 /// Who an [`AcceptPolicy`] admits. No policy admits a peer whose uid is the overflow uid
 /// ([`overflow_uid`]), and none counts the overflow gid ([`overflow_gid`]) as a group: those
@@ -222,70 +174,5 @@ impl AcceptPolicy {
             self.refused.load(Ordering::Relaxed),
             last.checked_sub(1).map(|u| u as u32),
         )
-    }
-}
-
-/// Which server a client accepts (the connect option of [`ConnectOptions::server`](crate::ConnectOptions::server)).
-/// A check never accepts a server whose uid is the overflow uid ([`overflow_uid`]), even when
-/// it is this process's own or the one named: it stands for anyone the kernel could not map.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Server {
-    /// Any server (no check).
-    #[default]
-    Any,
-    /// The effective user of this process, or root.
-    SelfOrRoot,
-    /// Exactly this uid.
-    Uid(u32),
-}
-
-impl Server {
-    /// Checks the server at the other end of the connected socket `fd`; [`ErrorKind::Unsafe`]
-    /// when it is someone else, or cannot be known.
-    pub(crate) fn check(self, fd: BorrowedFd<'_>, path: &std::path::Path) -> Result<()> {
-        if self == Server::Any {
-            return Ok(());
-        }
-        let shown = crate::error::show(path);
-        let who = peer(fd).map_err(|e| {
-            Error::new(
-                ErrorKind::Unsafe,
-                format!(
-                    "the server at {shown} cannot be identified ({}), so the connection was closed",
-                    e.message()
-                ),
-            )
-        })?;
-        let overflow = overflow_uid();
-        if who.uid == overflow {
-            return Err(Error::new(
-                ErrorKind::Unsafe,
-                format!(
-                    "the server at {shown} runs as uid {overflow}, the overflow uid, which the kernel shows for any user it cannot map into this user namespace and so proves nothing; the connection was closed"
-                ),
-            ));
-        }
-        let euid = sys::geteuid();
-        let (ok, wanted) = match self {
-            Server::Any => (true, String::new()),
-            Server::SelfOrRoot if euid == 0 => (who.uid == 0, "root (uid 0)".to_owned()),
-            Server::SelfOrRoot => (
-                who.uid == euid || who.uid == 0,
-                format!("uid {euid} or root"),
-            ),
-            Server::Uid(uid) => (who.uid == uid, format!("uid {uid}")),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::Unsafe,
-                format!(
-                    "the server at {shown} runs as uid {}, not {wanted}; the connection was closed",
-                    who.uid
-                ),
-            ))
-        }
     }
 }
