@@ -357,6 +357,19 @@ fn a_connected_socket_is_refused_before_a_stale_socket_is_removed() {
         assert!(!fresh.exists(), "{mode:?}: the failed call left a file");
         tried += 1;
     }
+    // In a private directory: the same error, and nothing left at the name.
+    let client = UnixStream::connect(&server).unwrap();
+    let dir = PrivateDir::in_parent(home.path()).unwrap();
+    let err = dir
+        .bind_socket(None, client.as_fd(), None)
+        .expect_err("a connected socket cannot listen");
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert!(err.message().contains("connected socket"), "{err}");
+    assert!(
+        !dir.path().join("sock").exists(),
+        "the failed bind left a file"
+    );
+    dir.cleanup().unwrap();
     // A connected datagram socket does not listen: it binds as before.
     let peer = home.path().join("peer.dgram");
     let _peer = UnixDatagram::bind(&peer).unwrap();
