@@ -171,7 +171,7 @@ test-cli: cli venv
 	@tools/ensure-deps.sh cli
 	@tools/ensure-deps.sh python-systemd || echo "usock: python3-systemd is missing; the listen_fds() test of usock connect skips"
 	@$(VENV)/bin/python -c 'import gunicorn, uvicorn' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check gunicorn uvicorn
-	USOCK_FIGURES=$(abspath $(FIGURES)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
+	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_cli.sh $(abspath $(CLI)) $(abspath $(VENV))
 	USOCK_FIGURES=$(abspath $(FIGURES)) USOCK_SKIPPED=$(abspath $(SKIPPED)) bindings/cli/tests/test_connect.sh $(abspath $(CLI)) $(abspath $(VENV))
 	USOCK_CLI=$(abspath $(CLI)) tools/run-snippets.py sh
 	@tools/ensure-deps.sh oracle || echo "CLI: the oracle tests of usock run against systemd-socket-activate (not installed)" >> $(abspath $(SKIPPED))

@@ -14,7 +14,8 @@ fn read(path: &str) -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The man page's EXIT STATUS rows, as (code, text).
+/// The man page's EXIT STATUS rows, as (code, text); a long text is a tbl text block
+/// (`T{`, its lines, `T}`), read as one line.
 fn man_page_exit_rows() -> Vec<(u32, String)> {
     let man = read("bindings/cli/usock.1");
     let table = man
@@ -22,11 +23,23 @@ fn man_page_exit_rows() -> Vec<(u32, String)> {
         .nth(1)
         .and_then(|rest| rest.split(".TE").next())
         .expect("usock.1 has an EXIT STATUS table");
-    table
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .filter_map(|(code, text)| Some((code.parse().ok()?, text.to_owned())))
-        .collect()
+    let mut rows = Vec::new();
+    let mut lines = table.lines();
+    while let Some(line) = lines.next() {
+        let Some((code, text)) = line.split_once('\t') else {
+            continue;
+        };
+        let text = if text == "T{" {
+            let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "T}").collect();
+            block.join(" ")
+        } else {
+            text.to_owned()
+        };
+        if let Ok(code) = code.parse() {
+            rows.push((code, text));
+        }
+    }
+    rows
 }
 
 #[test]
