@@ -490,11 +490,12 @@ int usock_connect(const char *path, int type, uint32_t flags, int64_t server, in
  * its owner (not even with the sticky bit: another user could take a fixed name there first).
  * Every change at the path happens under an exclusive `flock` of `<path>.lock` (created 0600,
  * never removed). A socket of the user at the path that refuses connections (stale, left by a
- * crash) is removed; a live server is `USOCK_ERR_IN_USE`, unless `flags` has `USOCK_REPLACE`:
- * then the socket is bound and listening at a fresh name beside the path first and renamed
- * over it, so that clients never find the path without a server (the old server keeps its
- * connections and should drain its backlog before it stops). Anything else at the path (a
- * file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone.
+ * crash) is replaced; a live server is `USOCK_ERR_IN_USE`, unless `flags` has `USOCK_REPLACE`.
+ * A socket at the path is replaced only once the new one listens: it is bound and listening
+ * at a fresh name beside the path first and renamed over it, so that clients never find the
+ * path without a server (the old server keeps its connections and should drain its backlog
+ * before it stops) and a call that fails leaves the path as it was. Anything else at the path
+ * (a file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone.
  *
  * To tell a live server from a stale socket, usock connects to it: a live server at the path
  * sees one connection that closes at once, without a byte (the probe), so servers must survive
@@ -504,8 +505,8 @@ int usock_connect(const char *path, int type, uint32_t flags, int64_t server, in
  * `fd`: an unbound `AF_UNIX` socket; it stays the caller's.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a bad flag, `fd` not an unbound
- * Unix socket or a connected one that cannot listen, checked before a stale socket is
- * removed; a path that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
+ * Unix socket or a connected one that cannot listen, checked before anything is made; a path
+ * that does not end in a name); `USOCK_ERR_UNSAFE` (the directory fails a
  * check; a symbolic link or another user's file at `<path>.lock`); `USOCK_ERR_TOO_LONG`;
  * `USOCK_ERR_IN_USE` (see above; also when another process holds the lock for over a second);
  * `USOCK_ERR_SYSTEM`. Thread-safe.

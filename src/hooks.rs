@@ -6,7 +6,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Point {
-    /// Under the lock, after the path was examined (and a stale socket removed), before `bind`.
+    /// Under the lock, after the path was examined (a stale socket is still there, to be
+    /// replaced by a rename), before `bind`.
     AfterProbe,
     /// In replace mode, under the lock, with the new socket listening at its temporary name,
     /// before the `rename` over the path.

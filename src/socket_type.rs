@@ -60,17 +60,26 @@ impl TryFrom<libc::c_int> for SocketType {
     }
 }
 
-/// The type of the socket `fd`, which is to be bound; [`ErrorKind::Invalid`](crate::ErrorKind::Invalid)
-/// when it is not a Unix domain socket of a type usock binds, or is bound already (checked
-/// before anything is changed: a well-known path's stale socket is not removed for a bind
-/// that cannot happen).
-pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
+/// The type of the socket `fd` the caller gave to be bound at `path`;
+/// [`ErrorKind::Invalid`](crate::ErrorKind::Invalid) when it is not a Unix domain socket of a
+/// type usock binds, is bound already, or is a connected stream or seqpacket socket (which
+/// cannot listen). Checked before anything is made, to refuse early and plainly; it cannot be
+/// the only guard (a shared descriptor can change meanwhile, and where `getpeername` is denied
+/// a connected socket is not seen here): what is at the path is replaced only by a socket that
+/// already listens.
+pub(crate) fn socket_type_to_bind(fd: BorrowedFd<'_>, path: &Path) -> Result<SocketType> {
     match sys::unix_socket_type(fd) {
         Ok(Some(sock)) if sock.bound => Err(Error::invalid(format!(
             "descriptor {} is already bound (a socket binds once)",
             fd.as_raw_fd()
         ))),
-        Ok(Some(sock)) => SocketType::try_from(sock.ty),
+        Ok(Some(sock)) => {
+            let ty = SocketType::try_from(sock.ty)?;
+            if ty != SocketType::Datagram && sys::is_connected(fd).unwrap_or(false) {
+                return Err(connected(fd, path));
+            }
+            Ok(ty)
+        }
         Ok(None) => Err(Error::invalid(format!(
             "descriptor {} is not a Unix domain socket",
             fd.as_raw_fd()
@@ -83,18 +92,9 @@ pub(crate) fn socket_type_of(fd: BorrowedFd<'_>) -> Result<SocketType> {
     }
 }
 
-/// Refuses a connected stream or seqpacket socket, which cannot listen: checked where a
-/// well-known path's stale socket would otherwise be removed first, so that the failed call
-/// leaves the path as it was. Nothing is asked on the usual path (nothing stale there).
-pub(crate) fn refuse_connected(fd: BorrowedFd<'_>, ty: SocketType, path: &Path) -> Result<()> {
-    if ty != SocketType::Datagram && sys::is_connected(fd).unwrap_or(false) {
-        return Err(connected(fd, path));
-    }
-    Ok(())
-}
-
 /// The error of `listen()` on the socket `fd` just bound at `path`: a connected socket's
-/// `EINVAL` says so (the same error [`refuse_connected`] gives), anything else is the system's.
+/// `EINVAL` says so (the same error [`socket_type_to_bind`] gives), anything else is the
+/// system's.
 pub(crate) fn listen_failed(fd: BorrowedFd<'_>, path: &Path, e: &io::Error) -> Error {
     if e.raw_os_error() == Some(libc::EINVAL) && sys::is_connected(fd).unwrap_or(false) {
         return connected(fd, path).with_errno(e);

@@ -349,12 +349,25 @@ fn a_connected_socket_is_refused_before_a_stale_socket_is_removed() {
             "{mode:?}: the failed call removed the stale socket at the path"
         );
         stale.unbind().unwrap();
-        // Nothing stale: the same error, and nothing left at the path.
+        // Nothing stale: the same error, naming the path asked for (not replace mode's
+        // temporary name), and nothing made: no file, no lock file, the socket not bound.
         let err = BoundPath::bind_socket(&fresh, client.as_fd(), None, mode)
             .expect_err("a connected socket cannot listen");
         assert_eq!(err.kind(), ErrorKind::Invalid, "{mode:?}: {err}");
         assert!(err.message().contains("connected socket"), "{err}");
+        assert!(
+            err.message().contains(&*fresh.to_string_lossy()),
+            "{mode:?}: {err}"
+        );
         assert!(!fresh.exists(), "{mode:?}: the failed call left a file");
+        assert!(
+            !home.path().join("fresh.sock.lock").exists(),
+            "{mode:?}: the failed call made a lock file"
+        );
+        assert!(
+            client.local_addr().unwrap().is_unnamed(),
+            "{mode:?}: the failed call bound the caller's socket"
+        );
         tried += 1;
     }
     // In a private directory: the same error, and nothing left at the name.
@@ -368,6 +381,10 @@ fn a_connected_socket_is_refused_before_a_stale_socket_is_removed() {
     assert!(
         !dir.path().join("sock").exists(),
         "the failed bind left a file"
+    );
+    assert!(
+        client.local_addr().unwrap().is_unnamed(),
+        "the failed bind bound the caller's socket"
     );
     dir.cleanup().unwrap();
     // A connected datagram socket does not listen: it binds as before.
@@ -385,7 +402,7 @@ fn a_connected_socket_is_refused_before_a_stale_socket_is_removed() {
     bound.unbind().unwrap();
     common::figure(
         "attack",
-        "a connected stream socket given for a well-known path with a stale socket there, both modes: refused as invalid before anything at the path is touched (and, with nothing there, nothing left behind)",
+        "a connected stream socket given for a well-known path with a stale socket there, both modes: refused as invalid before anything at the path is touched (and, with nothing there, nothing made: no file, no lock file, the socket left unbound)",
         tried,
         tried,
         "tests/lifecycle.rs::a_connected_socket_is_refused_before_a_stale_socket_is_removed",
@@ -695,6 +712,195 @@ fn hold_at(point: Point, path: &Path) -> (Arc<Barrier>, std::sync::mpsc::Sender<
 
 /// The hook is process-wide: tests that set it take turns.
 static HOOKED: Mutex<()> = Mutex::new(());
+
+/// Found by the attacker review. A descriptor shared with another thread or process can change
+/// while the call waits for the lock or after it examined the path: connected, or bound
+/// elsewhere. The call removed the stale socket first and then failed at `bind` or `listen`.
+/// Now the new socket listens beside the stale one before it is renamed over it, so whatever
+/// the descriptor became, the failed call leaves the stale socket where it was, and nothing
+/// else behind.
+#[test]
+fn a_shared_descriptor_changed_meanwhile_leaves_the_stale_socket_in_place() {
+    let _hooks = hooks_serial();
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("shared.sock");
+    let server = home.path().join("server.sock");
+    let _server = UnixListener::bind(&server).unwrap();
+    let mut tried = 0;
+    for mode in [BindMode::Exclusive, BindMode::Replace] {
+        for change in ["connected", "bound"] {
+            let (stale, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+            drop(listener);
+            std::mem::forget(stale); // a crashed server: its socket stays, nobody listens
+            let id = fs::symlink_metadata(&path).unwrap().ino();
+            // An unbound, unconnected stream socket, and a second descriptor of it.
+            // SAFETY: a plain system call; the result is checked and owned at once.
+            let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            assert!(fd >= 0);
+            // SAFETY: fd was just made and is owned by nobody else.
+            let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+            let other_holder = socket.try_clone().unwrap();
+            let (reached, release) = hold_at(Point::AfterProbe, &path);
+            let binder = {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    BoundPath::bind_socket(&path, socket.as_fd(), None, mode).map(|_| ())
+                })
+            };
+            reached.wait(); // examined: stale; under the lock, before the bind
+            match change {
+                "connected" => {
+                    connect_to(other_holder.as_fd(), &server);
+                }
+                _ => {
+                    let name = format!("usock-test-{}-{tried}", std::process::id());
+                    bind_abstract(other_holder.as_fd(), name.as_bytes());
+                }
+            }
+            drop(release);
+            let err = binder
+                .join()
+                .unwrap()
+                .expect_err("the descriptor cannot listen now");
+            testing::set_hook(None);
+            assert_eq!(err.kind(), ErrorKind::Invalid, "{mode:?}, {change}: {err}");
+            assert!(
+                err.message().contains(&*path.to_string_lossy()),
+                "{mode:?}, {change}: the message names the path asked for: {err}"
+            );
+            assert_eq!(
+                fs::symlink_metadata(&path).map(|m| m.ino()).ok(),
+                Some(id),
+                "{mode:?}, {change}: the failed call removed the stale socket"
+            );
+            assert_eq!(
+                home.entries(""),
+                vec![
+                    "server.sock".to_owned(),
+                    "shared.sock".to_owned(),
+                    "shared.sock.lock".to_owned()
+                ],
+                "{mode:?}, {change}: something was left beside the path"
+            );
+            fs::remove_file(&path).unwrap();
+            tried += 1;
+        }
+    }
+    common::figure(
+        "attack",
+        "a descriptor shared with another holder, connected or bound by it while usock_bind_path holds the lock over a stale socket, both modes: the call fails as invalid, naming the path, and the stale socket stays where it was, nothing left beside it",
+        tried,
+        tried,
+        "tests/lifecycle.rs::a_shared_descriptor_changed_meanwhile_leaves_the_stale_socket_in_place",
+    );
+}
+
+/// Found by the attacker review. Where a sandbox denies `getpeername`, a connected socket is
+/// not seen before the bind; it fails at `listen`, and that failure removed the stale socket.
+/// Now it leaves it in place (the new socket was beside it).
+#[test]
+#[cfg(target_os = "linux")] // seccomp
+fn with_getpeername_denied_a_connected_socket_leaves_the_stale_socket_in_place() {
+    let home = home();
+    let path = home.path().join("sandboxed.sock");
+    let server = home.path().join("server.sock");
+    let _server = UnixListener::bind(&server).unwrap();
+    let mut tried = 0;
+    for mode in [BindMode::Exclusive, BindMode::Replace] {
+        let (stale, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
+        drop(listener);
+        std::mem::forget(stale);
+        let id = fs::symlink_metadata(&path).unwrap().ino();
+        let client = UnixStream::connect(&server).unwrap();
+        // The filter holds in this one thread (seccomp without TSYNC), which ends here.
+        let result = std::thread::scope(|s| {
+            s.spawn(|| {
+                common::deny_syscall(libc::SYS_getpeername, libc::EPERM);
+                BoundPath::bind_socket(&path, client.as_fd(), None, mode).map(|_| ())
+            })
+            .join()
+            .unwrap()
+        });
+        let err = result.expect_err("a connected socket cannot listen");
+        assert_ne!(err.kind(), ErrorKind::InUse, "{mode:?}: {err}");
+        assert_eq!(
+            fs::symlink_metadata(&path).map(|m| m.ino()).ok(),
+            Some(id),
+            "{mode:?}: the failed call removed the stale socket ({err})"
+        );
+        assert_eq!(
+            home.entries(""),
+            vec![
+                "sandboxed.sock".to_owned(),
+                "sandboxed.sock.lock".to_owned(),
+                "server.sock".to_owned()
+            ],
+            "{mode:?}: something was left beside the path"
+        );
+        fs::remove_file(&path).unwrap();
+        tried += 1;
+    }
+    common::figure(
+        "fault",
+        "getpeername denied by seccomp, a connected socket given for a well-known path with a stale socket there, both modes: the call fails and the stale socket stays where it was, nothing left beside it",
+        tried,
+        tried,
+        "tests/lifecycle.rs::with_getpeername_denied_a_connected_socket_leaves_the_stale_socket_in_place",
+    );
+}
+
+/// `connect(2)` of the socket `fd` to `path` (std connects only sockets it makes).
+fn connect_to(fd: std::os::fd::BorrowedFd<'_>, path: &Path) {
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sun
+        .sun_path
+        .iter_mut()
+        .zip(path.as_os_str().as_encoded_bytes())
+    {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: sun is a valid sockaddr_un of the size given.
+    let ret = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0, "connect: {}", std::io::Error::last_os_error());
+}
+
+/// Binds `fd` to the abstract name `name` (Linux), or to a file in a scratch directory
+/// elsewhere: either way, bound.
+fn bind_abstract(fd: std::os::fd::BorrowedFd<'_>, name: &[u8]) {
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    #[cfg(target_os = "linux")]
+    let (offset, bytes) = (1, name.to_vec());
+    #[cfg(not(target_os = "linux"))]
+    let (offset, bytes) = (0, {
+        let dir = std::env::temp_dir().join(std::str::from_utf8(name).unwrap());
+        let _ = fs::remove_file(&dir);
+        dir.as_os_str().as_encoded_bytes().to_vec()
+    });
+    for (d, s) in sun.sun_path[offset..].iter_mut().zip(&bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + offset + bytes.len();
+    // SAFETY: sun is a valid sockaddr_un; len covers the family and the name.
+    let ret = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0, "bind: {}", std::io::Error::last_os_error());
+}
 
 #[test]
 fn a_second_server_held_between_probe_and_bind_keeps_the_first_out() {

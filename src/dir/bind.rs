@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::dir::PrivateDir;
 use crate::error::{Error, ErrorKind, Result, show};
 use crate::name;
-use crate::socket_type::{SocketType, socket_type_of};
+use crate::socket_type::{SocketType, socket_type_to_bind};
 use crate::sys::{self, At, FileKind, Stat};
 
 impl PrivateDir {
@@ -41,7 +41,8 @@ impl PrivateDir {
     /// descriptor the caller already owns (a language runtime's socket object, say), so that no
     /// descriptor ever changes hands. The descriptor stays the caller's.
     ///
-    /// Fails with [`ErrorKind::Invalid`] when `fd` is not an unbound Unix domain socket.
+    /// Fails with [`ErrorKind::Invalid`] when `fd` is not an unbound Unix domain socket, or is a
+    /// connected stream or seqpacket socket (which cannot listen), before anything is made.
     pub fn bind_socket(
         &self,
         name: Option<&OsStr>,
@@ -51,7 +52,7 @@ impl PrivateDir {
         let name = name::socket_name(name)?;
         let at_path = |e: Error| e.or_path(self.entry_path(&name));
         self.check_socket_path_len(&name).map_err(at_path)?;
-        let ty = socket_type_of(fd)?;
+        let ty = socket_type_to_bind(fd, &self.entry_path(&name))?;
         self.bind_steps(&name, fd, ty, backlog).map_err(at_path)
     }
 

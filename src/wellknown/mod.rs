@@ -2,8 +2,9 @@
 //! started, restarted, replaced and stopped without ever deleting another server's socket.
 //!
 //! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`lock`]):
-//! examining what is at `P`, removing a stale socket, binding, renaming a replacement over it,
-//! removing it at the end. The directory of `P` must be one that nobody but the user (and root)
+//! examining what is at `P`, binding, renaming a new socket over a stale one or a replaced
+//! server, removing it at the end. A socket at `P` is only ever replaced by a `rename()` of a
+//! socket that already listens, so a bind or listen that fails leaves `P` as it was. The directory of `P` must be one that nobody but the user (and root)
 //! can write to, or another user could take the name first.
 
 mod lock;
@@ -29,7 +30,8 @@ use lock::{PathLock, lock_name};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BindMode {
-    /// Refuse with [`ErrorKind::InUse`] and leave it alone (a stale socket is replaced).
+    /// Refuse with [`ErrorKind::InUse`] and leave it alone (a stale socket is replaced, as in
+    /// [`Replace`](BindMode::Replace) mode: by a rename once the new socket listens).
     #[default]
     Exclusive,
     /// Take over: bind and listen at a fresh name beside the path, then `rename()` it over the
@@ -155,14 +157,14 @@ impl Target {
     }
 
     /// Under the lock: what is at the path, and may a new socket go there? Nothing there, or a
-    /// stale socket of the user (removed here): yes. A live server: only in replace mode.
-    /// Anything else is [`ErrorKind::InUse`], and nothing is removed. A stale socket stays when
-    /// `fd` could not take its place (a connected socket cannot listen).
-    fn make_room(&self, mode: BindMode, fd: BorrowedFd<'_>, ty: SocketType) -> Result<()> {
+    /// stale socket of the user: yes. A live server: only in replace mode. Anything else is
+    /// [`ErrorKind::InUse`]. Nothing is removed here: a socket at the path is replaced by a
+    /// rename once the new one listens (see [`Room`]).
+    fn examine(&self, mode: BindMode) -> Result<Room> {
         let path = self.real();
         let st = match sys::lstat_at(self.at(), &self.name) {
             Ok(st) => st,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Room::Free),
             Err(e) => {
                 return Err(Error::system(
                     format_args!("cannot stat {}", show(&path)),
@@ -190,31 +192,19 @@ impl Target {
             )
         })?;
         match (found, mode) {
-            (Probe::Answers(_), BindMode::Replace) => Ok(()),
+            (Probe::Answers(_), BindMode::Replace) => Ok(Room::Live),
             (Probe::Answers(ty), BindMode::Exclusive) => Err(in_use(format!(
                 "a server answers there ({}); pass the replace mode to take over from it",
                 ty.c_name()
             ))),
-            (Probe::Stale, _) => {
-                crate::socket_type::refuse_connected(fd, ty, &path)?;
-                // Stale: remove exactly the file that was probed (only the user can change
-                // entries here, and the lock keeps the user's other usock processes out).
-                match sys::lstat_at(self.at(), &self.name) {
-                    Ok(now) if now.same_file(&st) => sys::unlink_at(self.at(), &self.name, false)
-                        .map_err(|e| {
-                            Error::system(
-                                format_args!("cannot remove the stale socket {}", show(&path)),
-                                &e,
-                            )
-                        }),
-                    _ => Err(in_use("it changed while it was examined".to_owned())),
-                }
-            }
+            (Probe::Stale, _) => Ok(Room::Stale(st)),
         }
     }
 
     /// Binds `fd` at `name` in the directory, makes the file 0600 and listens; returns the
-    /// file's identity and its pin. After the bind, a failure removes the file again.
+    /// file's identity and its pin. After the bind, a failure removes the file again. The
+    /// caller's mistakes (a socket bound or connected meanwhile) name the path asked for, not
+    /// a temporary name.
     fn bind_at(
         &self,
         name: &CStr,
@@ -232,9 +222,10 @@ impl Target {
                 )
                 .with_errno(&e)
             } else if e.raw_os_error() == Some(libc::EINVAL) {
+                // The caller's mistake: named by the path asked for, not a temporary name.
                 Error::invalid(format!(
                     "cannot bind {}: the socket is already bound (a socket binds once)",
-                    show(&path)
+                    show(&self.real())
                 ))
                 .with_errno(&e)
             } else {
@@ -244,7 +235,7 @@ impl Target {
         let secured = self.secure(name, &path).and_then(|bound| {
             if ty != SocketType::Datagram {
                 sys::listen(fd, listen_backlog(backlog))
-                    .map_err(|e| crate::socket_type::listen_failed(fd, &path, &e))?;
+                    .map_err(|e| crate::socket_type::listen_failed(fd, &self.real(), &e))?;
             }
             Ok(bound)
         });
@@ -290,14 +281,18 @@ impl Target {
         Ok(Bound { id, pin })
     }
 
-    /// Replace mode: binds and listens at a fresh name beside the path, as long as `sun_path`
-    /// allows (a dot and 13 random characters where they fit), then renames it over the path.
+    /// Binds and listens at a fresh name beside the path, as long as `sun_path` allows (a dot
+    /// and 13 random characters where they fit), then renames it over the path: replace mode,
+    /// and a stale socket in either mode. A stale socket must still be the file examined
+    /// (`stale`) when the rename comes; if anything else is there by then, the new socket is
+    /// removed and the path left as it is ([`ErrorKind::InUse`]).
     fn bind_and_rename(
         &self,
         shown: &Path,
         fd: BorrowedFd<'_>,
         ty: SocketType,
         backlog: Option<u32>,
+        stale: Option<&Stat>,
     ) -> Result<Bound> {
         let mut attempts = 0;
         let (temp, bound) = loop {
@@ -311,6 +306,23 @@ impl Target {
             }
         };
         hooks::at(Point::BeforeRename, shown);
+        if let Some(stale) = stale {
+            // Only the user can change entries here, and the lock keeps the user's other usock
+            // processes out: this catches the user's own other code.
+            match sys::lstat_at(self.at(), &self.name) {
+                Ok(now) if now.same_file(stale) => {}
+                _ => {
+                    let _ = sys::unlink_at(self.at(), &temp, false);
+                    return Err(Error::new(
+                        ErrorKind::InUse,
+                        format!(
+                            "cannot bind {}: the stale socket there changed while it was examined; it was left in place",
+                            show(&self.real())
+                        ),
+                    ));
+                }
+            }
+        }
         if let Err(e) = sys::rename_at(self.at(), &temp, &self.name) {
             let _ = sys::unlink_at(self.at(), &temp, false);
             return Err(Error::system(
@@ -327,11 +339,35 @@ impl Target {
     }
 }
 
+/// What is at a well-known path, under its lock, when a new socket may go there.
+enum Room {
+    /// Nothing: the new socket binds at the name itself (exclusive mode).
+    Free,
+    /// A stale socket of the user, this file: the new socket listens beside it first and is
+    /// renamed over it, so that a bind or listen that fails (a descriptor the caller shares,
+    /// connected or bound meanwhile by another holder) leaves it in place.
+    Stale(Stat),
+    /// A live server, in replace mode: the new socket is renamed over it.
+    Live,
+}
+
 /// A socket file just bound: its identity, and the handle that pins it where the system has
 /// one (see [`BoundPath`]'s `pin`).
 struct Bound {
     id: Stat,
     pin: Option<OwnedFd>,
+}
+
+/// `path` made absolute against the current directory when it is relative (an empty path stays
+/// empty, for [`Target::resolve`] to refuse).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_relative() && !path.as_os_str().is_empty() {
+        Ok(std::env::current_dir()
+            .map_err(|e| Error::system("cannot read the current directory", &e))?
+            .join(path))
+    } else {
+        Ok(path.to_owned())
+    }
 }
 
 fn listen_backlog(backlog: Option<u32>) -> libc::c_int {
@@ -364,39 +400,47 @@ impl BoundPath {
     ) -> Result<(BoundPath, OwnedFd)> {
         let fd = sys::unix_socket(ty.raw())
             .map_err(|e| Error::system("cannot create a Unix domain socket", &e))?;
-        let bound = BoundPath::bind_socket(path, fd.as_fd(), backlog, mode)?;
+        let bound = BoundPath::bind_typed(absolute(path.as_ref())?, fd.as_fd(), ty, backlog, mode)?;
         Ok((bound, fd))
     }
 
     /// [`bind`](BoundPath::bind) for a socket the caller made (an unbound `AF_UNIX` socket of
     /// any type), which stays the caller's. A socket already bound, or a connected stream or
-    /// seqpacket socket (which cannot listen), is [`ErrorKind::Invalid`], and a stale socket
-    /// at the path is left in place.
+    /// seqpacket socket (which cannot listen), is [`ErrorKind::Invalid`] before anything is
+    /// made (not even the lock file). Whatever happens to the descriptor meanwhile (it may be
+    /// shared), a call that fails leaves a stale socket at the path in place: it is replaced
+    /// only by a rename of the new socket once that listens.
     pub fn bind_socket(
         path: impl AsRef<Path>,
         fd: BorrowedFd<'_>,
         backlog: Option<u32>,
         mode: BindMode,
     ) -> Result<BoundPath> {
-        let given = path.as_ref();
-        let path = if given.is_relative() && !given.as_os_str().is_empty() {
-            std::env::current_dir()
-                .map_err(|e| Error::system("cannot read the current directory", &e))?
-                .join(given)
-        } else {
-            given.to_owned()
-        };
-        let ty = crate::socket_type::socket_type_of(fd)?;
+        let path = absolute(path.as_ref())?;
+        let ty = crate::socket_type::socket_type_to_bind(fd, &path)?;
+        BoundPath::bind_typed(path, fd, ty, backlog, mode)
+    }
+
+    /// [`bind_socket`](BoundPath::bind_socket) at the absolute `path` for a socket of type
+    /// `ty`, checked or just made.
+    fn bind_typed(
+        path: PathBuf,
+        fd: BorrowedFd<'_>,
+        ty: SocketType,
+        backlog: Option<u32>,
+        mode: BindMode,
+    ) -> Result<BoundPath> {
         let target = Target::resolve(&path).map_err(|e| e.or_path(&path))?;
         let Bound { id, pin } = {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;
-            target
-                .make_room(mode, fd, ty)
-                .map_err(|e| e.or_path(&path))?;
+            let room = target.examine(mode).map_err(|e| e.or_path(&path))?;
             hooks::at(Point::AfterProbe, &path);
-            match mode {
-                BindMode::Exclusive => target.bind_at(&target.name, fd, ty, backlog),
-                BindMode::Replace => target.bind_and_rename(&path, fd, ty, backlog),
+            match (room, mode) {
+                (Room::Free, BindMode::Exclusive) => target.bind_at(&target.name, fd, ty, backlog),
+                (Room::Stale(st), _) => target.bind_and_rename(&path, fd, ty, backlog, Some(&st)),
+                (Room::Free | Room::Live, _) => {
+                    target.bind_and_rename(&path, fd, ty, backlog, None)
+                }
             }
             .map_err(|e| e.or_path(&path))?
         };
