@@ -67,5 +67,5 @@ if [ "$rc" != 0 ]; then exit "$rc"; fi
 if [ -z "$done" ] || [ "$done" -lt "$runs" ]; then exit 1; fi
 how=$([ "$jobs" -gt 1 ] && echo "$jobs processes" || echo "one process")
 took=$(printf '%d h %02d min' $((secs / 3600)) $((secs % 3600 / 60)))
-printf 'fuzz\tC ABI fuzzed with libFuzzer under AddressSanitizer, %s, %s here (%d per second, commit %s): random sequences of all 28 exports on one handle (create, shared directories, bind, adopt, connect, well-known paths, sweep, hand-off and take-over, policies), fuzzed paths, names, flags, types, backlogs, descriptors and buffer sizes; no crash, leak or undocumented status, out-parameters untouched on failure, no descriptor leaked, nothing left behind\t%s\t%s\tfuzz/fuzz_targets/c_abi.rs\n' \
+printf 'fuzz\tC ABI fuzzed with libFuzzer under AddressSanitizer, %s, %s here (%d per second, commit %s): random sequences of all 30 exports on one handle (create, shared directories, bind, adopt, connect, well-known paths, sweep, hand-off and take-over, policies), fuzzed paths, names, flags, types, backlogs, descriptors and buffer sizes; no crash, leak or undocumented status, out-parameters untouched on failure, no descriptor leaked, nothing left behind\t%s\t%s\tfuzz/fuzz_targets/c_abi.rs\n' \
   "$how" "$took" $((done / (secs > 0 ? secs : 1))) "$commit" "$done" "$done" > "$figures"

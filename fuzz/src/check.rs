@@ -34,6 +34,7 @@ pub const ACCEPT: &[c_int] = &[OK, INVALID, SYSTEM];
 pub const POLICY_CHECK: &[c_int] = &[OK, UNSAFE, INVALID];
 pub const POLICY_REFUSED: &[c_int] = &[OK, INVALID];
 pub const POLICY_FREE: &[c_int] = &[OK];
+pub const DIR_IDLE: &[c_int] = &[OK, IN_USE, SYSTEM];
 
 /// Checks `status` against the documented list; after a failure, the thread's message and
 /// errno. Returns `status`.

@@ -48,6 +48,8 @@ pub const OPS: &[(&str, Op)] = &[
     ("close", close),
     ("plant", plant),
     ("info", info),
+    ("dir_idle", dir_idle),
+    ("overflow_ids", overflow_ids),
 ];
 
 fn euid() -> u32 {
@@ -1104,4 +1106,116 @@ fn info(w: &mut World, input: &mut Input) {
         );
     }
     assert!(dir_path(ptr::null()).is_none(), "usock_dir_path(NULL)");
+}
+
+/// `usock_dir_idle`: looks, never changes. OK only when no socket in the directory answers a
+/// connection of any type (the sweep's rule, datagram included); the entries and the handle's
+/// path are the same after the call.
+fn dir_idle(w: &mut World, _input: &mut Input) {
+    let Some(dir) = &w.dir else {
+        let rc = unsafe { usock_dir_idle(ptr::null()) };
+        return check::exactly("usock_dir_idle", rc, INVALID);
+    };
+    let before = entries(&dir.path);
+    let rc = unsafe { usock_dir_idle(dir.ptr) };
+    check::status("usock_dir_idle", rc, check::DIR_IDLE);
+    assert_eq!(
+        entries(&dir.path),
+        before,
+        "usock_dir_idle changed the directory"
+    );
+    assert_eq!(
+        dir_path(dir.ptr).as_ref(),
+        Some(&dir.path),
+        "usock_dir_idle changed the handle"
+    );
+    if rc != OK {
+        return;
+    }
+    for (name, is_socket) in &before {
+        let mut path = dir.path.to_bytes().to_vec();
+        path.push(b'/');
+        path.extend_from_slice(name);
+        if *is_socket && path.len() < USOCK_PATH_MAX {
+            assert!(
+                !answers(&path),
+                "usock_dir_idle said idle, but {} answers",
+                String::from_utf8_lossy(&path)
+            );
+        }
+    }
+}
+
+/// The directory's entries, by name, and whether each is a socket.
+fn entries(dir: &CStr) -> Vec<(Vec<u8>, bool)> {
+    let mut found: Vec<(Vec<u8>, bool)> = match std::fs::read_dir(world::os_path(dir)) {
+        Ok(list) => list
+            .map(|e| {
+                let e = e.unwrap();
+                let socket = e.file_type().is_ok_and(scratch::is_socket);
+                (e.file_name().as_bytes().to_vec(), socket)
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    found.sort();
+    found
+}
+
+/// Whether a socket at `path` (short enough for `sun_path`) takes a non-blocking connection of
+/// any of the three types.
+fn answers(path: &[u8]) -> bool {
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sun.sun_path.iter_mut().zip(path) {
+        *d = *s as c_char;
+    }
+    [libc::SOCK_STREAM, libc::SOCK_SEQPACKET, libc::SOCK_DGRAM]
+        .into_iter()
+        .any(|ty| {
+            let fd = fresh_socket(ty, libc::AF_UNIX);
+            // SAFETY: sun is a valid sockaddr_un of the size given; fd is ours, closed after.
+            let (rc, err) = unsafe {
+                let rc = libc::connect(
+                    fd,
+                    (&sun as *const libc::sockaddr_un).cast(),
+                    std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+                );
+                let err = std::io::Error::last_os_error().raw_os_error();
+                libc::close(fd);
+                (rc, err)
+            };
+            rc == 0 || err == Some(libc::EAGAIN) || err == Some(libc::EINPROGRESS)
+        })
+}
+
+/// `usock_overflow_ids`: always OK; each out-pointer given gets the system's overflow id
+/// (`/proc/sys/kernel/overflowuid` and `overflowgid` on Linux, 65534 where it does not say).
+fn overflow_ids(_w: &mut World, input: &mut Input) {
+    let (mut uid, mut gid) = (7u32, 7u32);
+    let uid_ptr: *mut u32 = if input.one_in(4) {
+        ptr::null_mut()
+    } else {
+        &mut uid
+    };
+    let gid_ptr: *mut u32 = if input.one_in(4) {
+        ptr::null_mut()
+    } else {
+        &mut gid
+    };
+    let rc = unsafe { usock_overflow_ids(uid_ptr, gid_ptr) };
+    check::exactly("usock_overflow_ids", rc, OK);
+    let system = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65534u32)
+    };
+    if !uid_ptr.is_null() {
+        assert_eq!(uid, system("overflowuid"), "usock_overflow_ids: uid");
+    }
+    if !gid_ptr.is_null() {
+        assert_eq!(gid, system("overflowgid"), "usock_overflow_ids: gid");
+    }
 }

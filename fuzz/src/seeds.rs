@@ -29,6 +29,8 @@ const POLICY_FREE: u8 = 18;
 const CLOSE: u8 = 19;
 const PLANT: u8 = 20;
 const INFO: u8 = 21;
+const DIR_IDLE: u8 = 22;
+const OVERFLOW_IDS: u8 = 23;
 
 // Arguments, in the order the operations read them.
 const IN_SHORT: &[u8] = &[1, 0, 1, 1]; // parent, flags 0, own gid, out_dir
@@ -122,6 +124,24 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 .op(ACCEPT, ACCEPT_POLICY)
                 .op(POLICY_REFUSED, &[1])
                 .op(POLICY_FREE, &[1]),
+        ),
+        (
+            "stale-well-known",
+            s().op(BIND_PATH, &[1, 0, 1, 0, 0, 0, 1])
+                .op(CLOSE, &[0])
+                .op(BIND_PATH, &[1, 0, 1, 0, 0, 0, 1])
+                .op(UNBIND_PATH, &[1, 0])
+                .op(UNBIND_PATH, &[1, 0]),
+        ),
+        (
+            "idle",
+            s().op(CREATE, IN_SHORT)
+                .op(BIND, SOCK_STREAM)
+                .op(DIR_IDLE, &[])
+                .op(CLOSE, &[0])
+                .op(DIR_IDLE, &[])
+                .op(OVERFLOW_IDS, &[1, 1])
+                .op(CLEANUP, &[]),
         ),
         (
             "automatic",
