@@ -9,8 +9,8 @@ pub enum Point {
     /// Under the lock, after the path was examined (a stale socket is still there, to be
     /// replaced by a rename), before `bind`.
     AfterProbe,
-    /// In replace mode, under the lock, with the new socket listening at its temporary name,
-    /// before the `rename` over the path.
+    /// Under the lock, with the new socket listening at its temporary name, before the
+    /// `rename` over the path (replace mode, or a stale socket at the path in either mode).
     BeforeRename,
     /// A new private directory was made and opened, and is not locked yet (the path is the new
     /// directory's).
@@ -65,3 +65,23 @@ pub(crate) fn at_with(point: Point, path: impl FnOnce() -> std::path::PathBuf) {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub(crate) fn at(_point: Point, _path: &std::path::Path) {}
+
+/// How old, in seconds, a temporary socket left beside a well-known path must be before a later
+/// bind removes it: a minute, or what a test set with [`set_leftover_age`] (a test cannot make
+/// a file's change time older).
+pub(crate) fn leftover_age() -> i64 {
+    #[cfg(feature = "test-hooks")]
+    if let Some(age) = *LEFTOVER_AGE.lock().unwrap_or_else(|e| e.into_inner()) {
+        return age;
+    }
+    60
+}
+
+#[cfg(feature = "test-hooks")]
+static LEFTOVER_AGE: std::sync::Mutex<Option<i64>> = std::sync::Mutex::new(None);
+
+/// Test builds only: the age [`leftover_age`] gives (`None`: a minute again).
+#[cfg(feature = "test-hooks")]
+pub fn set_leftover_age(age: Option<i64>) {
+    *LEFTOVER_AGE.lock().unwrap_or_else(|e| e.into_inner()) = age;
+}

@@ -68,7 +68,7 @@ pub use peer::{
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::hooks::{Point, set_hook};
+    pub use crate::hooks::{Point, set_hook, set_leftover_age};
     pub use crate::name::testing::force_random;
 
     /// The C ABI's functions, types and constants as Rust items, for tests that call them

@@ -64,6 +64,14 @@ pub fn random_temp_name(len: usize) -> std::io::Result<CString> {
     Ok(CString::new(name).expect("alphabet has no NUL"))
 }
 
+/// Is `name` one that [`random_temp_name`] makes where there is room: a dot and 13 characters
+/// of the alphabet?
+pub fn is_temp_name(name: &[u8]) -> bool {
+    name.len() == 1 + RANDOM_CHARS
+        && name[0] == b'.'
+        && name[1..].iter().all(|b| ALPHABET.contains(b))
+}
+
 /// Is `name` one that [`random_dir_name`] makes: the prefix and 13 characters of the alphabet?
 pub fn is_dir_name(name: &[u8]) -> bool {
     name.len() == DIR_NAME_LEN

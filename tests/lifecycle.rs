@@ -796,6 +796,114 @@ fn a_shared_descriptor_changed_meanwhile_leaves_the_stale_socket_in_place() {
     );
 }
 
+/// Found by the second attacker review. Another program of the user (no usock, no lock) that
+/// removes the stale socket while usock holds the lock and binds its own server there: on
+/// ext4 the new socket could get the freed inode number, pass the identity check and be
+/// renamed over, though exclusive mode never replaces a live server. The stale socket is
+/// pinned from the probe to the rename, so its number cannot pass on: the call is
+/// `InUse` and the other server keeps its path.
+#[test]
+#[cfg(target_os = "linux")] // a socket file can be pinned (O_PATH) only there
+fn a_server_that_took_the_stale_sockets_place_meanwhile_is_not_renamed_over() {
+    let _hooks = hooks_serial();
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("taken.sock");
+    let mut tried = 0;
+    for _ in 0..5 {
+        drop(UnixListener::bind(&path).unwrap()); // a crashed server's socket: stale
+        let (reached, release) = hold_at(Point::AfterProbe, &path);
+        let binder = {
+            let path = path.clone();
+            std::thread::spawn(move || BoundPath::listener(&path, BindMode::Exclusive).map(drop))
+        };
+        reached.wait(); // examined: stale, under the lock
+        fs::remove_file(&path).unwrap();
+        let live = UnixListener::bind(&path).unwrap();
+        let live_ino = fs::symlink_metadata(&path).unwrap().ino();
+        drop(release);
+        let result = binder.join().unwrap();
+        testing::set_hook(None);
+        let err = result.expect_err("exclusive mode renamed over a live server");
+        assert_eq!(err.kind(), ErrorKind::InUse, "{err}");
+        assert!(err.message().contains("changed"), "{err}");
+        assert_eq!(fs::symlink_metadata(&path).unwrap().ino(), live_ino);
+        let _client = UnixStream::connect(&path).unwrap();
+        accept_one(&live);
+        assert_eq!(
+            home.entries(""),
+            vec!["taken.sock".to_owned(), "taken.sock.lock".to_owned()],
+            "the new socket was left at its temporary name"
+        );
+        fs::remove_file(&path).unwrap();
+        tried += 1;
+    }
+    common::figure(
+        "attack",
+        "exclusive mode over a stale socket, another program of the user binding its own server at the path while usock holds the lock (the stale socket's inode number free for reuse): never renamed over, InUse, nothing left beside the path",
+        tried,
+        tried,
+        "tests/lifecycle.rs::a_server_that_took_the_stale_sockets_place_meanwhile_is_not_renamed_over",
+    );
+}
+
+/// Found by the second attacker review. A bind killed between binding at its temporary name
+/// and the rename leaves that socket beside the path; nothing removed it. A later bind in the
+/// directory that uses a temporary name removes such sockets once they are old enough (a
+/// minute; a test sets 0), and only those: the user's sockets named like usock's temporary
+/// names that refuse connections. A live one (another path's bind in progress), a socket of
+/// another name, and another user's are left.
+#[test]
+fn a_temporary_socket_left_by_a_killed_bind_is_removed_by_a_later_one() {
+    let _hooks = hooks_serial();
+    let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
+    let home = home();
+    let path = home.path().join("app.sock");
+    let at = |name: &str| home.path().join(name);
+    drop(UnixListener::bind(&path).unwrap()); // the stale socket the killed bind was to replace
+    drop(UnixListener::bind(at(".abcdefghijkmn")).unwrap()); // its temporary socket
+    let _in_progress = UnixListener::bind(at(".bcdefghijkmnp")).unwrap();
+    drop(UnixListener::bind(at(".other-socket1")).unwrap());
+    drop(UnixListener::bind(at(".cdefghijkmnpq")).unwrap());
+    let others = is_root();
+    if others {
+        common::chown(&at(".cdefghijkmnpq"), 1001);
+    } else {
+        fs::remove_file(at(".cdefghijkmnpq")).unwrap();
+    }
+    // Younger than a minute: kept.
+    let (bound, listener) = BoundPath::listener(&path, BindMode::Replace).unwrap();
+    assert!(
+        at(".abcdefghijkmn").exists(),
+        "a young leftover was removed"
+    );
+    drop(listener);
+    std::mem::forget(bound); // stale again, as after a crash
+    testing::set_leftover_age(Some(0));
+    let result = BoundPath::listener(&path, BindMode::Exclusive);
+    testing::set_leftover_age(None);
+    let (bound, _listener) = result.unwrap();
+    let mut want = vec![
+        ".bcdefghijkmnp".to_owned(),
+        ".other-socket1".to_owned(),
+        "app.sock".to_owned(),
+        "app.sock.lock".to_owned(),
+    ];
+    if others {
+        want.insert(0, ".cdefghijkmnpq".to_owned());
+    }
+    want.sort();
+    assert_eq!(home.entries(""), want);
+    bound.unbind().unwrap();
+    common::figure(
+        "fault",
+        "a bind killed between its temporary name and the rename: its socket there removed by a later bind in the directory once old enough; a live one, one of another name and another user's left",
+        1,
+        1,
+        "tests/lifecycle.rs::a_temporary_socket_left_by_a_killed_bind_is_removed_by_a_later_one",
+    );
+}
+
 /// Found by the attacker review. Where a sandbox denies `getpeername`, a connected socket is
 /// not seen before the bind; it fails at `listen`, and that failure removed the stale socket.
 /// Now it leaves it in place (the new socket was beside it).

@@ -49,6 +49,18 @@ impl PathLock {
                         ),
                     )
                     .with_errno(&e)
+                } else if e.raw_os_error() == Some(libc::EACCES) {
+                    // Usually a directory of someone else's (root's /, /run): say so, since
+                    // the errno alone reads as a problem with the lock file.
+                    let dir = path.parent().unwrap_or(Path::new("/"));
+                    Error::system(
+                        format_args!(
+                            "cannot open lock file {} (you cannot create files in {}: use a directory of your own, such as $XDG_RUNTIME_DIR)",
+                            show(path),
+                            show(dir)
+                        ),
+                        &e,
+                    )
                 } else {
                     Error::system(format_args!("cannot open lock file {}", show(path)), &e)
                 }

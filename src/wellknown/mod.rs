@@ -197,7 +197,50 @@ impl Target {
                 "a server answers there ({}); pass the replace mode to take over from it",
                 ty.c_name()
             ))),
-            (Probe::Stale, _) => Ok(Room::Stale(st)),
+            (Probe::Stale, _) => {
+                // Pinned until the rename (where the system can pin a file): while the pin is
+                // open, the inode number cannot go to a file that replaced it meanwhile, so the
+                // identity checked before the rename is still this socket's.
+                let pin = sys::pin_file(self.at(), &self.name).ok().flatten();
+                if let Some(pin) = &pin {
+                    if !sys::fstat(pin.as_fd()).is_ok_and(|now| now.same_file(&st)) {
+                        return Err(in_use("it changed while it was examined".to_owned()));
+                    }
+                }
+                Ok(Room::Stale { id: st, _pin: pin })
+            }
+        }
+    }
+
+    /// Removes temporary sockets that binds at paths in this directory left when they died
+    /// between their bind and their rename (a crash, `SIGKILL`): names of a dot and 13
+    /// characters of usock's alphabet, sockets of the user, unchanged for a minute
+    /// ([`hooks::leftover_age`]), that refuse connections. A younger one may be another path's bind in progress
+    /// (each path has its own lock), bound and not yet listening. Called under the lock before
+    /// a temporary name is used; best effort: what cannot be examined stays.
+    fn remove_leftovers(&self) {
+        let names = sys::open_dir_read(self.at(), c".")
+            .and_then(sys::DirHandle::new)
+            .and_then(|mut dir| dir.list());
+        for name in names.unwrap_or_default() {
+            if !name::is_temp_name(name.to_bytes()) {
+                continue;
+            }
+            let Ok(st) = sys::lstat_at(self.at(), &name) else {
+                continue;
+            };
+            if st.kind() != FileKind::Socket
+                || !crate::owner::is_callers(st.uid, self.euid)
+                || sys::now_seconds().saturating_sub(st.changed) < hooks::leftover_age()
+            {
+                continue;
+            }
+            let path = self.entry(&name);
+            if matches!(probe(path.as_os_str().as_bytes()), Ok(Probe::Stale))
+                && sys::lstat_at(self.at(), &name).is_ok_and(|now| now.same_file(&st))
+            {
+                let _ = sys::unlink_at(self.at(), &name, false);
+            }
         }
     }
 
@@ -343,10 +386,11 @@ impl Target {
 enum Room {
     /// Nothing: the new socket binds at the name itself (exclusive mode).
     Free,
-    /// A stale socket of the user, this file: the new socket listens beside it first and is
-    /// renamed over it, so that a bind or listen that fails (a descriptor the caller shares,
-    /// connected or bound meanwhile by another holder) leaves it in place.
-    Stale(Stat),
+    /// A stale socket of the user, this file (pinned where the system can): the new socket
+    /// listens beside it first and is renamed over it, so that a bind or listen that fails (a
+    /// descriptor the caller shares, connected or bound meanwhile by another holder) leaves it
+    /// in place.
+    Stale { id: Stat, _pin: Option<OwnedFd> },
     /// A live server, in replace mode: the new socket is renamed over it.
     Live,
 }
@@ -385,9 +429,13 @@ impl BoundPath {
     /// The path's directory must pass the checks of [`PrivateDir::in_parent`](crate::PrivateDir::in_parent)
     /// and be writable by nobody but its owner ([`ErrorKind::Unsafe`] otherwise). The resolved
     /// path must fit in `sun_path` ([`ErrorKind::TooLong`]). Under the lock `<path>.lock`: a
-    /// stale socket of the user (one that refuses connections) is removed; a live server is
-    /// [`ErrorKind::InUse`] unless `mode` is [`BindMode::Replace`]; anything else at the path (a
-    /// file, another user's socket) is [`ErrorKind::InUse`] and left alone.
+    /// stale socket of the user (one that refuses connections) is replaced, by a rename of the
+    /// new socket once it listens beside it; a live server is [`ErrorKind::InUse`] unless
+    /// `mode` is [`BindMode::Replace`]; anything else at the path (a file, another user's
+    /// socket) is [`ErrorKind::InUse`] and left alone. A bind that died between its bind and
+    /// its rename leaves its socket at a temporary name (a dot and 13 random characters) beside
+    /// the path; a later bind in the directory that uses a temporary name removes it once it is
+    /// a minute old and refuses connections.
     ///
     /// To tell a live server from a stale socket, usock connects to it: a live server at the
     /// path sees one connection that closes at once, without a byte (the probe). A server must
@@ -435,11 +483,18 @@ impl BoundPath {
             let _lock = target.lock().map_err(|e| e.or_path(&path))?;
             let room = target.examine(mode).map_err(|e| e.or_path(&path))?;
             hooks::at(Point::AfterProbe, &path);
-            match (room, mode) {
-                (Room::Free, BindMode::Exclusive) => target.bind_at(&target.name, fd, ty, backlog),
-                (Room::Stale(st), _) => target.bind_and_rename(&path, fd, ty, backlog, Some(&st)),
-                (Room::Free | Room::Live, _) => {
-                    target.bind_and_rename(&path, fd, ty, backlog, None)
+            // Beside the path and renamed over it, unless nothing is there in exclusive mode;
+            // over a stale socket, its identity checked first (`room` keeps its pin till then).
+            let rename_over = match &room {
+                Room::Free if mode == BindMode::Exclusive => None,
+                Room::Stale { id, .. } => Some(Some(id)),
+                Room::Free | Room::Live => Some(None),
+            };
+            match rename_over {
+                None => target.bind_at(&target.name, fd, ty, backlog),
+                Some(stale) => {
+                    target.remove_leftovers();
+                    target.bind_and_rename(&path, fd, ty, backlog, stale)
                 }
             }
             .map_err(|e| e.or_path(&path))?
