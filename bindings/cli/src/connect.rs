@@ -265,10 +265,12 @@ fn drain_then_closed_early(mut socket: UnixStream, buf: &mut [u8]) -> Result<(),
 
 /// Parses `--linger`: seconds, a fraction allowed.
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
+    match text.parse::<f64>() {
+        Ok(s) if s.is_nan() => Err(format!("{text:?} is not a number of seconds")),
+        Ok(s) if s < 0.0 => Err(format!("{text} is negative: give 0 seconds or more")),
+        Ok(s) => Duration::try_from_secs_f64(s).map_err(|_| format!("{text} seconds is too long")),
+        Err(_) => Err(format!("{text:?} is not a number of seconds")),
+    }
 }
 
 /// Datagrams: the socket bound in a private directory of its own, so that the server can reply,

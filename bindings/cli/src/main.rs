@@ -75,7 +75,7 @@ enum Command {
         #[arg(long)]
         parent: Option<PathBuf>,
         /// Keep directories changed less than this many seconds ago.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value = "60", allow_negative_numbers = true, value_parser = parse_grace)]
         grace: u64,
     },
     /// Explain, directory by directory from /, whether a parent (or a socket path's parent)
@@ -199,7 +199,7 @@ enum Command {
         #[arg(long, value_name = "self|root|UID|USER|any", value_parser = connect::parse_server_uid)]
         server_uid: Option<connect::ServerUid>,
         /// Datagram: seconds to wait for replies after standard input ends and after each reply.
-        #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = connect::parse_seconds)]
+        #[arg(long, value_name = "SECONDS", default_value = "1", allow_negative_numbers = true, value_parser = connect::parse_seconds)]
         linger: Duration,
     },
 }
@@ -413,10 +413,17 @@ fn clean(dir: &std::path::Path, force: bool) -> usock::Result<ExitCode> {
         usock::PrivateDir::take_over_unheld(dir)
     };
     match taken {
-        Err(e) if e.kind() == usock::ErrorKind::InUse && !force => {
-            let code = failure(&e);
-            eprintln!("usock: --force removes it anyway");
-            Ok(code)
+        // The library takes the directory over to remove it; the user asked to clean it.
+        Err(e) => {
+            let message = e.message();
+            let said = message
+                .strip_prefix("cannot take over ")
+                .map_or_else(|| message.to_owned(), |rest| format!("cannot clean {rest}"));
+            eprintln!("usock: {said}");
+            if e.kind() == usock::ErrorKind::InUse && !force {
+                eprintln!("usock: --force removes it anyway");
+            }
+            Ok(exit::code(e.kind()))
         }
         Ok(dir) if !force => match dir.answering_socket()? {
             Some(socket) => {
@@ -434,6 +441,18 @@ fn clean(dir: &std::path::Path, force: bool) -> usock::Result<ExitCode> {
             None => dir.cleanup().map(|()| ExitCode::SUCCESS),
         },
         taken => taken?.cleanup().map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// `--grace`: whole seconds, 0 or more (a negative number is named as such, not taken for an
+/// option).
+fn parse_grace(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) => Ok(seconds),
+        Err(_) if text.parse::<i128>().is_ok_and(|n| n < 0) => Err(format!(
+            "{text} is negative: a grace period is 0 seconds or more"
+        )),
+        Err(_) => Err(format!("{text:?} is not a whole number of seconds")),
     }
 }
 
@@ -507,15 +526,17 @@ fn long_paths_hint() {
 /// `usock check`: a directory, or a symbolic link, as `usock dir --parent` would take it (the
 /// library's walk decides whether a link is followed), or the parent of anything else.
 fn check(path: &std::path::Path) -> ExitCode {
-    let as_parent = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() || m.is_symlink());
+    let found = std::fs::symlink_metadata(path);
+    let as_parent = found.as_ref().is_ok_and(|m| m.is_dir() || m.is_symlink());
     let target = if as_parent || path.as_os_str().is_empty() {
         path.to_owned()
     } else {
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        println!(
-            "{} is neither a directory nor a symbolic link: checking its parent",
-            path.display()
-        );
+        let what = match found {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+            _ => "is neither a directory nor a symbolic link",
+        };
+        println!("{} {what}: checking its parent", path.display());
         parent.map_or_else(|| PathBuf::from("."), |p| p.to_owned())
     };
     let report = usock::explain_parent(&target);

@@ -410,6 +410,34 @@ if [ $rc -eq 0 ] && grep -qxF '$XDG_RUNTIME_DIR (relative): skipped: not an abso
   ok usock_check_without_a_path_stops_at_the_one_taken
 else fail usock_check_without_a_path_stops_at_the_one_taken "rc=$rc $(cat "$work/out")"; fi
 
+# 6b. Messages in the user's words: clean says clean (not the library's "take over"), check says
+# a path does not exist, and a negative --grace or --linger is named as such (clap took it for
+# an option and suggested "-- -5", which then failed too).
+mkdir -p "$work/notusock/par"; chmod 700 "$work/notusock"
+"$USOCK" clean "$work/notusock/par" 2>"$work/err"; rc=$?
+if [ $rc -eq 13 ] && grep -qF "usock: cannot clean $work/notusock/par: \"par\" is not a name usock makes" "$work/err" \
+   && ! grep -q "take over" "$work/err" && [ -d "$work/notusock/par" ]; then ok usock_clean_speaks_of_cleaning
+else fail usock_clean_speaks_of_cleaning "rc=$rc $(cat "$work/err")"; fi
+"$USOCK" check "$work/missing/x/y" >"$work/out" 2>&1
+if sed -n 1p "$work/out" | grep -qxF "$work/missing/x/y does not exist: checking its parent"; then
+  ok usock_check_says_a_missing_path_does_not_exist
+else fail usock_check_says_a_missing_path_does_not_exist "$(cat "$work/out")"; fi
+"$USOCK" sweep --grace -5 "$work" >/dev/null 2>"$work/err"; rc=$?
+"$USOCK" connect --linger -1 "$work/x.sock" </dev/null >/dev/null 2>"$work/err2"; rc2=$?
+if [ $rc -eq 2 ] && grep -qF -- "-5 is negative: a grace period is 0 seconds or more" "$work/err" \
+   && [ $rc2 -eq 2 ] && grep -qF -- "-1 is negative" "$work/err2"; then ok negative_seconds_are_named_as_such
+else fail negative_seconds_are_named_as_such "rc=$rc rc2=$rc2 $(cat "$work/err" "$work/err2")"; fi
+
+# A well-known path in a directory of someone else's (root's): the lock file cannot be made,
+# and the message says why in the user's terms, not only "Permission denied".
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  mkdir -p "$work/rootsdir"; chmod 755 "$work/rootsdir"
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$USOCK" run --path "$work/rootsdir/x.sock" -- true 2>"$work/err"; rc=$?
+  if [ $rc -eq 18 ] && grep -qF "(you cannot create files in $work/rootsdir: use a directory of your own" "$work/err" \
+     && [ -z "$(ls -A "$work/rootsdir")" ]; then ok a_path_in_a_directory_of_someone_else_says_why
+  else fail a_path_in_a_directory_of_someone_else_says_why "rc=$rc $(cat "$work/err")"; fi
+else skip a_path_in_a_directory_of_someone_else_says_why "needs root to run the command as another user"; fi
+
 # 7. Every subcommand has --help; usage errors are 2.
 for sub in dir path clean sweep check run; do
   "$USOCK" "$sub" --help | grep -q "Exit codes" || fail "help_$sub" "no exit code table"
