@@ -804,6 +804,10 @@ fn a_shared_descriptor_changed_meanwhile_leaves_the_stale_socket_in_place() {
 /// `InUse` and the other server keeps its path.
 #[test]
 #[cfg(target_os = "linux")] // a socket file can be pinned (O_PATH) only there
+#[cfg_attr(
+    usock_portable,
+    ignore = "macOS and the BSDs cannot open a socket file to pin it (no O_PATH): SECURITY.md"
+)]
 fn a_server_that_took_the_stale_sockets_place_meanwhile_is_not_renamed_over() {
     let _hooks = hooks_serial();
     let _turn = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
@@ -895,9 +899,26 @@ fn a_temporary_socket_left_by_a_killed_bind_is_removed_by_a_later_one() {
     want.sort();
     assert_eq!(home.entries(""), want);
     bound.unbind().unwrap();
+    // A well-known path named like a temporary name (found by the third attacker review: its
+    // own stale socket was taken for a leftover and removed, and the bind failed): replaced as
+    // any stale socket; and a sibling path of that pattern, its lock file beside it, is left.
+    let (odd, sibling) = (at(".aaaaaaaaaaaaa"), at(".bbbbbbbbbbbbb"));
+    drop(UnixListener::bind(&odd).unwrap());
+    drop(UnixListener::bind(&sibling).unwrap());
+    fs::write(at(".bbbbbbbbbbbbb.lock"), b"").unwrap();
+    testing::set_leftover_age(Some(0));
+    let result = BoundPath::listener(&odd, BindMode::Exclusive);
+    testing::set_leftover_age(None);
+    let (odd_bound, _odd_listener) = result.unwrap();
+    let _client = UnixStream::connect(&odd).unwrap();
+    assert!(
+        sibling.exists(),
+        "a sibling well-known path's socket was removed"
+    );
+    odd_bound.unbind().unwrap();
     common::figure(
         "fault",
-        "a bind killed between its temporary name and the rename: its socket there removed by a later bind in the directory once old enough; a live one, one of another name and another user's left",
+        "a bind killed between its temporary name and the rename: its socket there removed by a later bind in the directory once old enough; a live one, one of another name, another user's, the path's own and a sibling well-known path's left",
         1,
         1,
         "tests/lifecycle.rs::a_temporary_socket_left_by_a_killed_bind_is_removed_by_a_later_one",

@@ -120,7 +120,11 @@ pub unsafe extern "C" fn usock_connect(
 /// at a fresh name beside the path first and renamed over it, so that clients never find the
 /// path without a server (the old server keeps its connections and should drain its backlog
 /// before it stops) and a call that fails leaves the path as it was. Anything else at the path
-/// (a file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone.
+/// (a file, another user's socket) is `USOCK_ERR_IN_USE` and is left alone. A process killed
+/// between that bind and the rename leaves its socket at the fresh name (a dot and 13 random
+/// characters); before it uses a fresh name, a bind removes such sockets in the directory
+/// that are the user's, a minute old and refuse connections (never a path's own socket, nor
+/// one with a `.lock` file beside it; a name shortened to fit `sun_path` is not recognised).
 ///
 /// To tell a live server from a stale socket, usock connects to it: a live server at the path
 /// sees one connection that closes at once, without a byte (the probe), so servers must survive

@@ -216,17 +216,21 @@ impl Target {
     /// between their bind and their rename (a crash, `SIGKILL`): names of a dot and 13
     /// characters of usock's alphabet, sockets of the user, unchanged for a minute
     /// ([`hooks::leftover_age`]), that refuse connections. A younger one may be another path's bind in progress
-    /// (each path has its own lock), bound and not yet listening. Called under the lock before
-    /// a temporary name is used; best effort: what cannot be examined stays.
+    /// (each path has its own lock), bound and not yet listening. A well-known path's own
+    /// socket is never one: not this path's, nor one with a lock file beside it (a name of that
+    /// pattern given as a path). Called under the lock before a temporary name is used; best
+    /// effort: what cannot be examined stays.
     fn remove_leftovers(&self) {
         let names = sys::open_dir_read(self.at(), c".")
             .and_then(sys::DirHandle::new)
-            .and_then(|mut dir| dir.list());
-        for name in names.unwrap_or_default() {
-            if !name::is_temp_name(name.to_bytes()) {
+            .and_then(|mut dir| dir.list())
+            .unwrap_or_default();
+        let locked = |name: &CStr| names.iter().any(|other| **other == *lock_name(name));
+        for name in &names {
+            if !name::is_temp_name(name.to_bytes()) || **name == *self.name || locked(name) {
                 continue;
             }
-            let Ok(st) = sys::lstat_at(self.at(), &name) else {
+            let Ok(st) = sys::lstat_at(self.at(), name) else {
                 continue;
             };
             if st.kind() != FileKind::Socket
@@ -235,11 +239,11 @@ impl Target {
             {
                 continue;
             }
-            let path = self.entry(&name);
+            let path = self.entry(name);
             if matches!(probe(path.as_os_str().as_bytes()), Ok(Probe::Stale))
-                && sys::lstat_at(self.at(), &name).is_ok_and(|now| now.same_file(&st))
+                && sys::lstat_at(self.at(), name).is_ok_and(|now| now.same_file(&st))
             {
-                let _ = sys::unlink_at(self.at(), &name, false);
+                let _ = sys::unlink_at(self.at(), name, false);
             }
         }
     }
@@ -435,7 +439,7 @@ impl BoundPath {
     /// socket) is [`ErrorKind::InUse`] and left alone. A bind that died between its bind and
     /// its rename leaves its socket at a temporary name (a dot and 13 random characters) beside
     /// the path; a later bind in the directory that uses a temporary name removes it once it is
-    /// a minute old and refuses connections.
+    /// a minute old and refuses connections (a name shortened to fit `sun_path` stays).
     ///
     /// To tell a live server from a stale socket, usock connects to it: a live server at the
     /// path sees one connection that closes at once, without a byte (the probe). A server must
