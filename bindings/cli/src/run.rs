@@ -255,10 +255,13 @@ fn fd_names(given: Option<&[OsString]>, passed: &[&Socket]) -> OsString {
         Some([one]) => vec![one.clone(); passed.len()],
         Some(names) => {
             if names.len() != passed.len() {
+                let plural = |n: usize, one: &'static str, many: &'static str| {
+                    format!("{n} {}", if n == 1 { one } else { many })
+                };
                 eprintln!(
-                    "usock: {} names given with --fdname for {} descriptors",
-                    names.len(),
-                    passed.len()
+                    "usock: {} given with --fdname for {}",
+                    plural(names.len(), "name", "names"),
+                    plural(passed.len(), "descriptor", "descriptors")
                 );
             }
             names.to_vec()

@@ -428,6 +428,12 @@ if [ $rc -eq 2 ] && grep -qF -- "-5 is negative: a grace period is 0 seconds or 
    && [ $rc2 -eq 2 ] && grep -qF -- "-1 is negative" "$work/err2"; then ok negative_seconds_are_named_as_such
 else fail negative_seconds_are_named_as_such "rc=$rc rc2=$rc2 $(cat "$work/err" "$work/err2")"; fi
 
+# --fdname with more names than sockets: a warning in plain English ("for 1 descriptors" before).
+"$USOCK" run --parent "$work" --name s --fdname a:b -- true 2>"$work/err"; rc=$?
+if [ $rc -eq 0 ] && grep -qxF "usock: 2 names given with --fdname for 1 descriptor" "$work/err"; then
+  ok fdname_count_warning_reads_well
+else fail fdname_count_warning_reads_well "rc=$rc $(cat "$work/err")"; fi
+
 # A well-known path in a directory of someone else's (root's): the lock file cannot be made,
 # and the message says why in the user's terms, not only "Permission denied".
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
