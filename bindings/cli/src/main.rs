@@ -45,8 +45,9 @@ enum Command {
     /// that binds by itself. Kept from sweeps for a day, as with `usock dir`.
     #[command(after_help = EXIT_CODES.as_str())]
     Path {
-        /// The socket's name in the directory.
-        #[arg(long, default_value = "sock")]
+        /// The socket's name in the directory (no control characters: the path is printed as
+        /// one line).
+        #[arg(long, default_value = "sock", value_parser = parse_printable_name)]
         name: String,
         /// The parent to make the directory in.
         #[arg(long)]
@@ -345,6 +346,17 @@ fn run_options(
 
 /// `usock dir` and `usock path`: the directory stays, held by nothing, marked to be kept from
 /// sweeps for a day.
+/// `usock path --name`: a name whose path prints as one line. A newline or another control
+/// character would split it for `$(usock path)`, `read` and every line-based reader.
+fn parse_printable_name(text: &str) -> Result<String, String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "{text:?} contains a control character ({c:?}): the path printed would not be one line"
+        )),
+        None => Ok(text.to_owned()),
+    }
+}
+
 fn make(parent: Option<PathBuf>, name: Option<String>) -> usock::Result<ExitCode> {
     if parent.is_none() {
         note_fallback();

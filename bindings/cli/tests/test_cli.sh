@@ -428,6 +428,14 @@ if [ $rc -eq 2 ] && grep -qF -- "-5 is negative: a grace period is 0 seconds or 
    && [ $rc2 -eq 2 ] && grep -qF -- "-1 is negative" "$work/err2"; then ok negative_seconds_are_named_as_such
 else fail negative_seconds_are_named_as_such "rc=$rc rc2=$rc2 $(cat "$work/err" "$work/err2")"; fi
 
+# usock path prints one line: a name with a newline or a tab is refused (status 2), nothing made.
+mkdir -p "$work/pp"
+"$USOCK" path --parent "$work/pp" --name $'a\nb' >"$work/out" 2>"$work/err"; rc=$?
+"$USOCK" path --parent "$work/pp" --name $'a\tb' >>"$work/out" 2>>"$work/err"; rc2=$?
+if [ $rc -eq 2 ] && [ $rc2 -eq 2 ] && [ ! -s "$work/out" ] && grep -qF "the path printed would not be one line" "$work/err" \
+   && [ -z "$(ls -A "$work/pp")" ]; then ok usock_path_refuses_a_name_that_would_break_its_line
+else fail usock_path_refuses_a_name_that_would_break_its_line "rc=$rc rc2=$rc2 $(ls -A "$work/pp") $(cat "$work/out" "$work/err")"; fi
+
 # --fdname with more names than sockets: a warning in plain English ("for 1 descriptors" before).
 "$USOCK" run --parent "$work" --name s --fdname a:b -- true 2>"$work/err"; rc=$?
 if [ $rc -eq 0 ] && grep -qxF "usock: 2 names given with --fdname for 1 descriptor" "$work/err"; then
