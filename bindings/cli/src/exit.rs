@@ -32,7 +32,7 @@ fn note(kind: ErrorKind) -> &'static str {
             "; usock connect: also when the\n       server runs as another user than --server-uid allows"
         }
         ErrorKind::InUse => {
-            "; also a --path another server holds,\n       or a directory usock clean finds held by a live process"
+            "; also a --path another server holds,\n       or a directory usock clean finds held by a live process\n       or served by a socket in it"
         }
         _ => "",
     }
