@@ -70,7 +70,7 @@ fn full_file_system() {
     let steps = child_steps(&out);
     figure(
         "fault",
-        "file system out of inodes at each step (mkdir, bind) and out of space: clear ENOSPC, nothing left, no descriptor leaked",
+        "file system out of inodes with 0, 1 and 2 inodes free (mkdir and bind fail with a clear ENOSPC until both fit), then out of data space (it works: directories and sockets need no data blocks on tmpfs): nothing left, no descriptor leaked",
         steps,
         steps,
         "tests/faults.rs::full_file_system",
@@ -153,7 +153,7 @@ fn descriptor_exhaustion_at_each_step() {
     let steps = child_steps(&out);
     figure(
         "fault",
-        "RLIMIT_NOFILE exhausted at each descriptor usock opens in create and bind (walk of /, parent, directory, socket, listing at cleanup)",
+        "RLIMIT_NOFILE set 0 to 11 descriptors above those open, one try each, through create, bind and cleanup (walk of /, parent, directory, socket, listing at cleanup): each try works or fails with EMFILE, nothing left, no descriptor leaked",
         steps,
         steps,
         "tests/faults.rs::descriptor_exhaustion_at_each_step",

@@ -677,7 +677,7 @@ fn replace_mode_takes_over_with_no_failed_connection() {
     assert!(!path.exists());
     common::figure(
         "fault",
-        "20 replacements while a client connects in a loop: no failed connection",
+        "20 replacements while a client connects in a loop (tried: the connections made meanwhile): no failed connection",
         connects.load(Ordering::Relaxed),
         connects.load(Ordering::Relaxed),
         "tests/lifecycle.rs::replace_mode_takes_over_with_no_failed_connection",
