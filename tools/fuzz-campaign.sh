@@ -43,10 +43,12 @@ set -m # the fuzzer in a process group of its own, to stop all its jobs at once
 (cd fuzz && exec "$cargo" +nightly fuzz run c_abi corpus/c_abi corpus-seed -- "${args[@]}") >> "$log" 2>&1 &
 fuzzer=$!
 set +m
-# A finding in one job stops the others (one process stops by itself).
+# A finding in one job stops the others (one process stops by itself). libFuzzer's slow-unit-*
+# files are not findings (an input that took over 10 s, as any does when the machine is busy
+# or the job was stopped for a while); a hang is a timeout-* file, and stops the campaign.
 polls=0
 while kill -0 "$fuzzer" 2>/dev/null; do
-  if [ $((polls++ % 30)) = 0 ] && [ -n "$(find fuzz/artifacts/c_abi -type f -newer "$stamp" | head -n 1)" ]; then
+  if [ $((polls++ % 30)) = 0 ] && [ -n "$(find fuzz/artifacts/c_abi -type f ! -name 'slow-unit-*' -newer "$stamp" | head -n 1)" ]; then
     echo "fuzz: a finding in fuzz/artifacts/c_abi, stopping every job" >> "$log"
     sleep 5
     kill -- -"$fuzzer" 2>/dev/null
