@@ -71,15 +71,18 @@ pub fn run(mut opts: Options, command: Vec<OsString>) -> usock::Result<ExitCode>
     Ok(status)
 }
 
-/// The library's message for a failed bind; a live server at a well-known path also names the
-/// option that takes over from it (the library speaks of "the replace mode").
+/// The library's message for a failed bind; for a live server at a well-known path, the
+/// library's advice ("pass the replace mode ...") gives way to the option that does it.
 fn bind_failure(err: &usock::Error, replace: bool) -> ExitCode {
-    let code = crate::exit::failure(err);
-    let live_server = err.message().contains("a server answers there");
+    const LIBRARY_ADVICE: &str = "; pass the replace mode to take over from it";
+    let message = err.message();
+    let live_server = message.contains("a server answers there");
     if err.kind() == usock::ErrorKind::InUse && live_server && !replace {
+        eprintln!("usock: {}", message.replacen(LIBRARY_ADVICE, "", 1));
         eprintln!("usock: to take over from a live server at -l/--path, add --replace");
+        return crate::exit::code(err.kind());
     }
-    code
+    crate::exit::failure(err)
 }
 
 /// Checks the options before anything is made; the accept policy when `--accept`.

@@ -125,7 +125,8 @@ wait_for "$work/own/live.sock"
 err=$("$USOCK" run --path "$work/own/live.sock" -- touch "$work/ran-live" 2>&1); rc=$?
 kill $live; wait $live 2>/dev/null
 check usock_run_live_server_at_the_path_names_the_replace_option \
-  test $rc -eq 15 -a ! -e "$work/ran-live" -a -n "$(grep -e '--replace' <<<"$err")"
+  test $rc -eq 15 -a ! -e "$work/ran-live" -a -n "$(grep -e '--replace' <<<"$err")" \
+    -a -z "$(grep -e 'replace mode' <<<"$err")" -a -n "$(grep -e 'it was left in place' <<<"$err")"
 
 # 4. gunicorn by socket activation (it takes descriptor 3 from LISTEN_FDS and LISTEN_PID by
 #    itself), queried with curl; stopped with SIGTERM to usock run.
