@@ -558,9 +558,15 @@ fn check(path: &std::path::Path) -> ExitCode {
     match &report.result {
         Ok(resolved) => {
             println!("{}: passes usock's parent checks", resolved.display());
-            if let Some(Err(e)) = &report.room {
-                println!("but: {}", e.message());
-                long_paths_hint();
+            match &report.room {
+                Some(Ok(())) => println!(
+                    "it leaves room in sun_path for a private directory and a socket in it"
+                ),
+                Some(Err(e)) => {
+                    println!("but: {}", e.message());
+                    long_paths_hint();
+                }
+                None => {}
             }
             match &report.well_known {
                 Some(Ok(())) => {
