@@ -136,7 +136,7 @@ demo: deps-c build prolog
 
 test: test-begin deps-c deps-prolog test-rust test-c test-python test-python-asan test-python-dist test-prolog test-cli test-fuzz test-portable check-ports
 	@if [ -s $(SKIPPED) ]; then \
-	  echo "== all suites run here passed; $$(wc -l < $(SKIPPED)) skipped (run as root to include them):"; \
+	  echo "== all suites run here passed; $$(wc -l < $(SKIPPED)) skipped, each for the reason given:"; \
 	  sed 's/^/   - /' $(SKIPPED); \
 	else echo "== all suites passed"; fi
 

@@ -6,7 +6,8 @@
 #   tools/ensure-deps.sh python   # python3 -m venv
 #   tools/ensure-deps.sh bench    # strace, to count system calls
 #   tools/ensure-deps.sh ports    # Debian's packaged Rust with std sources and clippy (check-ports)
-#   tools/ensure-deps.sh cli      # curl, which the usock command's tests query a server with
+#   tools/ensure-deps.sh cli      # curl, which the usock command's tests query a server with,
+#                                 # and man, which renders its man page in a test
 #   tools/ensure-deps.sh python-systemd  # python3-systemd for /usr/bin/python3 (optional: a test skips)
 #   tools/ensure-deps.sh oracle   # systemd-socket-activate, the oracle of usock run's tests
 set -euo pipefail
@@ -26,7 +27,7 @@ for what in "$@"; do
     prolog) need swipl swi-prolog-nox ;;
     python) python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
     bench)  need strace strace ;;
-    cli)    need curl curl ;;
+    cli)    need curl curl; need man man-db ;;
     python-systemd) /usr/bin/python3 -c 'import systemd.daemon' 2>/dev/null || missing+=(python3-systemd) ;;
     oracle) need systemd-socket-activate systemd ;;
     ports)  for p in rustc-web cargo-web rust-web-src rust-web-clippy; do
