@@ -76,7 +76,7 @@ enum Command {
         #[arg(long)]
         parent: Option<PathBuf>,
         /// Keep directories changed less than this many seconds ago.
-        #[arg(long, default_value = "60", allow_negative_numbers = true, value_parser = parse_grace)]
+        #[arg(long, value_name = "SECONDS", default_value = "60", allow_negative_numbers = true, value_parser = parse_grace)]
         grace: u64,
     },
     /// Explain, directory by directory from /, whether a parent (or a socket path's parent)
