@@ -237,11 +237,19 @@ fn bind_path(
     made: &mut Made,
 ) -> usock::Result<Socket> {
     // `./x.sock` binds as `x.sock` (the library makes it absolute): no `/./` in the paths
-    // the command sees.
-    let path: PathBuf = path
-        .components()
-        .filter(|c| *c != std::path::Component::CurDir)
-        .collect();
+    // the command sees. A path that does not end in a name (`d/`, `d/.`) goes as it is, for
+    // the library to refuse before it makes anything: rebuilt from its components it would
+    // name the directory `d`, and leave `d.lock` beside it.
+    let ends_in_name = path
+        .file_name()
+        .is_some_and(|name| path.as_os_str().as_bytes().ends_with(name.as_bytes()));
+    let path: PathBuf = if ends_in_name {
+        path.components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect()
+    } else {
+        path.to_owned()
+    };
     let (bound, fd) = BoundPath::bind(&path, ty, None, mode)?;
     let path = bound.path().to_owned();
     made.paths.push(bound);

@@ -439,6 +439,15 @@ if [ $rc -eq 2 ] && [ $rc2 -eq 2 ] && [ ! -s "$work/out" ] && grep -qF "the path
    && [ -z "$(ls -A "$work/pp")" ]; then ok usock_path_refuses_a_name_that_would_break_its_line
 else fail usock_path_refuses_a_name_that_would_break_its_line "rc=$rc rc2=$rc2 $(ls -A "$work/pp") $(cat "$work/out" "$work/err")"; fi
 
+# A --path that does not end in a name (d/, d/.) is refused (11) before anything is made: the
+# command rebuilt it from its components, bound at d (15, "it is a directory") and left d.lock.
+mkdir -p "$work/slash/d"; chmod 700 "$work/slash"
+"$USOCK" run --path "$work/slash/d/" -- true 2>"$work/err"; rc=$?
+"$USOCK" run --path "$work/slash/d/." -- true 2>>"$work/err"; rc2=$?
+if [ $rc -eq 11 ] && [ $rc2 -eq 11 ] && grep -qF "$work/slash/d/ does not end in a file name" "$work/err" \
+   && [ "$(ls -A "$work/slash")" = d ]; then ok usock_run_path_that_names_no_file_is_refused_before_anything_is_made
+else fail usock_run_path_that_names_no_file_is_refused_before_anything_is_made "rc=$rc rc2=$rc2 $(ls -A "$work/slash") $(cat "$work/err")"; fi
+
 # --fdname with more names than sockets: a warning in plain English ("for 1 descriptors" before).
 "$USOCK" run --parent "$work" --name s --fdname a:b -- true 2>"$work/err"; rc=$?
 if [ $rc -eq 0 ] && grep -qxF "usock: 2 names given with --fdname for 1 descriptor" "$work/err"; then
