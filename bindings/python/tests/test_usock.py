@@ -513,6 +513,46 @@ def test_garbage_collection_never_removes_a_directory_whose_socket_serves(scratc
            "test_garbage_collection_never_removes_a_directory_whose_socket_serves")
 
 
+def test_garbage_collection_keeps_a_directory_that_handed_out_a_path_while_it_serves(scratch):
+    # A path from socket_path() given to other code (here a plain socket): the PrivateDir was
+    # removed at garbage collection while that code served there, and in a parent others may
+    # write to, another user could then make the same name and receive the server.
+    import time
+
+    d = usock.PrivateDir(scratch)
+    path = d.socket_path("srv")
+    directory = os.path.dirname(path)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    del d
+    gc.collect()
+    assert os.path.exists(path), "the directory went while its socket served"
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(path)
+    # Served no more: gone after two looks a second apart at later full collections.
+    server.close()
+    gc.collect()
+    time.sleep(1.1)
+    gc.collect()
+    assert not os.path.exists(directory)
+    # A path handed out and never bound: kept (other code may bind there later), until exit.
+    unbound = usock.PrivateDir(scratch)
+    kept = os.path.dirname(unbound.socket_path())
+    del unbound
+    gc.collect()
+    time.sleep(1.1)
+    gc.collect()
+    assert os.path.isdir(kept)
+    # A directory that handed out nothing goes at once, as before.
+    plain = usock.PrivateDir(scratch)
+    gone = plain.path
+    del plain
+    assert not os.path.exists(gone)
+    figure("fault", "Python: a PrivateDir garbage-collected after it handed out a socket path: kept while a socket there serves, removed once nothing does (two looks a second apart), kept when nothing was bound there", 3, 3,
+           "test_garbage_collection_keeps_a_directory_that_handed_out_a_path_while_it_serves")
+
+
 def test_exceptions_from_signal_handlers_leak_nothing(scratch):
     # Ctrl-C's KeyboardInterrupt, for real: a timer signal whose handler raises, every 200 us,
     # while listen(), PrivateDir(), bind() and cleanup() run in a loop.

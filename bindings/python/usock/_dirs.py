@@ -35,8 +35,12 @@ class PrivateDir(_SoleOwner):
     without any of these: a server that a service manager stops makes SIGTERM call
     ``sys.exit()`` (``signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))``). A socket from :meth:`bind` keeps its
     directory alive, so garbage collection never removes a directory whose socket is still in
-    use. In a child process made by ``os.fork()`` cleanup removes nothing (the parent still owns
-    the directory).
+    use. A directory that handed out a path (:meth:`socket_path`, :meth:`socket_address`) is not
+    removed when the object is collected: later full collections remove it once no socket in it
+    answers (two looks a second apart), and one where nothing was bound stays until exit (other
+    code may still bind there; removing it would let another user make the same name). In a
+    child process made by ``os.fork()`` cleanup removes nothing (the parent still owns the
+    directory).
 
     Raises :class:`UnsafeDirectoryError`, :class:`PathTooLongError`,
     :class:`NoDirectoryError` or :class:`Error`; nothing is left on disk then.
@@ -108,6 +112,7 @@ class PrivateDir(_SoleOwner):
             status = call(cell, raw, buf, size)
             if status != _lib.OK:
                 raise _error(status)
+            handle.handed_out = True
         return os.fsdecode(buf.value)
 
     def bind(

@@ -11,6 +11,7 @@ import gc
 import os
 import socket as _socket
 import threading
+import time
 import weakref
 
 from . import _lib
@@ -26,12 +27,16 @@ class _Handle:
     flight, but a call that began after the free would read freed memory).
     """
 
-    __slots__ = ("cell", "lock", "free")
+    __slots__ = ("cell", "lock", "free", "handed_out", "last_look")
 
     def __init__(self, free: "ctypes._CFuncPtr") -> None:
         self.cell = ctypes.c_void_p()
         self.lock = threading.Lock()
         self.free = free  # usock_cleanup or usock_unbind_path
+        # A directory that gave a socket path to other code (socket_path, socket_address) is
+        # not removed when its object is collected: see _collected.
+        self.handed_out = False
+        self.last_look: "tuple[int, int, int, float] | None" = None
 
     def live(self, path: str) -> ctypes.c_void_p:
         """The cell, for a call made under the lock; ValueError once released."""
@@ -71,20 +76,53 @@ _owners: "dict[int, _Owner]" = {}
 
 def _collected(owner: _Owner) -> None:
     """The directory object became garbage: release its handle (no other thread can be using
-    it: nothing refers to it any more)."""
+    it: nothing refers to it any more). One that handed out a socket path stays in the table
+    instead: other code may serve at that path, or bind there later, and removing the directory
+    would let another user make the same name in a shared parent and receive that server (or
+    its clients). Later full collections look at it (:func:`_dead_now`); exit removes it."""
+    if owner.handle.handed_out:
+        return
     _release(owner.handle)
     _owners.pop(id(owner.handle), None)
 
 
+def _dead_now(handle: _Handle) -> bool:
+    """Whether an orphaned directory that handed out a path may go now: none of its sockets
+    answers (``usock_dir_idle``, which never blocks: a full backlog counts as an answer, and a
+    directory where nothing is bound stays), at two looks at least a second apart between
+    which the directory did not change (inode, mtime, ctime). One look is not proof: a socket
+    bound but not yet listening refuses connections as a closed one does."""
+    if not handle.lock.acquire(blocking=False):
+        return False
+    try:
+        if not handle.cell.value:
+            return True
+        if _lib.lib.usock_dir_idle(handle.cell) != _lib.OK:
+            handle.last_look = None
+            return False
+        st = os.stat(_lib.lib.usock_dir_path(handle.cell))
+        now = time.monotonic()
+        look = handle.last_look
+        handle.last_look = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, now)
+        return look is not None and look[:3] == handle.last_look[:3] and now - look[3] >= 1.0
+    except OSError:
+        handle.last_look = None
+        return False
+    finally:
+        handle.lock.release()
+
+
 def _finish_orphans(phase: str, info: "dict[str, int]") -> None:
     """After a full garbage collection: release handles whose owner is gone but whose release
-    was cut short, and forget released ones."""
+    was cut short, and those of directories that handed out a path once nothing serves there
+    (:func:`_dead_now`); forget released ones."""
     if phase != "stop" or info.get("generation") != 2:
         return
     for key, owner in list(_owners.items()):
-        if owner() is None:
-            _release(owner.handle)
-        if not owner.handle.cell.value:
+        handle = owner.handle
+        if owner() is None and (not handle.handed_out or _dead_now(handle)):
+            _release(handle)
+        if not handle.cell.value:
             _owners.pop(key, None)
 
 

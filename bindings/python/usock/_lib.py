@@ -84,6 +84,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.usock_adopt.restype = c_int
     lib.usock_cleanup.argtypes = [c_dir]
     lib.usock_cleanup.restype = c_int
+    lib.usock_dir_idle.argtypes = [c_dir]
+    lib.usock_dir_idle.restype = c_int
     lib.usock_strerror.argtypes = [c_int]
     lib.usock_strerror.restype = c_char_p
     lib.usock_last_error.argtypes = []
