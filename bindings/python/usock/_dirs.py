@@ -36,11 +36,14 @@ class PrivateDir(_SoleOwner):
     ``sys.exit()`` (``signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))``). A socket from :meth:`bind` keeps its
     directory alive, so garbage collection never removes a directory whose socket is still in
     use. A directory that handed out a path (:meth:`socket_path`, :meth:`socket_address`) is not
-    removed when the object is collected: later full collections remove it once no socket in it
-    answers (two looks a second apart), and one where nothing was bound stays until exit (other
-    code may still bind there; removing it would let another user make the same name). In a
-    child process made by ``os.fork()`` cleanup removes nothing (the parent still owns the
-    directory).
+    removed when the object is collected: later full collections look at it (each look is a
+    connection to each socket in it that closes at once, as the sweep's) and remove it once no
+    socket in it has answered for a second; one with nothing bound in it (yet, or any more)
+    stays until exit, holding two descriptors (other code may still bind there; removing it
+    would let another user make the same name). Call :meth:`cleanup` (or use ``with``) when
+    done, and ``listen()`` right after ``bind()`` at such a path: a socket bound but not
+    listening for over a second refuses connections, as a dead one does. In a child process made
+    by ``os.fork()`` cleanup removes nothing (the parent still owns the directory).
 
     Raises :class:`UnsafeDirectoryError`, :class:`PathTooLongError`,
     :class:`NoDirectoryError` or :class:`Error`; nothing is left on disk then.

@@ -89,9 +89,11 @@ def _collected(owner: _Owner) -> None:
 def _dead_now(handle: _Handle) -> bool:
     """Whether an orphaned directory that handed out a path may go now: none of its sockets
     answers (``usock_dir_idle``, which never blocks: a full backlog counts as an answer, and a
-    directory where nothing is bound stays), at two looks at least a second apart between
-    which the directory did not change (inode, mtime, ctime). One look is not proof: a socket
-    bound but not yet listening refuses connections as a closed one does."""
+    directory where nothing is bound stays), at looks at least a second apart between which the
+    directory did not change (inode, mtime, ctime): the first such look is kept, however often
+    collections come. One look is not proof: a socket bound but not yet listening refuses
+    connections as a closed one does (a bind changes the directory and starts the second
+    again, but a ``listen()`` more than a second after its ``bind()`` can come too late)."""
     if not handle.lock.acquire(blocking=False):
         return False
     try:
@@ -102,9 +104,12 @@ def _dead_now(handle: _Handle) -> bool:
             return False
         st = os.stat(_lib.lib.usock_dir_path(handle.cell))
         now = time.monotonic()
-        look = handle.last_look
-        handle.last_look = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, now)
-        return look is not None and look[:3] == handle.last_look[:3] and now - look[3] >= 1.0
+        state = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        first = handle.last_look
+        if first is None or first[:3] != state:
+            handle.last_look = (*state, now)
+            return False
+        return now - first[3] >= 1.0
     except OSError:
         handle.last_look = None
         return False
