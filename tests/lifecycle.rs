@@ -730,10 +730,7 @@ fn a_shared_descriptor_changed_meanwhile_leaves_the_stale_socket_in_place() {
     let mut tried = 0;
     for mode in [BindMode::Exclusive, BindMode::Replace] {
         for change in ["connected", "bound"] {
-            let (stale, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
-            drop(listener);
-            std::mem::forget(stale); // a crashed server: its socket stays, nobody listens
-            let id = fs::symlink_metadata(&path).unwrap().ino();
+            let id = crashed_servers_socket(&path);
             // An unbound, unconnected stream socket, and a second descriptor of it.
             // SAFETY: a plain system call; the result is checked and owned at once.
             let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
@@ -769,21 +766,8 @@ fn a_shared_descriptor_changed_meanwhile_leaves_the_stale_socket_in_place() {
                 err.message().contains(&*path.to_string_lossy()),
                 "{mode:?}, {change}: the message names the path asked for: {err}"
             );
-            assert_eq!(
-                fs::symlink_metadata(&path).map(|m| m.ino()).ok(),
-                Some(id),
-                "{mode:?}, {change}: the failed call removed the stale socket"
-            );
-            assert_eq!(
-                home.entries(""),
-                vec![
-                    "server.sock".to_owned(),
-                    "shared.sock".to_owned(),
-                    "shared.sock.lock".to_owned()
-                ],
-                "{mode:?}, {change}: something was left beside the path"
-            );
-            fs::remove_file(&path).unwrap();
+            let context = format!("{mode:?}, {change}: {err}");
+            assert_only_the_stale_socket_is_left(&home, &path, id, &context);
             tried += 1;
         }
     }
@@ -937,10 +921,7 @@ fn with_getpeername_denied_a_connected_socket_leaves_the_stale_socket_in_place()
     let _server = UnixListener::bind(&server).unwrap();
     let mut tried = 0;
     for mode in [BindMode::Exclusive, BindMode::Replace] {
-        let (stale, listener) = BoundPath::listener(&path, BindMode::Exclusive).unwrap();
-        drop(listener);
-        std::mem::forget(stale);
-        let id = fs::symlink_metadata(&path).unwrap().ino();
+        let id = crashed_servers_socket(&path);
         let client = UnixStream::connect(&server).unwrap();
         // The filter holds in this one thread (seccomp without TSYNC), which ends here.
         let result = std::thread::scope(|s| {
@@ -953,21 +934,7 @@ fn with_getpeername_denied_a_connected_socket_leaves_the_stale_socket_in_place()
         });
         let err = result.expect_err("a connected socket cannot listen");
         assert_ne!(err.kind(), ErrorKind::InUse, "{mode:?}: {err}");
-        assert_eq!(
-            fs::symlink_metadata(&path).map(|m| m.ino()).ok(),
-            Some(id),
-            "{mode:?}: the failed call removed the stale socket ({err})"
-        );
-        assert_eq!(
-            home.entries(""),
-            vec![
-                "sandboxed.sock".to_owned(),
-                "sandboxed.sock.lock".to_owned(),
-                "server.sock".to_owned()
-            ],
-            "{mode:?}: something was left beside the path"
-        );
-        fs::remove_file(&path).unwrap();
+        assert_only_the_stale_socket_is_left(&home, &path, id, &format!("{mode:?}: {err}"));
         tried += 1;
     }
     common::figure(
@@ -977,6 +944,36 @@ fn with_getpeername_denied_a_connected_socket_leaves_the_stale_socket_in_place()
         tried,
         "tests/lifecycle.rs::with_getpeername_denied_a_connected_socket_leaves_the_stale_socket_in_place",
     );
+}
+
+/// A crashed server's socket at `path` (bound, then closed: nobody listens); its inode number.
+fn crashed_servers_socket(path: &Path) -> u64 {
+    drop(UnixListener::bind(path).unwrap());
+    fs::symlink_metadata(path).unwrap().ino()
+}
+
+/// After a failed bind at `path` over the stale socket `id`: that socket is still there, and
+/// beside it only the lock file and `server.sock` (no temporary name). Removes it, for the next
+/// round.
+fn assert_only_the_stale_socket_is_left(home: &Scratch, path: &Path, id: u64, context: &str) {
+    assert_eq!(
+        fs::symlink_metadata(path).map(|m| m.ino()).ok(),
+        Some(id),
+        "{context}: the failed call removed the stale socket"
+    );
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let mut want = vec![
+        name.to_owned(),
+        format!("{name}.lock"),
+        "server.sock".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(
+        home.entries(""),
+        want,
+        "{context}: something was left beside the path"
+    );
+    fs::remove_file(path).unwrap();
 }
 
 /// `connect(2)` of the socket `fd` to `path` (std connects only sockets it makes).
