@@ -47,7 +47,7 @@ enum Command {
     Path {
         /// The socket's name in the directory (no control characters: the path is printed as
         /// one line).
-        #[arg(long, default_value = "sock", value_parser = parse_printable_name)]
+        #[arg(long, default_value = "sock")]
         name: String,
         /// The parent to make the directory in.
         #[arg(long)]
@@ -210,7 +210,13 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Dir { parent } => make(parent, None),
-        Command::Path { name, parent } => make(parent, Some(name)),
+        Command::Path { name, parent } => match check_printable_name(&name) {
+            Ok(()) => make(parent, Some(name)),
+            Err(why) => {
+                eprintln!("usock: --name {why}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Clean { dir, force } => clean(&dir, force),
         Command::Sweep {
             parent_arg,
@@ -344,19 +350,20 @@ fn run_options(
     (options, command)
 }
 
-/// `usock dir` and `usock path`: the directory stays, held by nothing, marked to be kept from
-/// sweeps for a day.
 /// `usock path --name`: a name whose path prints as one line. A newline or another control
-/// character would split it for `$(usock path)`, `read` and every line-based reader.
-fn parse_printable_name(text: &str) -> Result<String, String> {
+/// character would split it for `$(usock path)`, `read` and every line-based reader. Checked
+/// here rather than by clap, whose message would echo the name with its control characters.
+fn check_printable_name(text: &str) -> Result<(), String> {
     match text.chars().find(|c| c.is_control()) {
         Some(c) => Err(format!(
             "{text:?} contains a control character ({c:?}): the path printed would not be one line"
         )),
-        None => Ok(text.to_owned()),
+        None => Ok(()),
     }
 }
 
+/// `usock dir` and `usock path`: the directory stays, held by nothing, marked to be kept from
+/// sweeps for a day.
 fn make(parent: Option<PathBuf>, name: Option<String>) -> usock::Result<ExitCode> {
     if parent.is_none() {
         note_fallback();

@@ -435,7 +435,10 @@ else fail negative_seconds_are_named_as_such "rc=$rc rc2=$rc2 $(cat "$work/err" 
 mkdir -p "$work/pp"
 "$USOCK" path --parent "$work/pp" --name $'a\nb' >"$work/out" 2>"$work/err"; rc=$?
 "$USOCK" path --parent "$work/pp" --name $'a\tb' >>"$work/out" 2>>"$work/err"; rc2=$?
+# The message is two lines, one per call, each starting "usock: ": the name is quoted with its
+# control characters escaped (clap's own message echoed the newline).
 if [ $rc -eq 2 ] && [ $rc2 -eq 2 ] && [ ! -s "$work/out" ] && grep -qF "the path printed would not be one line" "$work/err" \
+   && [ "$(wc -l <"$work/err")" -eq 2 ] && [ "$(grep -c '^usock: --name "a\\[nt]b" contains a control character' "$work/err")" -eq 2 ] \
    && [ -z "$(ls -A "$work/pp")" ]; then ok usock_path_refuses_a_name_that_would_break_its_line
 else fail usock_path_refuses_a_name_that_would_break_its_line "rc=$rc rc2=$rc2 $(ls -A "$work/pp") $(cat "$work/out" "$work/err")"; fi
 
