@@ -16,7 +16,8 @@ password), and with ``unix_domain_socket=""`` a directory Prolog names with ``tm
 (``/tmp/swipl_udsock_<pid>_<n>``: predictable, made with default permissions and ``chmod``-ed
 afterwards). Here ``""`` also means a usock directory.
 
-``swiplserver`` is an optional dependency: ``pip install 'usock[mqi]'``.
+``swiplserver`` is an optional dependency (the ``mqi`` extra): ``pip install swiplserver``, or
+``pip install './bindings/python[mqi]'`` from a usock checkout (usock is not on PyPI yet).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ try:
 except ImportError as missing:
     raise ImportError(
         "usock.mqi needs swiplserver, SWI-Prolog's Python client of the Machine Query Interface, "
-        "which is not installed: pip install 'usock[mqi]' (or: pip install swiplserver)",
+        "which is not installed: pip install swiplserver (usock's mqi extra; from a usock "
+        "checkout: pip install './bindings/python[mqi]')",
         name="swiplserver",
     ) from missing
 
