@@ -530,14 +530,15 @@ fn check_automatic() -> ExitCode {
     exit::code(usock::ErrorKind::NoDir)
 }
 
-/// What the library offers for socket paths longer than `sun_path`, which the command does not.
+/// What the library offers for socket paths longer than `sun_path`, which the command's `dir`,
+/// `path` and `run` do not make (`connect` connects to them).
 fn long_paths_hint() {
     if cfg!(any(target_os = "linux", target_os = "freebsd")) {
         println!(
             "long socket paths: the usock library can bind and connect them through a descriptor \
              of the directory when asked (Rust DirOptions::long_paths, C USOCK_LONG_PATHS, \
-             Python PrivateDir(long_paths=True)); the usock command does not ask for them: \
-             give it a shorter --parent"
+             Python PrivateDir(long_paths=True)); usock dir, path and run do not make them \
+             (usock connect connects to them): give them a shorter --parent"
         );
     }
 }

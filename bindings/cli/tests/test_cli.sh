@@ -375,6 +375,15 @@ if [ $rc -eq 12 ] && grep -q "^but: .*the limit here is 107" "$work/out" \
    && grep -q "^long socket paths: .*DirOptions::long_paths, C USOCK_LONG_PATHS" "$work/out"; then
   ok usock_check_on_a_deep_parent_names_long_paths
 else fail usock_check_on_a_deep_parent_names_long_paths "rc=$rc $(cat "$work/out")"; fi
+# A socket path too long for sun_path in a parent that passes is 12 (the man page said the parent
+# checks' status alone), and the hint does not claim that no usock command reaches such a path.
+long=$work/$(printf 'x%.0s' $(seq 110)).sock
+"$USOCK" check "$long" >"$work/out"; rc=$?
+if [ $rc -eq 12 ] && grep -q "^$work: passes usock's parent checks" "$work/out" \
+   && grep -q "^but $long is [0-9]* bytes, longer than sun_path allows" "$work/out" \
+   && grep -q "usock dir, path and run do not make them (usock connect connects to them)" "$work/out"; then
+  ok usock_check_of_a_socket_path_too_long_is_12_and_says_who_reaches_it
+else fail usock_check_of_a_socket_path_too_long_is_12_and_says_who_reaches_it "rc=$rc $(cat "$work/out")"; fi
 
 # 14. An unusable $XDG_RUNTIME_DIR: dir, path and run (without --parent) say on stderr, in one
 #     line, why they fell back; usock check without a path explains each candidate in turn.
