@@ -306,7 +306,8 @@ impl Fleet {
         loop {
             self.reap(waited);
             if self.live.is_empty() {
-                if self.failures.hidden > 0 {
+                // The total at exit, as for refusals, however few failed.
+                if self.failures.shown > 0 {
                     eprintln!(
                         "usock: {} command(s) ended with a failure status",
                         u64::from(self.failures.shown) + self.failures.hidden

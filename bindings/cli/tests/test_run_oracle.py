@@ -595,6 +595,22 @@ def test_a_flood_of_failing_commands_does_not_fill_standard_error(tmp):
     assert lines[-1] == "usock: 40 command(s) ended with a failure status", lines
 
 
+def test_a_single_failing_command_is_also_totalled_at_exit(tmp):
+    """The total comes at exit whatever the number, as for refusals (it came only after more
+    than ten, while the documentation promises it)."""
+    os.chmod(tmp, 0o700)
+    r = subprocess.Popen([USOCK, "run", "-a", "--inetd", "-l", f"{tmp}/f.sock", "false"],
+                         stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: os.path.exists(f"{tmp}/f.sock"), "f.sock")
+    assert talk(f"{tmp}/f.sock", b"") == b""
+    time.sleep(0.5)  # the command ends and is reaped
+    r.send_signal(signal.SIGTERM)
+    assert r.wait(timeout=10) == 128 + signal.SIGTERM
+    lines = r.stderr.read().splitlines()
+    assert sum("ended with status 1" in line for line in lines) == 1, lines
+    assert lines[-1] == "usock: 1 command(s) ended with a failure status", lines
+
+
 @needs_root
 def test_group_by_name_shares_the_directory(tmp):
     """--group takes a group name (looked up) as well as a gid: directory 0710 and socket 0660,
