@@ -262,6 +262,27 @@ def test_accept_one_instance_per_connection(tmp):
 
 
 @needs_ssa
+def test_accept_on_two_listeners_passes_every_fdname_as_systemd_does(tmp):
+    """With --accept, each instance has one descriptor; --fdname's names all go to each, as
+    systemd-socket-activate passes them (the man page says so)."""
+    def scenario(r):
+        r.start(["-a", "-l", "D/one.sock", "-l", "D/two.sock", "--fdname", "x:y"])
+        replies = [talk(r.d / f"{n}.sock", n.encode()) for n in ("one", "two")]
+        recs = sorted(r.records(2), key=lambda rec: rec["served"]["data"])
+        r.stop()
+        return recs, replies
+
+    res = both(tmp, scenario)
+    assert res["usock"] == res["systemd"]
+    recs, replies = res["usock"]
+    assert replies == [b"probe:one", b"probe:two"]
+    for rec in recs:
+        assert rec["env"]["LISTEN_FDS"] == "1" and rec["env"]["LISTEN_FDNAMES"] == "x:y"
+    # The connection came through the listener it was made to.
+    assert [rec["fds"]["3"]["name"] for rec in recs] == ["D/one.sock", "D/two.sock"]
+
+
+@needs_ssa
 def test_inetd_with_cat(tmp):
     def scenario(r):
         r.start(["--inetd", "-a", "-l", "D/cat.sock"], command=["cat"])
