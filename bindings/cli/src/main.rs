@@ -37,7 +37,8 @@ enum Command {
     /// hours from now), whatever its grace period. Remove it with `usock clean`.
     #[command(after_help = EXIT_CODES.as_str())]
     Dir {
-        /// The parent to make it in (default: $XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp).
+        /// The parent to make it in (default: $XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp; on
+        /// macOS the per-user temporary directory first).
         #[arg(long)]
         parent: Option<PathBuf>,
     },
@@ -81,7 +82,8 @@ enum Command {
     },
     /// Explain, directory by directory from /, whether a parent (or a socket path's parent)
     /// passes usock's checks, and why not. Without PATH: explain the automatic choice, each
-    /// candidate in turn ($XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp), which one is taken and
+    /// candidate in turn ($XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp; on macOS the per-user
+    /// temporary directory first), which one is taken and
     /// why each earlier one is skipped.
     #[command(after_help = EXIT_CODES.as_str())]
     Check {

@@ -92,7 +92,7 @@ Formal is:
 As in library(socket), Message in socket_error/2 is the system's text for the error
 ('Connection refused'); usock's own message, naming the path, is in the context.
 
-The toplevel prints them as "usock: Message". Bad arguments raise type_error or domain_error
+The toplevel prints them as "usock: Message (Code)". Bad arguments raise type_error or domain_error
 before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHANGELOG.md.)
 */
 
@@ -121,7 +121,8 @@ before the library is called. (0.1 raised `usock_error(Code, Message)`: see CHAN
 %       Create the directory in Path, which must be safe (it and every ancestor owned by root
 %       or the effective user; any writable by group or others has the sticky bit) and short
 %       enough for a socket path. Without it, the first usable of `$XDG_RUNTIME_DIR`,
-%       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen.
+%       `$TMPDIR`, `/tmp` and `/var/tmp` is chosen (on macOS, the per-user temporary
+%       directory first).
 %     - long_paths(+Boolean)
 %       Allow socket paths longer than `sun_path` under a deep parent (Linux and FreeBSD):
 %       usock_bind/3 binds them through `/proc/thread-self/fd` (FreeBSD: with `bindat`),

@@ -23,8 +23,8 @@ class PrivateDir(_SoleOwner):
     """A private directory for Unix domain sockets, made when the object is created.
 
     ``parent`` is the directory to create it in, or ``None`` for the automatic location
-    (``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp``: the first that is safe and
-    leaves room for a socket path). The directory has an unpredictable name and mode 0700.
+    (``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp``, on macOS the per-user temporary
+    directory first: the first that is safe and leaves room for a socket path). The directory has an unpredictable name and mode 0700.
     ``long_paths=True`` (Linux and FreeBSD) allows socket paths longer than ``sun_path`` under a deep
     parent: :meth:`bind` binds them through ``/proc/thread-self/fd``, :func:`connect` reaches them,
     and :meth:`socket_address` gives the address other code in this process can bind to.

@@ -95,7 +95,8 @@ class PrologMQI(swiplserver.PrologMQI):
 
     The arguments are swiplserver's; ``parent`` (keyword only) is the directory to make the
     private directory in (``None``: usock's automatic location, the first safe one of
-    ``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp`` with room for the socket path).
+    ``$XDG_RUNTIME_DIR``, ``$TMPDIR``, ``/tmp``, ``/var/tmp`` with room for the socket path; on
+    macOS the per-user temporary directory first).
     With ``port``, a non-empty ``unix_domain_socket`` or ``launch_mqi=False`` it is
     ``swiplserver.PrologMQI`` unchanged.
 
