@@ -6,11 +6,12 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The one table of status kinds: for each, its doc, variant, C status code, C name, the
-/// fixed description `usock_strerror` returns, and the closest `io::ErrorKind`. [`ErrorKind`], its [`code`](ErrorKind::code),
-/// [`from_code`](ErrorKind::from_code), [`describe`](ErrorKind::describe) and the C names are
-/// generated from it. (The header's `USOCK_ERR_*` constants are written out in `ffi/mod.rs`,
-/// where cbindgen reads them; a test holds them to this table.)
+/// The one table of status kinds: for each, its doc, variant, C status code, C name, the fixed
+/// description `usock_strerror` returns, and the closest `io::ErrorKind`. [`ErrorKind`], its
+/// [`code`](ErrorKind::code), [`from_code`](ErrorKind::from_code),
+/// [`describe`](ErrorKind::describe) and the C names are generated from it. (The header's
+/// `USOCK_ERR_*` constants are written out in `ffi/mod.rs`, where cbindgen reads them; a test holds
+/// them to this table.)
 macro_rules! status_kinds {
     ($($(#[doc = $doc:literal])* $kind:ident = $code:literal, $name:literal, $describe:literal, $io:ident;)*) => {
         /// What went wrong, in the categories a caller handles differently.
@@ -146,7 +147,8 @@ impl Error {
         }
     }
 
-    /// A failed system call: `what` says what was being done, e.g. "cannot create directory /tmp/x".
+    /// A failed system call: `what` says what was being done, e.g. "cannot create directory
+    /// /tmp/x".
     pub(crate) fn system(what: impl fmt::Display, err: &io::Error) -> Error {
         Error::system_errno(
             format!("{what}: {}", strip_os_error_suffix(err)),

@@ -209,8 +209,9 @@ impl PrivateDir {
     }
 
     /// Makes a private directory at the automatic location: the first of `$XDG_RUNTIME_DIR`,
-    /// `$TMPDIR`, `/tmp` and `/var/tmp` that exists, passes the safety checks, leaves room for a
-    /// socket path, and accepts a new directory. In a program running setuid or setgid
+    /// `$TMPDIR`, `/tmp` and `/var/tmp` (on macOS, the per-user temporary directory first) that
+    /// exists, passes the safety checks, leaves room for a socket path, and accepts a new
+    /// directory. In a program running setuid or setgid
     /// (`AT_SECURE`), the two environment variables are ignored: the invoker sets them.
     ///
     /// Fails with [`ErrorKind::NoDir`] naming every candidate and why it was skipped.

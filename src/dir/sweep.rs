@@ -1,15 +1,15 @@
 //! The crash sweep: removing private directories whose processes died without cleaning up.
 //!
-//! A directory is removed only when every one of these holds: it looks like a usock directory
-//! of the user (a usock name, owner, mode 0700); it has not changed for the grace period
-//! (checked before it is locked, so that a sweep never locks a directory the grace period
-//! protects, and again under the lock); its exclusive lock can be taken (every live handle
-//! holds a shared one, so no live process, forked child or `exec`ed successor that was handed
-//! it has it); and each entry in it is a socket of the user that refuses a connection of its
-//! own type. A directory marked by [`PrivateDir::keep`](crate::PrivateDir::keep) (`usock dir`,
-//! `usock path`) is kept for [`KEEP_FOR`](crate::KEEP_FOR) after the mark was made, whatever
-//! the grace period; after that the mark is removed with the directory. Its sockets and then the directory are
-//! removed under that lock, each checked by device and inode, nothing followed.
+//! A directory is removed only when every one of these holds: it looks like a usock directory of
+//! the user (a usock name, owner, mode 0700); it has not changed for the grace period (checked
+//! before it is locked, so that a sweep never locks a directory the grace period protects, and
+//! again under the lock); its exclusive lock can be taken (every live handle holds a shared one, so
+//! no live process, forked child or `exec`ed successor that was handed it has it); and each entry
+//! in it is a socket of the user that refuses a connection of its own type. A directory marked by
+//! [`PrivateDir::keep`](crate::PrivateDir::keep) (`usock dir`, `usock path`) is kept for
+//! [`KEEP_FOR`](crate::KEEP_FOR) after the mark was made, whatever the grace period; after that the
+//! mark is removed with the directory. Its sockets and then the directory are removed under that
+//! lock, each checked by device and inode, nothing followed.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::AsFd;
@@ -38,11 +38,11 @@ pub struct SweepReport {
     pub kept: Vec<(PathBuf, String)>,
 }
 
-/// Removes the private directories left by processes that died (see the module documentation)
-/// in `parent`, or, for `None`, in each automatic candidate (`$XDG_RUNTIME_DIR`, `$TMPDIR`,
-/// `/tmp`, `/var/tmp`) that passes the checks. Directories that changed less than `grace` ago
-/// are kept; [`DEFAULT_GRACE`] is a sensible value. Entries without a usock name are not looked
-/// at, and are not in the report.
+/// Removes the private directories left by processes that died (see the module documentation) in
+/// `parent`, or, for `None`, in each automatic candidate (`$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`,
+/// `/var/tmp`; on macOS the per-user temporary directory first) that passes the checks. Directories
+/// that changed less than `grace` ago are kept; [`DEFAULT_GRACE`] is a sensible value. Entries
+/// without a usock name are not looked at, and are not in the report.
 ///
 /// A server that is alive sees a connection that closes at once for each of its sockets.
 /// Fails only for a `parent` that cannot be used or listed; what happens to each directory is

@@ -16,29 +16,31 @@ use crate::{DirOptions, PrivateDir, SocketType};
 /// characters), mode 0700 whatever the umask, and is owned by the effective user. The socket
 /// path `<dir>/sock` is guaranteed to fit in `sun_path`.
 ///
-/// `parent`: the directory to create it in, or NULL to choose automatically, in order:
+/// `parent`: the directory to create it in, or NULL to choose automatically, in order (on
+/// macOS, first the per-user temporary directory, `confstr(_CS_DARWIN_USER_TEMP_DIR)`):
 /// `$XDG_RUNTIME_DIR`, `$TMPDIR`, `/tmp`, `/var/tmp`, skipping each that is unset, missing,
 /// unsafe, too long or not writable. A program running setuid or setgid (`AT_SECURE`) ignores
-/// both environment variables, which its invoker controls. A parent is safe when it and every ancestor is owned by
-/// root or the effective user and, if writable by group or others, has the sticky bit; symbolic
-/// links on the way must be owned by root or the effective user too, and are never followed
-/// from a directory that group or others can write to. The path usock returns
-/// has no symbolic links in it.
+/// both environment variables, which its invoker controls. A parent is safe when it and every
+/// ancestor is owned by root or the effective user and, if writable by group or others, has the
+/// sticky bit; symbolic links on the way must be owned by root or the effective user too, and
+/// are never followed from a directory that group or others can write to. The path usock
+/// returns has no symbolic links in it.
 ///
 /// `flags`: 0, or `USOCK_LONG_PATHS` to allow socket paths longer than `sun_path` (a deep
 /// parent): on Linux they are bound through `/proc/thread-self/fd/<dir>/<name>`, the calling
 /// thread's descriptor table (`/proc/self/task/<tid>/fd` before Linux 3.17), so the name must
 /// fit in `sun_path` after that prefix (on FreeBSD they are bound with `bindat`), and
-/// `usock_connect` reaches them through a descriptor of their directory;
-/// elsewhere the flag changes nothing and such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the real path (which may
-/// need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the one to bind to in
-/// this process.
+/// `usock_connect` reaches them through a descriptor of their directory; elsewhere the flag
+/// changes nothing and such paths are `USOCK_ERR_TOO_LONG`. `usock_socket_path` still gives the
+/// real path (which may need a buffer larger than `USOCK_PATH_MAX`), `usock_socket_address` the
+/// one to bind to in this process.
 ///
 /// On success `*out_dir` holds a handle, which the caller owns and must pass to
 /// `usock_cleanup` exactly once. On failure `*out_dir` is not written and nothing is left on
 /// disk.
 ///
-/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out_dir` NULL, `parent` empty, a flag set);
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`out_dir` NULL, `parent` empty, a flag other than
+/// `USOCK_LONG_PATHS`);
 /// `USOCK_ERR_UNSAFE` or `USOCK_ERR_TOO_LONG` for an explicit parent that fails the checks
 /// (nothing is created); `USOCK_ERR_NO_DIR` when no automatic candidate fits (the message lists
 /// each one and why); `USOCK_ERR_EXHAUSTED`; `USOCK_ERR_SYSTEM`. Thread-safe.
@@ -244,9 +246,9 @@ pub unsafe extern "C" fn usock_bind(
 /// `usock_cleanup`. On failure nothing is left at the name; a socket that was bound before a
 /// later step failed stays bound to the removed path, so close it.
 ///
-/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` NULL, a bad name, `fd` not an unbound Unix
-/// domain socket of those types, or a connected one that cannot listen); `USOCK_ERR_TOO_LONG`; `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`.
-/// Thread-safe.
+/// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` NULL, a bad name, `fd` not an unbound Unix domain
+/// socket of those types, or a connected one that cannot listen); `USOCK_ERR_TOO_LONG`;
+/// `USOCK_ERR_IN_USE`; `USOCK_ERR_SYSTEM`. Thread-safe.
 ///
 /// # Safety
 /// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `fd` stays open

@@ -8,7 +8,8 @@ use super::{Parent, Walk, check_well_known_dir};
 use crate::error::{Error, Result};
 use crate::sys;
 
-/// One step of [`explain_parent`](crate::explain_parent): a directory or symbolic link the walk looked at, and what it found.
+/// One step of [`explain_parent`](crate::explain_parent): a directory or symbolic link the walk
+/// looked at, and what it found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckStep {
     pub path: PathBuf,
@@ -16,8 +17,8 @@ pub struct CheckStep {
     pub found: String,
 }
 
-/// What [`explain_parent`](crate::explain_parent) found: each directory and link from `/` down, and the outcome (the resolved
-/// path, or the error `usock_create_dir` would give).
+/// What [`explain_parent`](crate::explain_parent) found: each directory and link from `/` down, and
+/// the outcome (the resolved path, or the error `usock_create_dir` would give).
 #[derive(Debug)]
 pub struct ParentCheck {
     pub steps: Vec<CheckStep>,

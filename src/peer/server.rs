@@ -7,9 +7,10 @@ use super::{overflow_uid, peer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
-/// Which server a client accepts (the connect option of [`ConnectOptions::server`](crate::ConnectOptions::server)).
-/// A check never accepts a server whose uid is the overflow uid ([`overflow_uid`]), even when
-/// it is this process's own or the one named: it stands for anyone the kernel could not map.
+/// Which server a client accepts (the connect option of
+/// [`ConnectOptions::server`](crate::ConnectOptions::server)). A check never accepts a server whose
+/// uid is the overflow uid ([`overflow_uid`]), even when it is this process's own or the one named:
+/// it stands for anyone the kernel could not map.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Server {

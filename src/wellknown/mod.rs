@@ -1,11 +1,11 @@
 //! Well-known paths: a server listening at a path the caller chose (`/run/user/1000/app.sock`),
 //! started, restarted, replaced and stopped without ever deleting another server's socket.
 //!
-//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`lock`]):
-//! examining what is at `P`, binding, renaming a new socket over a stale one or a replaced
-//! server, removing it at the end. A socket at `P` is only ever replaced by a `rename()` of a
-//! socket that already listens, so a bind or listen that fails leaves `P` as it was. The directory of `P` must be one that nobody but the user (and root)
-//! can write to, or another user could take the name first.
+//! Every change at a path `P` happens under an exclusive lock on `P.lock` (see [`lock`]): examining
+//! what is at `P`, binding, renaming a new socket over a stale one or a replaced server, removing
+//! it at the end. A socket at `P` is only ever replaced by a `rename()` of a socket that already
+//! listens, so a bind or listen that fails leaves `P` as it was. The directory of `P` must be one
+//! that nobody but the user (and root) can write to, or another user could take the name first.
 
 mod lock;
 
@@ -212,14 +212,14 @@ impl Target {
         }
     }
 
-    /// Removes temporary sockets that binds at paths in this directory left when they died
-    /// between their bind and their rename (a crash, `SIGKILL`): names of a dot and 13
-    /// characters of usock's alphabet, sockets of the user, unchanged for a minute
-    /// ([`hooks::leftover_age`]), that refuse connections. A younger one may be another path's bind in progress
-    /// (each path has its own lock), bound and not yet listening. A well-known path's own
-    /// socket is never one: not this path's, nor one with a lock file beside it (a name of that
-    /// pattern given as a path). Called under the lock before a temporary name is used; best
-    /// effort: what cannot be examined stays.
+    /// Removes temporary sockets that binds at paths in this directory left when they died between
+    /// their bind and their rename (a crash, `SIGKILL`): names of a dot and 13 characters of
+    /// usock's alphabet, sockets of the user, unchanged for a minute ([`hooks::leftover_age`]),
+    /// that refuse connections. A younger one may be another path's bind in progress (each path has
+    /// its own lock), bound and not yet listening. A well-known path's own socket is never one: not
+    /// this path's, nor one with a lock file beside it (a name of that pattern given as a path).
+    /// Called under the lock before a temporary name is used; best effort: what cannot be examined
+    /// stays.
     fn remove_leftovers(&self) {
         let names = sys::open_dir_read(self.at(), c".")
             .and_then(sys::DirHandle::new)
@@ -430,16 +430,17 @@ impl BoundPath {
     /// 0600 and listens with `backlog` (`None` or 0: `SOMAXCONN`; datagram sockets do not
     /// listen). Returns the handle that removes the path again, and the socket.
     ///
-    /// The path's directory must pass the checks of [`PrivateDir::in_parent`](crate::PrivateDir::in_parent)
-    /// and be writable by nobody but its owner ([`ErrorKind::Unsafe`] otherwise). The resolved
-    /// path must fit in `sun_path` ([`ErrorKind::TooLong`]). Under the lock `<path>.lock`: a
-    /// stale socket of the user (one that refuses connections) is replaced, by a rename of the
-    /// new socket once it listens beside it; a live server is [`ErrorKind::InUse`] unless
-    /// `mode` is [`BindMode::Replace`]; anything else at the path (a file, another user's
-    /// socket) is [`ErrorKind::InUse`] and left alone. A bind that died between its bind and
-    /// its rename leaves its socket at a temporary name (a dot and 13 random characters) beside
-    /// the path; a later bind in the directory that uses a temporary name removes it once it is
-    /// a minute old and refuses connections (a name shortened to fit `sun_path` stays).
+    /// The path's directory must pass the checks of
+    /// [`PrivateDir::in_parent`](crate::PrivateDir::in_parent) and be writable by nobody but its
+    /// owner ([`ErrorKind::Unsafe`] otherwise). The resolved path must fit in `sun_path`
+    /// ([`ErrorKind::TooLong`]). Under the lock `<path>.lock`: a stale socket of the user (one that
+    /// refuses connections) is replaced, by a rename of the new socket once it listens beside it; a
+    /// live server is [`ErrorKind::InUse`] unless `mode` is [`BindMode::Replace`]; anything else at
+    /// the path (a file, another user's socket) is [`ErrorKind::InUse`] and left alone. A bind that
+    /// died between its bind and its rename leaves its socket at a temporary name (a dot and 13
+    /// random characters) beside the path; a later bind in the directory that uses a temporary name
+    /// removes it once it is a minute old and refuses connections (a name shortened to fit
+    /// `sun_path` stays).
     ///
     /// To tell a live server from a stale socket, usock connects to it: a live server at the
     /// path sees one connection that closes at once, without a byte (the probe). A server must
