@@ -541,8 +541,8 @@ int usock_unbind_path(usock_bound_path *bound);
 /**
  * Removes the private directories that processes which died left behind, in `parent` (NULL:
  * each automatic candidate, as `usock_create_dir` chooses them). A directory is removed only
- * when it looks like a usock directory of the effective user (name, owner, mode 0700), no
- * process holds it (every live handle, forked children that kept its descriptor, and a
+ * when it looks like a usock directory of the effective user (name, owner, mode 0700, or 0710
+ * when shared with a group), no process holds it (every live handle, forked children that kept its descriptor, and a
  * successor holding the descriptor of `usock_hand_off` lock it), it has not changed for
  * `grace_seconds` (negative: the default, 60), and none of its sockets answers a connection of
  * its own type; its sockets and then the directory are removed, each checked by device and
@@ -585,9 +585,10 @@ int usock_hand_off(usock_dir *dir, int *out_fd);
  * `*out_dir` that `usock_cleanup` frees (removing the directory as for one it made).
  *
  * Checked as at creation: a name usock makes, a directory owned by the effective user with
- * mode 0700, in a parent that passes the checks. `lock_fd`: the descriptor from
- * `usock_hand_off` when one was inherited (it must be that directory; the handle keeps it and
- * makes it close-on-exec again), or -1. `flags`: reserved, pass 0.
+ * mode 0700 (0710 when shared with a group), in a parent that passes the checks. `lock_fd`:
+ * the descriptor from `usock_hand_off` when one was inherited (it must be that directory; on
+ * success the handle keeps a close-on-exec duplicate of it, holding the same lock, and
+ * `lock_fd` itself is closed), or -1. `flags`: reserved, pass 0.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (NULL arguments, a relative path, a flag, a
  * `lock_fd` of something else); `USOCK_ERR_UNSAFE` (a check failed); `USOCK_ERR_IN_USE` (a

@@ -42,10 +42,10 @@ impl PrivateDir {
 
     /// Takes an existing usock directory at `path` under management again, for a program
     /// that was handed it: checked as at creation (a name usock makes, a directory owned by the
-    /// effective user with mode 0700, in a parent that passes the safety checks). `lock`: the
-    /// descriptor from [`hand_off`](PrivateDir::hand_off), if the caller inherited one; it must
-    /// refer to that very directory, and the handle keeps it (close-on-exec again). Without
-    /// one, the directory is opened and locked anew.
+    /// effective user with mode 0700, or 0710 when shared with a group, in a parent that passes
+    /// the safety checks). `lock`: the descriptor from [`hand_off`](PrivateDir::hand_off), if
+    /// the caller inherited one; it must refer to that very directory, and the handle keeps it
+    /// (close-on-exec again). Without one, the directory is opened and locked anew.
     ///
     /// The handle cleans up as one made by [`new`](PrivateDir::new) does; sockets of the user
     /// already in the directory are removed by listing it. Fails with [`ErrorKind::Unsafe`] when

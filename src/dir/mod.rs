@@ -610,7 +610,8 @@ fn secure_new_dir(
 }
 
 /// Does the entry `name` (with `lstat` result `st`) look like a directory usock made for the
-/// user `euid`: a usock name, a directory, owned by `euid`, mode 0700? `Err` says why not.
+/// user `euid`: a usock name, a directory, owned by `euid`, mode 0700 (0710 when shared with a
+/// group)? `Err` says why not.
 pub(crate) fn looks_made_by_usock(
     name: &[u8],
     st: &Stat,

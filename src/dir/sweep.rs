@@ -1,11 +1,12 @@
 //! The crash sweep: removing private directories whose processes died without cleaning up.
 //!
 //! A directory is removed only when every one of these holds: it looks like a usock directory of
-//! the user (a usock name, owner, mode 0700); it has not changed for the grace period (checked
-//! before it is locked, so that a sweep never locks a directory the grace period protects, and
-//! again under the lock); its exclusive lock can be taken (every live handle holds a shared one, so
-//! no live process, forked child or `exec`ed successor that was handed it has it); and each entry
-//! in it is a socket of the user that refuses a connection of its own type. A directory marked by
+//! the user (a usock name, owner, mode 0700, or 0710 when shared with a group); it has not changed
+//! for the grace period (checked before it is locked, so that a sweep never locks a directory the
+//! grace period protects, and again under the lock); its exclusive lock can be taken (every live
+//! handle holds a shared one, so no live process, forked child or `exec`ed successor that was
+//! handed it has it); and each entry in it is a socket of the user that refuses a connection of
+//! its own type. A directory marked by
 //! [`PrivateDir::keep`](crate::PrivateDir::keep) (`usock dir`, `usock path`) is kept for
 //! [`KEEP_FOR`](crate::KEEP_FOR) after the mark was made, whatever the grace period; after that the
 //! mark is removed with the directory. Its sockets and then the directory are removed under that

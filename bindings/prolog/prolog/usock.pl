@@ -374,9 +374,10 @@ usock_hand_off(Dir, Fd) :-
 %!  usock_take_over(+Path, -Dir, +Options) is det.
 %
 %   Take the usock directory at Path, handed over by another process, under management again:
-%   checked as at creation (a usock name, yours, mode 0700, in a safe parent), cleaned up as one
-%   made here. Options: lock_fd(+Fd), the descriptor usock_hand_off/2 gave, when this process
-%   inherited it.
+%   checked as at creation (a usock name, yours, mode 0700, or 0710 when shared with a group, in
+%   a safe parent), cleaned up as one made here. Options: lock_fd(+Fd), the descriptor
+%   usock_hand_off/2 gave, when this process inherited it (on success Dir keeps a close-on-exec
+%   duplicate of it and Fd itself is closed).
 %
 %   @error permission_error(use, directory, Path) when a check fails.
 

@@ -67,9 +67,10 @@ class PrivateDir(_SoleOwner):
     def take_over(cls, path: StrPath, lock_fd: Optional[int] = None) -> "PrivateDir":
         """A :class:`PrivateDir` for an existing usock directory at ``path``, handed over by
         another process (see :meth:`hand_off`): checked as at creation (a usock name, owned by
-        you, mode 0700, in a safe parent), and cleaned up like one made here. ``lock_fd``: the
-        descriptor :meth:`hand_off` gave, when this process inherited it; the object takes it
-        over (it becomes close-on-exec) and closes it at cleanup.
+        you, mode 0700, or 0710 when shared with a group, in a safe parent), and cleaned up like
+        one made here. ``lock_fd``: the descriptor :meth:`hand_off` gave, when this process
+        inherited it; on success the object keeps a close-on-exec duplicate of it (holding the
+        same lock) and ``lock_fd`` itself is closed; on failure it stays open and yours.
 
         Raises :class:`UnsafeDirectoryError` when a check fails."""
         raw = _parent_arg(path)
