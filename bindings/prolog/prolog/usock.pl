@@ -76,7 +76,7 @@ Formal is:
 
   | usock's code                          | Formal                                        |
   |---------------------------------------|-----------------------------------------------|
-  | `in_use` (usock_bind/3, usock_bind_path/4) | socket_error(eaddrinuse, Message)        |
+  | `in_use` (any predicate: a taken name in usock_bind/3 and usock_bind_path/4, a directory a sweep or another process holds elsewhere) | socket_error(eaddrinuse, Message) |
   | `system`, ECONNREFUSED (usock_connect/3)   | socket_error(econnrefused, Message)      |
   | `system`, ENOENT (usock_connect/3)         | existence_error(file, Path)              |
   | `system`, EACCES or EPERM (usock_connect/3) | permission_error(read, file, Path)      |

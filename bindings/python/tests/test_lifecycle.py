@@ -255,6 +255,21 @@ def test_sweep_removes_what_a_killed_process_left_and_keeps_live_ones(home):
         usock.sweep(home, grace=-1)
 
 
+def test_a_fractional_grace_is_rounded_up_not_down(home):
+    d = usock.private_dir(home)
+    path = d.path
+    os.close(d.hand_off())  # nothing holds it now: only the grace period keeps it
+    report = usock.sweep(home, grace=0.9)
+    assert report.removed == [], "a grace of 0.9 s became 0 and removed a directory made just now"
+    assert "grace period" in dict(report.kept)[path]
+    assert usock.sweep(home, grace=float("inf")).removed == []
+    for bad in (float("nan"), -0.5):
+        with pytest.raises(ValueError):
+            usock.sweep(home, grace=bad)
+    assert usock.sweep(home, grace=0).removed == [path]
+    assert os.listdir(home) == []
+
+
 def test_hand_off_to_an_exec_successor_that_takes_over(home):
     d = usock.private_dir(home)
     sock = d.bind()
