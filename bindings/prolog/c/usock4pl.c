@@ -52,7 +52,7 @@ typedef struct pl_usock {
     dir_stamp idle_stamp;       /*   the directory being then as stamped here */
     pthread_mutex_t lock;
     struct pl_usock *prev, *next; /* live handles, for usock_cleanup_all at halt */
-    char path[USOCK_PATH_MAX];
+    char *path; /* the directory's whole path (long_paths(true) allows more than sun_path) */
 } pl_usock;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -172,6 +172,7 @@ static look_result look_at(pl_usock *u) {
 
 static void free_usock(pl_usock *u) {
     pthread_mutex_destroy(&u->lock);
+    free(u->path);
     free(u);
 }
 
@@ -412,17 +413,19 @@ static foreign_t pl_create_dir(term_t parent, term_t flags_t, term_t dir) {
 /* A blob for the new handle d, registered for halt, unified with dir. */
 static int unify_new_dir(usock_dir *d, term_t dir, term_t culprit) {
     pl_usock *u = calloc(1, sizeof *u);
-    if (!u) {
+    char *path = strdup(usock_dir_path(d));
+    if (!u || !path) {
+        free(u);
+        free(path);
         usock_cleanup(d);
         return PL_resource_error("memory");
     }
     u->dir = d;
+    u->path = path;
     pthread_mutex_init(&u->lock, NULL);
-    strncpy(u->path, usock_dir_path(d), sizeof u->path - 1);
     if (!registry_add(u)) { /* halt's cleanup already ran: nothing may be left behind */
         usock_cleanup(d);
-        pthread_mutex_destroy(&u->lock);
-        free(u);
+        free_usock(u);
         return PL_permission_error("create", "usock_dir", culprit);
     }
     return PL_unify_blob(dir, u, sizeof *u, &usock_blob);

@@ -1223,8 +1223,12 @@ test(long_paths) :-
     catch(usock_create_dir(_, [parent(Deep)]), E, true),
     assertion(E = error(representation_error(unix_socket_path_length), _)),
     usock_create_dir(Dir, [parent(Deep), long_paths(true)]),
+    usock_dir_path(Dir, DirPath),             % whole, not cut at sun_path's size
+    assertion(exists_directory(DirPath)),
+    format(atom(Shown), "~w", [Dir]), assertion(sub_atom(Shown, _, _, _, DirPath)),
     usock_bind(Dir, L, [path(Path)]),
     atom_length(Path, Len), assertion(Len > 108),
+    assertion(atom_concat(DirPath, '/sock', Path)),
     thread_create(serve_one(L, "long: "), Server, []),
     usock_connect(Path, S, []),
     format(S, "hi~n", []), flush_output(S),
