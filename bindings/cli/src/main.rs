@@ -121,7 +121,8 @@ enum Command {
         /// addresses are refused (status 2).
         #[arg(short = 'l', long, value_name = "PATH")]
         listen: Vec<std::ffi::OsString>,
-        /// Listen at this well-known path, as -l (may be repeated), but start CMD at once.
+        /// Listen at this well-known path, as -l (may be repeated), but without -l CMD starts at
+        /// once (with -l it waits for the first connection, as -l does).
         #[arg(long)]
         path: Vec<PathBuf>,
         /// A socket of this name in the private directory (may be repeated), also its name in
@@ -585,15 +586,8 @@ fn check(path: &std::path::Path) -> ExitCode {
                 Some(Err(e)) => println!("not for a well-known socket path: {}", e.message()),
                 None => {}
             }
-            if !as_parent && path.as_os_str().len() > usock::MAX_SOCKET_PATH {
-                println!(
-                    "but {} is {} bytes, longer than sun_path allows ({})",
-                    path.display(),
-                    path.as_os_str().len(),
-                    usock::MAX_SOCKET_PATH
-                );
-                long_paths_hint();
-                return exit::code(usock::ErrorKind::TooLong);
+            if let Some(status) = socket_path_too_long(path, as_parent, "but") {
+                return status;
             }
             match &report.room {
                 Some(Err(e)) => exit::code(e.kind()),
@@ -602,7 +596,24 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             println!("refused: {}", e.message());
-            exit::code(e.kind())
+            // A socket path that cannot fit is 12 whatever its parent (as the docs say).
+            socket_path_too_long(path, as_parent, "and").unwrap_or_else(|| exit::code(e.kind()))
         }
     }
+}
+
+/// `usock check PATH` for a socket path (not a directory) longer than `sun_path` allows: says
+/// so (after `word`, "but" or "and") and gives status 12; `None` for any other path.
+fn socket_path_too_long(path: &std::path::Path, as_parent: bool, word: &str) -> Option<ExitCode> {
+    let len = path.as_os_str().len();
+    if as_parent || len <= usock::MAX_SOCKET_PATH {
+        return None;
+    }
+    println!(
+        "{word} {} is {len} bytes, longer than sun_path allows ({})",
+        path.display(),
+        usock::MAX_SOCKET_PATH
+    );
+    long_paths_hint();
+    Some(exit::code(usock::ErrorKind::TooLong))
 }

@@ -384,6 +384,15 @@ if [ $rc -eq 12 ] && grep -q "^$work: passes usock's parent checks" "$work/out" 
    && grep -q "usock dir, path and run do not make them (usock connect connects to them)" "$work/out"; then
   ok usock_check_of_a_socket_path_too_long_is_12_and_says_who_reaches_it
 else fail usock_check_of_a_socket_path_too_long_is_12_and_says_who_reaches_it "rc=$rc $(cat "$work/out")"; fi
+# ... and 12 in a parent that is refused too (it was the parent's status, 13): a path that cannot
+# fit is refused whatever its parent, as the man page and SECURITY.md say.
+mkdir -m 777 "$work/open12"
+long=$work/open12/$(printf 'x%.0s' $(seq 110)).sock
+"$USOCK" check "$long" >"$work/out"; rc=$?
+if [ $rc -eq 12 ] && grep -q "^refused: " "$work/out" \
+   && grep -q "^and $long is [0-9]* bytes, longer than sun_path allows" "$work/out"; then
+  ok usock_check_of_a_socket_path_too_long_in_a_refused_parent_is_12
+else fail usock_check_of_a_socket_path_too_long_in_a_refused_parent_is_12 "rc=$rc $(cat "$work/out")"; fi
 
 # 14. An unusable $XDG_RUNTIME_DIR: dir, path and run (without --parent) say on stderr, in one
 #     line, why they fell back; usock check without a path explains each candidate in turn.
