@@ -252,11 +252,14 @@ const char *usock_dir_path(const usock_dir *dir);
  * `buf`, for callers that bind with their own socket library. `name` NULL means the default
  * name, `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
  *
- * A buffer of `USOCK_PATH_MAX` bytes is always large enough. On failure `buf` is not written.
+ * A buffer of `USOCK_PATH_MAX` bytes is large enough for a directory made without
+ * `USOCK_LONG_PATHS`; with it the path can be longer (use `PATH_MAX`: `USOCK_ERR_BUFFER`'s
+ * message says how many bytes it needs). On failure `buf` is not written.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` or `buf` NULL, a bad name);
- * `USOCK_ERR_TOO_LONG` (the path would not fit in `sun_path`); `USOCK_ERR_BUFFER` (`buf_len`
- * is smaller than the path and its NUL). Thread-safe.
+ * `USOCK_ERR_TOO_LONG` (the path would not fit in `sun_path`, in a directory made without
+ * `USOCK_LONG_PATHS`); `USOCK_ERR_BUFFER` (`buf_len` is smaller than the path and its NUL).
+ * Thread-safe.
  *
  * # Safety
  * `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `buf` is NULL or
@@ -438,8 +441,10 @@ const char *usock_last_error_path(void);
 /**
  * The errno of the system call behind this thread's last failure: always set after
  * `USOCK_ERR_SYSTEM`, `ENAMETOOLONG` after `USOCK_ERR_TOO_LONG`, `EADDRINUSE` after
- * `USOCK_ERR_IN_USE`, and set after other failures that a system call reported; 0 when the
- * last failure had none or there was no failure. Each thread has its own.
+ * `USOCK_ERR_IN_USE` (but `flock`'s `EWOULDBLOCK` when another process held a lock past the
+ * wait: a path's lock file, a directory a sweep examines; try again), and set after other
+ * failures that a system call reported; 0 when the last failure had none or there was no
+ * failure. Each thread has its own.
  */
 int usock_last_errno(void);
 
@@ -469,8 +474,9 @@ size_t usock_path_max(void);
  * have no peer credentials: with a check they are `USOCK_ERR_INVALID`.
  *
  * Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
- * or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);
- * `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
+ * or flag); `USOCK_ERR_TOO_LONG` (errno `ENAMETOOLONG`: a path longer than `sun_path` where
+ * the system cannot reach it through a descriptor of its directory, which Linux, with `/proc`,
+ * and FreeBSD can; or a socket name that alone does not fit); `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
  * `ECONNREFUSED` (nobody listening, or not a socket: the message says which), `EPROTOTYPE`
  * (a socket of another type), `EACCES` (permission denied), `EAGAIN` (backlog full, with
  * `USOCK_CONNECT_NONBLOCK` on Linux); `USOCK_ERR_UNSAFE` only when the server is not the one

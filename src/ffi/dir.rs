@@ -110,11 +110,14 @@ pub unsafe extern "C" fn usock_dir_path(dir: *const UsockDir) -> *const c_char {
 /// `buf`, for callers that bind with their own socket library. `name` NULL means the default
 /// name, `sock`. A name is one path component: not empty, no `/`, not `.` or `..`.
 ///
-/// A buffer of `USOCK_PATH_MAX` bytes is always large enough. On failure `buf` is not written.
+/// A buffer of `USOCK_PATH_MAX` bytes is large enough for a directory made without
+/// `USOCK_LONG_PATHS`; with it the path can be longer (use `PATH_MAX`: `USOCK_ERR_BUFFER`'s
+/// message says how many bytes it needs). On failure `buf` is not written.
 ///
 /// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`dir` or `buf` NULL, a bad name);
-/// `USOCK_ERR_TOO_LONG` (the path would not fit in `sun_path`); `USOCK_ERR_BUFFER` (`buf_len`
-/// is smaller than the path and its NUL). Thread-safe.
+/// `USOCK_ERR_TOO_LONG` (the path would not fit in `sun_path`, in a directory made without
+/// `USOCK_LONG_PATHS`); `USOCK_ERR_BUFFER` (`buf_len` is smaller than the path and its NUL).
+/// Thread-safe.
 ///
 /// # Safety
 /// `dir` is NULL or a live handle; `name` is NULL or a NUL-terminated string; `buf` is NULL or

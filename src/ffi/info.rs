@@ -71,8 +71,10 @@ pub extern "C" fn usock_last_error_path() -> *const c_char {
 
 /// The errno of the system call behind this thread's last failure: always set after
 /// `USOCK_ERR_SYSTEM`, `ENAMETOOLONG` after `USOCK_ERR_TOO_LONG`, `EADDRINUSE` after
-/// `USOCK_ERR_IN_USE`, and set after other failures that a system call reported; 0 when the
-/// last failure had none or there was no failure. Each thread has its own.
+/// `USOCK_ERR_IN_USE` (but `flock`'s `EWOULDBLOCK` when another process held a lock past the
+/// wait: a path's lock file, a directory a sweep examines; try again), and set after other
+/// failures that a system call reported; 0 when the last failure had none or there was no
+/// failure. Each thread has its own.
 #[unsafe(no_mangle)]
 pub extern "C" fn usock_last_errno() -> c_int {
     ffi_boundary! { on_panic = 0;

@@ -57,8 +57,9 @@ pub type UsockSweepFn = Option<
 /// have no peer credentials: with a check they are `USOCK_ERR_INVALID`.
 ///
 /// Returns `USOCK_OK`; `USOCK_ERR_INVALID` (`path` or `out_fd` NULL, an empty path, a bad type
-/// or flag); `USOCK_ERR_TOO_LONG` (the path does not fit in `sun_path`; errno `ENAMETOOLONG`);
-/// `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
+/// or flag); `USOCK_ERR_TOO_LONG` (errno `ENAMETOOLONG`: a path longer than `sun_path` where
+/// the system cannot reach it through a descriptor of its directory, which Linux, with `/proc`,
+/// and FreeBSD can; or a socket name that alone does not fit); `USOCK_ERR_SYSTEM` with the errno of the failed connect: `ENOENT` (nothing there),
 /// `ECONNREFUSED` (nobody listening, or not a socket: the message says which), `EPROTOTYPE`
 /// (a socket of another type), `EACCES` (permission denied), `EAGAIN` (backlog full, with
 /// `USOCK_CONNECT_NONBLOCK` on Linux); `USOCK_ERR_UNSAFE` only when the server is not the one

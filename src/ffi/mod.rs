@@ -40,7 +40,8 @@ pub const USOCK_VERSION_PATCH: c_int = 0;
 
 /// `sizeof(((struct sockaddr_un *)0)->sun_path)` on this platform, NUL included: a socket path
 /// must be at most `USOCK_PATH_MAX - 1` bytes. A buffer of this size holds any path
-/// `usock_socket_path` writes. (The header defines it with the preprocessor, for the platform
+/// `usock_socket_path` writes for a directory made without `USOCK_LONG_PATHS`, and any address
+/// `usock_socket_address` writes. (The header defines it with the preprocessor, for the platform
 /// of the program that includes it: see `cbindgen.toml`.)
 ///
 /// cbindgen:ignore

@@ -82,8 +82,9 @@ Formal is:
   | `system`, EACCES or EPERM (usock_connect/3) | permission_error(read, file, Path)      |
   | `system`, ENOENT, EACCES, EPERM (usock_bind_path/4) | socket_error(enoent, Message) ... |
   | `system`, errno ENOENT (others)       | existence_error(directory, Path) (file for a socket) |
-  | `system`, EACCES or EPERM (others)    | permission_error(Action, directory, Path)     |
-  | `unsafe`                              | permission_error(use, directory, Path)        |
+  | `system`, EACCES or EPERM (others)    | permission_error(Action, Type, Path): Type `file` for usock_bind/3, usock_adopt/2, usock_socket_path/3, usock_unbind_path/1, `socket` for usock_peer/2, usock_accept/4, else `directory` |
+  | `unsafe` (usock_connect/3)            | permission_error(connect, socket, Path)       |
+  | `unsafe` (others)                     | permission_error(use, directory, Path)        |
   | `too_long`                            | representation_error(unix_socket_path_length) |
   | `exhausted`                           | resource_error(random_directory_names)        |
   | `no_dir`                              | existence_error(directory, usock_parent)      |
@@ -271,8 +272,9 @@ usock_cleanup(Dir) :-
 %   Failures are what tcp_connect/2 raises, with the system's errno in the context: nothing
 %   there is existence_error(file, Path), nobody listening is socket_error(econnrefused,
 %   Message) (usock's message in the context says whether the file is a socket at all), no
-%   permission is permission_error(read, file, Path); a path longer than `sun_path` is
-%   representation_error(unix_socket_path_length).
+%   permission is permission_error(read, file, Path). A path longer than `sun_path` is reached
+%   through a descriptor of its directory on Linux (with /proc) and FreeBSD; elsewhere, or when
+%   the socket's name alone does not fit, it is representation_error(unix_socket_path_length).
 
 usock_connect(Path, StreamPair, Options) :-
     must_be(var, StreamPair),

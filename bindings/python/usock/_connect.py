@@ -46,7 +46,9 @@ def connect(path: StrPath, *, type: int = _socket.SOCK_STREAM,
     :class:`FileNotFoundError`, nobody listening a :class:`ConnectionRefusedError` (the message
     says when the file is not a socket), permission a :class:`PermissionError`, a full backlog
     (``nonblocking=True``, Linux) a :class:`BlockingIOError`; each is also a :class:`usock.Error`.
-    A path that does not fit ``sun_path`` is :class:`PathTooLongError`."""
+    A path longer than ``sun_path`` is reached through a descriptor of its directory on Linux
+    (with ``/proc``) and FreeBSD; elsewhere, or when the socket's name alone does not fit, it is
+    :class:`PathTooLongError`."""
     raw = _path_arg(path)
     ty = _type_arg(type)
     flags = _lib.CONNECT_NONBLOCK if nonblocking else 0

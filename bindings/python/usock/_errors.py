@@ -82,7 +82,9 @@ class NoDirectoryError(Error):
 
 class NameInUseError(Error):
     """That socket name is already taken (``USOCK_ERR_IN_USE``); ``errno`` is
-    ``EADDRINUSE``, as ``socket.bind()`` gives."""
+    ``EADDRINUSE``, as ``socket.bind()`` gives. When another process held the path's lock (or a
+    sweep the directory) past the wait, ``errno`` is ``EAGAIN`` instead, so the error is also a
+    :class:`BlockingIOError`: try again."""
 
     _default_errno = _errno.EADDRINUSE
 
